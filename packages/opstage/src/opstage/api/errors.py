@@ -1,0 +1,144 @@
+"""Domain error codes → HTTP statuses, and the contract's error envelope for every failure.
+
+The statuses are those of ``contracts/errors.json`` (a test compares them). Codes the
+contract does not list but the reference server emits (``AGENT_OFFLINE``) or that we add are
+listed below it. Framework errors (unknown route, wrong method, malformed JSON, validation)
+are rendered in the same envelope. A 5xx never carries internals: only a correlation id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from opstage.api.envelope import json_response
+from opstage.domain.errors import DomainError
+
+log = logging.getLogger("opstage.api")
+
+CONTRACT_STATUS: dict[str, int] = {
+    # generic
+    "VALIDATION_FAILED": 422, "UNAUTHORIZED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404,
+    "CONFLICT": 409, "RATE_LIMITED": 429, "INTERNAL_ERROR": 500, "SERVICE_UNAVAILABLE": 503,
+    "REQUEST_ERROR": 400, "STATIC_NOT_FOUND": 404,
+    # authentication
+    "LOGIN_FAILED": 401, "SESSION_EXPIRED": 401, "SESSION_INVALID": 401,
+    "CSRF_TOKEN_MISMATCH": 403, "CSRF_INVALID": 403,
+    # tokens
+    "REGISTRATION_TOKEN_INVALID": 401, "REGISTRATION_TOKEN_EXPIRED": 401,
+    "REGISTRATION_TOKEN_USED": 409, "REGISTRATION_TOKEN_REVOKED": 401,
+    "AGENT_TOKEN_INVALID": 401, "AGENT_TOKEN_REVOKED": 401, "AGENT_TOKEN_EXPIRED": 401,
+    "REGISTRATION_TOKEN_NOT_FOUND": 404, "REGISTRATION_TOKEN_NOT_DELETABLE": 409,
+    # agents
+    "AGENT_NOT_FOUND": 404, "AGENT_DISABLED": 403, "AGENT_REVOKED": 403, "AGENT_CODE_TAKEN": 409,
+    "AGENT_ID_MISMATCH": 403, "AGENT_NOT_AVAILABLE": 409, "AGENT_NOT_READY": 409,
+    "AGENT_HEARTBEAT_STALE": 409,
+    # capsule services
+    "CAPSULE_SERVICE_NOT_FOUND": 404, "CAPSULE_SERVICE_NOT_OWNED": 403,
+    "CAPSULE_SERVICE_MANIFEST_INVALID": 422, "CAPSULE_SERVICE_CODE_TAKEN": 409,
+    # actions and commands
+    "ACTION_NOT_FOUND": 404, "ACTION_DISABLED": 403, "ACTION_PAYLOAD_INVALID": 422,
+    "ACTION_REQUIRES_CONFIRMATION": 422, "COMMAND_NOT_FOUND": 404, "COMMAND_NOT_OWNED": 403,
+    "COMMAND_ALREADY_TERMINAL": 409, "COMMAND_EXPIRED": 410, "COMMAND_INVALID_TRANSITION": 409,
+    "ACTION_PREPARE_TIMEOUT": 408, "ACTION_PREPARE_FAILED": 424,
+    "COMMAND_ALREADY_COMPLETED": 409, "COMMAND_NOT_RETRYABLE": 409,
+    "COMMAND_RESULT_TOO_LARGE": 413,
+    # config
+    "CONFIG_ITEM_NOT_FOUND": 404, "CONFIG_EDIT_NOT_SUPPORTED": 405,
+    # users
+    "USER_ALREADY_EXISTS": 409, "USER_NOT_FOUND": 404, "LAST_OWNER_REQUIRED": 409,
+    # system
+    "DATABASE_UNAVAILABLE": 503, "BOOTSTRAP_FAILED": 500,
+}
+
+EXTRA_STATUS: dict[str, int] = {
+    "AGENT_OFFLINE": 409,  # the reference's readiness code for a stored-OFFLINE agent
+    "REGISTRATION_TOKEN_SCOPE_MISMATCH": 403,
+    "METHOD_NOT_ALLOWED": 405,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+}
+
+STATUS_BY_CODE = {**CONTRACT_STATUS, **EXTRA_STATUS}
+
+
+def status_for(error: DomainError) -> int:
+    if error.status is not None:
+        return error.status
+    return STATUS_BY_CODE.get(error.code, 400)
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"success": False, "error": error}
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+async def on_domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    status = status_for(exc)
+    if status >= 500:
+        log.error("request failed: %s %s", exc.code, exc.message,
+                  extra={"request_id": _request_id(request)})
+        body = error_body(exc.code, exc.message if exc.code in (
+            "DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE") else "Internal server error.")
+    else:
+        from opstage.domain.redaction import redact
+
+        body = error_body(exc.code, exc.message, redact(exc.details) if exc.details else None)
+    return json_response(body, status, headers=exc.headers or None)
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return json_response(error_body("VALIDATION_FAILED", "Request validation failed.",
+                                    {"issues": issues_from(exc.errors())}), 422)
+
+
+def issues_from(errors: Any) -> list[dict[str, str]]:
+    issues = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        issues.append({"path": ".".join(loc), "message": str(err.get("msg", "invalid"))})
+    return issues
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return json_response(error_body("NOT_FOUND", "Route not found."), 404)
+    if exc.status_code == 405:
+        return json_response(error_body("METHOD_NOT_ALLOWED", "Method not allowed on this route."),
+                             405, headers=dict(exc.headers or {}))
+    code = {400: "REQUEST_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 413: "PAYLOAD_TOO_LARGE",
+            415: "UNSUPPORTED_MEDIA_TYPE"}.get(exc.status_code, "REQUEST_ERROR")
+    if exc.status_code >= 500:
+        return json_response(error_body("INTERNAL_ERROR", "Internal server error."),
+                             exc.status_code)
+    return json_response(error_body(code, str(exc.detail)), exc.status_code)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    request_id = _request_id(request)
+    log.exception("unhandled error (request %s)", request_id, exc_info=exc)
+    return json_response(error_body("INTERNAL_ERROR", "Internal server error.",
+                                    {"requestId": request_id} if request_id else None), 500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

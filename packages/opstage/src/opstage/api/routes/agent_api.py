@@ -1,0 +1,74 @@
+"""The agent-facing API (bearer agent token): register, heartbeat, report, poll, result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from opstage.api.deps import Agent, Ctx, read_json, request_actor
+from opstage.api.envelope import ok
+from opstage.api.models import (
+    CommandResultRequest,
+    HeartbeatRequest,
+    RegisterAgentRequest,
+    ServiceReportRequest,
+)
+from opstage.api.views import command_view, result_view, service_view
+from opstage.app import agents, commands, services
+from opstage.app.system import capabilities
+
+router = APIRouter(prefix="/api/agents", tags=["Agent"])
+
+
+def _timing(ctx: Ctx) -> dict[str, object]:
+    s = ctx.settings
+    return {"heartbeatIntervalSeconds": s.heartbeat_interval_seconds,
+            "commandPollIntervalSeconds": s.command_poll_interval_seconds,
+            "capabilities": capabilities(ctx)}
+
+
+@router.post("/register")
+async def register(request: Request, ctx: Ctx) -> Response:
+    body = await read_json(request, RegisterAgentRequest)
+    data = await agents.register_agent(ctx, request_actor(request, type_="AGENT"), body.dump())
+    return ok({**data, **_timing(ctx)})
+
+
+@router.post("/{agentId}/heartbeat")
+async def heartbeat(request: Request, ctx: Ctx, agent: Agent) -> Response:
+    body = await read_json(request, HeartbeatRequest, required=False)
+    health = body.health.dump() if body.health is not None else None
+    await agents.record_contact(ctx, agent, health, body.serviceId)
+    return ok(_timing(ctx))
+
+
+@router.post("/{agentId}/services/report")
+async def report(request: Request, ctx: Ctx, agent: Agent) -> Response:
+    body = await read_json(request, ServiceReportRequest)
+    actor = request_actor(request, type_="AGENT", id_=agent.agent_id)
+    rows = await services.report_services(ctx, actor, agent.agent_id,
+                                          [s.dump() for s in body.services])
+    now = ctx.clock()
+    return ok({"services": [service_view(r, now, ctx.settings) for r in rows]})
+
+
+@router.get("/{agentId}/commands")
+async def poll(
+    ctx: Ctx, agent: Agent,
+    limit: Annotated[str | None, Query()] = None,
+    wait_seconds: Annotated[float, Query(alias="waitSeconds", ge=0)] = 0,
+) -> Response:
+    wait = min(wait_seconds, ctx.settings.long_poll_max_seconds) \
+        if ctx.settings.long_poll_enabled else 0
+    claimed = await commands.poll_commands(ctx, agent, commands.clamp_poll_limit(limit), wait)
+    return ok([command_view(c, for_agent=True) for c in claimed])
+
+
+@router.post("/{agentId}/commands/{commandId}/result")
+async def result(request: Request, ctx: Ctx, agent: Agent, commandId: str  # noqa: N803
+                 ) -> Response:
+    body = await read_json(request, CommandResultRequest)
+    row = await commands.report_result(ctx, agent, commandId, body.dump())
+    return ok(result_view(row, agent.agent_id))

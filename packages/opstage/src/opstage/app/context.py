@@ -1,0 +1,67 @@
+"""The application context: everything a use case needs, built once by the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from opstage.app.eventbus import DomainEventBus
+from opstage.app.ports import UnitOfWork, UnitOfWorkFactory
+from opstage.domain.timeutil import utcnow
+from opstage.settings import Settings
+
+if TYPE_CHECKING:
+    from opstage.app.agents import AgentAuthCache
+    from opstage.app.auth import LoginThrottle
+    from opstage.app.heartbeats import HeartbeatWriter
+    from opstage.app.secrets_once import OneTimeSecrets
+    from opstage.app.waiters import Waiters
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting, for audit rows: a user, an agent, or the system."""
+
+    type: str  # USER | AGENT | SYSTEM
+    id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    role: str | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls("SYSTEM")
+
+
+@dataclass
+class OperationalCounters:
+    """In-process counters the contract's AdminMetrics names (reset on restart)."""
+
+    agent_command_polls: int = 0
+    oversized_results_rejected: int = 0
+    action_prepare_timeouts: int = 0
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    uow_factory: UnitOfWorkFactory
+    bus: DomainEventBus
+    db_kind: str
+    waiters: Waiters
+    heartbeats: HeartbeatWriter
+    agent_auth: AgentAuthCache
+    login_throttle: LoginThrottle
+    one_time_secrets: OneTimeSecrets
+    counters: OperationalCounters = field(default_factory=OperationalCounters)
+    clock: Callable[[], datetime] = utcnow
+    started_at: datetime = field(default_factory=utcnow)
+
+    def reader(self) -> UnitOfWork:
+        return self.uow_factory(write=False)
+
+    def writer(self) -> UnitOfWork:
+        return self.uow_factory(write=True)

@@ -1,0 +1,42 @@
+"""What the application layer needs from persistence, as protocols.
+
+``store.uow.SqlUnitOfWork`` implements ``UnitOfWork``; use cases see only this surface. The
+repositories are typed loosely here (``Any``) so that ``app`` never imports ``store``; their
+behaviour is pinned by the store's own tests and the end-to-end suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Protocol
+
+from opstage.domain.events import DomainEvent
+
+
+class UnitOfWork(Protocol):
+    write: bool
+    kind: str
+    agents: Any
+    tokens: Any
+    services: Any
+    commands: Any
+    audit: Any
+    users: Any
+    sessions: Any
+    settings: Any
+
+    async def __aenter__(self) -> UnitOfWork: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def record(self, event: DomainEvent) -> None: ...
+
+    def after_commit(self, hook: Callable[[], None]) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, write: bool) -> UnitOfWork: ...

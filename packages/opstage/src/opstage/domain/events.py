@@ -1,0 +1,95 @@
+"""Typed domain events: one class per state change worth reacting to.
+
+Each carries identifiers and the new state, never secrets. ``kind`` is the stable wire name
+used by the live stream and metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    kind: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRegistered(DomainEvent):
+    kind: ClassVar[str] = "agent.registered"
+    agent_id: str
+    code: str
+    rotated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatusChanged(DomainEvent):
+    kind: ClassVar[str] = "agent.status_changed"
+    agent_id: str
+    from_status: str
+    to_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCredentialsChanged(DomainEvent):
+    """The agent's token was rotated or its standing changed: auth caches must forget it."""
+
+    kind: ClassVar[str] = "agent.credentials_changed"
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceReported(DomainEvent):
+    kind: ClassVar[str] = "service.reported"
+    service_id: str
+    agent_id: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceHealthChanged(DomainEvent):
+    kind: ClassVar[str] = "service.health_changed"
+    service_id: str
+    from_status: str
+    to_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandCreated(DomainEvent):
+    kind: ClassVar[str] = "command.created"
+    command_id: str
+    agent_id: str
+    service_id: str
+    type: str
+    action_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandStatusChanged(DomainEvent):
+    kind: ClassVar[str] = "command.status_changed"
+    command_id: str
+    agent_id: str
+    type: str
+    action_name: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationTokenChanged(DomainEvent):
+    kind: ClassVar[str] = "registration_token.changed"
+    token_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecorded(DomainEvent):
+    kind: ClassVar[str] = "audit.recorded"
+    audit_id: str
+    action: str
+    result: str
+    target_type: str | None
+    target_id: str | None

@@ -1,0 +1,63 @@
+"""Typed identifiers and bearer tokens, in the formats of contracts/enums/id-prefixes.json.
+
+An id is ``<prefix>_<ULID>``: the ULID body is 26 Crockford base32 characters, upper case,
+time-ordered so ids sort by creation. A raw token is ``opstage_reg_…`` or ``opstage_agent_…``; only its
+SHA-256 hex digest is ever stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+# The OpenAPI document and the reference server agree on aud_/hlr_/crs_ where
+# id-prefixes.json says evt_/hlt_/res_; the wire (OpenAPI patterns) wins.
+ID_PREFIXES = frozenset(
+    {"wks", "usr", "ses", "agt", "tok", "atk", "svc", "act", "cmd", "crs", "aud", "hlr", "cfg",
+     "set", "brt", "bev"}
+)
+
+
+def ulid(timestamp_ms: int | None = None) -> str:
+    """A 26-character ULID: 48-bit millisecond time then 80 random bits."""
+    ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    if prefix not in ID_PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    return f"{prefix}_{ulid()}"
+
+
+def has_prefix(value: str, prefix: str) -> bool:
+    return value.startswith(prefix + "_") and len(value) > len(prefix) + 1
+
+
+REGISTRATION_TOKEN_PREFIX = "opstage_reg_"
+# OpenAPI and every existing agent use ``opstage_agent_``; id-prefixes.json's ``opstage_agt`` is
+# not what anything on the wire sends (docs/compatibility.md).
+AGENT_TOKEN_PREFIX = "opstage_agent_"
+
+
+def new_token(prefix: str) -> str:
+    """A raw bearer token: prefix + 32 random bytes in base64url (43 chars), shown once."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def constant_time_equals(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))

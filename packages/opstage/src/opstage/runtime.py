@@ -1,0 +1,81 @@
+"""The composition root: engines, the application context and its background tasks.
+
+``create_app`` builds one of these in its lifespan; the CLI builds one for one-off commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from opstage.app.agents import AgentAuthCache
+from opstage.app.auth import LoginThrottle, bootstrap_owner
+from opstage.app.context import AppContext
+from opstage.app.eventbus import DomainEventBus
+from opstage.app.heartbeats import HeartbeatWriter
+from opstage.app.ports import UnitOfWork
+from opstage.app.secrets_once import OneTimeSecrets
+from opstage.app.waiters import Waiters
+from opstage.settings import Settings, SettingsError
+from opstage.store.engine import Engines, create_engines
+from opstage.store.migrate import current_revision_async, head_revision
+from opstage.store.uow import SqlUnitOfWork
+from opstage.workers.maintenance import MaintenanceSweeper
+
+log = logging.getLogger("opstage")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engines: Engines
+    ctx: AppContext
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    generated_password: str | None = None
+
+    @classmethod
+    async def start(cls, settings: Settings, *, background: bool = True) -> Runtime:
+        if settings.database_url.startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engines = create_engines(settings.database_url)
+        try:
+            current = await current_revision_async(engines.writer)
+            if current != head_revision():
+                raise SettingsError(
+                    f"The database schema is at {current or 'nothing'}, not {head_revision()}: "
+                    "run `opstage migrate` first.")
+            bus = DomainEventBus(settings.event_bus_capacity)
+
+            def factory(*, write: bool) -> UnitOfWork:
+                return SqlUnitOfWork(engines, bus, write=write)
+
+            heartbeats = HeartbeatWriter()
+            ctx = AppContext(
+                settings=settings, uow_factory=factory, bus=bus, db_kind=engines.kind,
+                waiters=Waiters(), heartbeats=heartbeats, agent_auth=AgentAuthCache(),
+                login_throttle=LoginThrottle(settings.login_max_failures,
+                                             settings.login_lockout_seconds),
+                one_time_secrets=OneTimeSecrets())
+            heartbeats.bind(ctx)
+            runtime = cls(settings, engines, ctx)
+            runtime.generated_password = await bootstrap_owner(ctx)
+        except BaseException:
+            await engines.dispose()
+            raise
+        runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
+        runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
+        if background:
+            runtime.tasks.append(asyncio.create_task(MaintenanceSweeper(ctx).run(),
+                                                     name="maintenance"))
+        return runtime
+
+    async def stop(self) -> None:
+        await self.ctx.heartbeats.stop()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.engines.dispose()

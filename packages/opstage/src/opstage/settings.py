@@ -1,0 +1,160 @@
+"""One settings tree for the whole server, read from ``OPSTAGE_*`` environment variables.
+
+Names follow the contract and the reference server (``DATABASE_URL`` keeps the reference's
+unprefixed name). ``create_app`` takes a ``Settings`` explicitly; nothing reads the
+environment at import time. ``docs/configuration.md`` is generated from this tree.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """The configuration cannot be used; the message says which variable and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OPSTAGE_", extra="ignore", populate_by_name=True, validate_default=True
+    )
+
+    # --- server ---
+    host: str = Field("127.0.0.1", description="Address `opstage serve` listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port `opstage serve` listens on.")
+    data_dir: Path = Field(Path("./data"), description="Directory for the SQLite database, "
+                           "the dev-mode secret and backups.")
+    database_url: str = Field(
+        "",
+        validation_alias=AliasChoices("DATABASE_URL", "OPSTAGE_DATABASE_URL"),
+        description="SQLAlchemy/reference-style URL: `sqlite:///path.db`, `file:./x.db` or "
+        "`postgresql://user:pass@host/db`. Empty: SQLite at `<data_dir>/opstage.db`.",
+    )
+    dev_mode: bool = Field(False, description="Development mode: a missing session secret is "
+                           "generated and persisted under data_dir, and cookies drop `Secure`.")
+    version_override: str | None = Field(
+        None, validation_alias=AliasChoices("OPSTAGE_VERSION"),
+        description="Reported version (default: the package version).")
+    commit: str | None = Field(None, description="Git commit reported by /api/system/version.")
+    build_time: str | None = Field(None, description="Build time reported by /api/system/version.")
+
+    # --- identity and sessions ---
+    session_secret: SecretStr | None = Field(
+        None, description="Key for session and CSRF HMACs; at least 32 characters. Required "
+        "outside dev mode.")
+    session_ttl_seconds: int = Field(28800, gt=0, description="Absolute lifetime of an admin session.")
+    cookie_secure: bool | None = Field(
+        None, description="Force the `Secure` cookie flag on or off (default: on unless dev mode).")
+    admin_username: str | None = Field(None, description="Username of the owner created on "
+                                       "first start when there are no users.")
+    admin_password: SecretStr | None = Field(
+        None, description="Password of that owner (12+ characters). Dev mode generates one when "
+        "unset and prints it once.")
+    login_max_failures: int = Field(5, ge=1, description="Failed logins from one address before "
+                                    "further attempts are delayed.")
+    login_lockout_seconds: int = Field(60, ge=1, description="Longest delay imposed on an address "
+                                       "that keeps failing to log in.")
+
+    # --- agents and services ---
+    heartbeat_interval_seconds: int = Field(30, gt=0, description="Heartbeat interval advertised to agents.")
+    command_poll_interval_seconds: int = Field(5, gt=0, description="Poll interval advertised to agents.")
+    agent_offline_threshold_seconds: int = Field(
+        90, gt=0, description="An agent silent for longer is OFFLINE and its services too.")
+    health_stale_threshold_seconds: int = Field(
+        180, gt=0, description="A service whose last report/health is older is STALE.")
+    long_poll_enabled: bool = Field(True, description="Offer `waitSeconds` long-polling on the "
+                                    "agent command poll (advertised as a capability).")
+    long_poll_max_seconds: int = Field(30, ge=1, le=120, description="Upper bound of `waitSeconds`.")
+
+    # --- commands ---
+    command_result_max_bytes: int = Field(1_000_000, gt=0, description="Largest serialized "
+                                          "command result (message+data+error) accepted.")
+    command_default_timeout_seconds: int = Field(
+        600, gt=0, description="Expiry of a command whose action declares no timeoutSeconds.")
+    action_prepare_timeout_seconds: float = Field(
+        30, gt=0, description="How long a prepare request waits for the agent's answer.")
+    request_body_max_bytes: int = Field(2_000_000, gt=0, description="Largest request body accepted.")
+
+    # --- background work ---
+    maintenance_interval_seconds: int = Field(60, ge=0, description="Maintenance sweep period "
+                                              "(0 disables the timer).")
+    audit_retention_days: int = Field(90, ge=0, description="Audit older than this is pruned (0 keeps forever).")
+    event_bus_capacity: int = Field(1000, ge=1, description="Per-subscriber buffer of the domain event bus.")
+
+    # --- logging ---
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="`json` lines, human `text`, or `auto` (text on a terminal).")
+    access_log: bool = Field(True, description="One log line per HTTP request.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'opstage.db').as_posix()}"
+        return self
+
+    # ---------------------------------------------------------------------------------------
+    def resolve_secrets(self) -> Settings:
+        """Fail closed on a weak session secret; in dev mode generate and persist one."""
+        secret = self.session_secret.get_secret_value() if self.session_secret else ""
+        if len(secret) >= MIN_SECRET_LENGTH:
+            return self
+        if not self.dev_mode:
+            if not secret:
+                raise SettingsError(
+                    "OPSTAGE_SESSION_SECRET is required (at least 32 characters). "
+                    "Set it, or run with OPSTAGE_DEV_MODE=true for local development.")
+            raise SettingsError(
+                f"OPSTAGE_SESSION_SECRET must be at least {MIN_SECRET_LENGTH} characters "
+                f"(got {len(secret)}).")
+        if secret:
+            raise SettingsError(
+                f"OPSTAGE_SESSION_SECRET must be at least {MIN_SECRET_LENGTH} characters, even "
+                "in dev mode; unset it to have one generated.")
+        path = self.data_dir / ".session-secret"
+        if path.exists():
+            secret = path.read_text().strip()
+        if len(secret) < MIN_SECRET_LENGTH:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            secret = secrets.token_urlsafe(48)
+            path.write_text(secret + "\n")
+            path.chmod(0o600)
+        return self.model_copy(update={"session_secret": SecretStr(secret)})
+
+    @property
+    def secret_bytes(self) -> bytes:
+        if self.session_secret is None:
+            raise SettingsError("session secret not resolved")
+        return self.session_secret.get_secret_value().encode()
+
+    @property
+    def secure_cookies(self) -> bool:
+        return (not self.dev_mode) if self.cookie_secure is None else self.cookie_secure
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings with secrets and database passwords masked."""
+        from opstage.domain.redaction import mask_url
+
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            elif name == "database_url":
+                value = mask_url(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out

@@ -1,0 +1,118 @@
+"""Agents and their bearer tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, update
+
+from opstage.store.base import Repo, Row, SortSpec, like_pattern
+from opstage.store.tables import UtcDateTime, agent_tokens, agents, capsule_services
+
+LIVE_STATUSES = ("ONLINE", "PENDING")
+
+
+def effective_agent_status_sql(now: datetime, offline_threshold_seconds: int) -> ColumnElement[Any]:
+    """SQL twin of ``domain.status.effective_agent_status`` (a test keeps them in step)."""
+    cutoff = now - timedelta(seconds=offline_threshold_seconds)
+    seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.created_at, type_=UtcDateTime())
+    return case(
+        (and_(agents.c.status.in_(LIVE_STATUSES), seen < cutoff), "OFFLINE"),
+        else_=agents.c.status,
+    )
+
+
+class AgentRepo(Repo):
+    async def get(self, agent_id: str) -> Row | None:
+        return await self.one(select(agents).where(agents.c.id == agent_id))
+
+    async def get_by_code(self, code: str) -> Row | None:
+        return await self.one(select(agents).where(agents.c.code == code))
+
+    async def insert(self, row: Row) -> None:
+        await self.conn.execute(agents.insert().values(**row))
+
+    async def update(self, agent_id: str, values: Row) -> int:
+        result = await self.conn.execute(
+            update(agents).where(agents.c.id == agent_id).values(**values))
+        return int(result.rowcount)
+
+    async def list(
+        self, *, statuses: Sequence[str], q: str | None, sort: SortSpec, page: int,
+        page_size: int, now: datetime, offline_threshold_seconds: int,
+    ) -> tuple[list[Row], int]:
+        eff = effective_agent_status_sql(now, offline_threshold_seconds)
+        stmt = select(agents)
+        if statuses:
+            stmt = stmt.where(eff.in_(list(statuses)))
+        if q:
+            pattern = like_pattern(q)
+            stmt = stmt.where(or_(agents.c.code.like(pattern, escape="\\"),
+                                  agents.c.name.like(pattern, escape="\\")))
+        columns = {"createdAt": agents.c.created_at, "lastSeenAt": agents.c.last_heartbeat_at,
+                   "lastHeartbeatAt": agents.c.last_heartbeat_at, "name": agents.c.name,
+                   "code": agents.c.code}
+        return await self.page(stmt, sort=sort, columns=columns, tiebreak=agents.c.id,
+                               page=page, page_size=page_size)
+
+    async def service_counts(self, agent_ids: Sequence[str]) -> dict[str, int]:
+        if not agent_ids:
+            return {}
+        rows = await self.conn.execute(
+            select(capsule_services.c.agent_id, func.count())
+            .where(capsule_services.c.agent_id.in_(list(agent_ids)))
+            .group_by(capsule_services.c.agent_id))
+        return {agent_id: int(n) for agent_id, n in rows.all()}
+
+    async def counts_by_status(self, now: datetime, offline_threshold_seconds: int) -> dict[str, int]:
+        eff = effective_agent_status_sql(now, offline_threshold_seconds).label("s")
+        rows = await self.conn.execute(select(eff, func.count()).group_by(eff))
+        return {status: int(n) for status, n in rows.all()}
+
+    # --- tokens ---
+    async def token_by_hash(self, token_hash: str) -> Row | None:
+        stmt = (
+            select(agent_tokens.c.id.label("token_id"), agent_tokens.c.status.label("token_status"),
+                   agent_tokens.c.agent_id, agents.c.status.label("agent_status"),
+                   agents.c.code.label("agent_code"))
+            .join(agents, agents.c.id == agent_tokens.c.agent_id)
+            .where(agent_tokens.c.token_hash == token_hash))
+        return await self.one(stmt)
+
+    async def insert_token(self, row: Row) -> None:
+        await self.conn.execute(agent_tokens.insert().values(**row))
+
+    async def revoke_active_tokens(self, agent_id: str, now: datetime) -> int:
+        result = await self.conn.execute(
+            update(agent_tokens)
+            .where(agent_tokens.c.agent_id == agent_id, agent_tokens.c.status == "ACTIVE")
+            .values(status="REVOKED", revoked_at=now))
+        return int(result.rowcount)
+
+    # --- heartbeats (group commit) ---
+    async def statuses(self, agent_ids: Sequence[str]) -> dict[str, Row]:
+        rows = await self.all(
+            select(agents.c.id, agents.c.status, agents.c.last_heartbeat_at)
+            .where(agents.c.id.in_(list(agent_ids))))
+        return {r["id"]: r for r in rows}
+
+    async def touch_many(self, seen: Sequence[tuple[str, datetime]]) -> None:
+        """Record contact: live or silent agents become ONLINE; disabled/revoked stay put."""
+        stmt = (
+            update(agents)
+            .where(agents.c.id == bindparam("b_id"))
+            .values(
+                last_heartbeat_at=bindparam("b_at", type_=UtcDateTime()),
+                updated_at=bindparam("b_at", type_=UtcDateTime()),
+                status=case((agents.c.status.in_(("PENDING", "ONLINE", "OFFLINE")), "ONLINE"),
+                            else_=agents.c.status),
+            ))
+        await self.conn.execute(stmt, [{"b_id": a, "b_at": t} for a, t in seen])
+
+    async def stale_live(self, cutoff: datetime, limit: int = 500) -> list[Row]:
+        seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.created_at, type_=UtcDateTime())
+        return await self.all(
+            select(agents.c.id, agents.c.status)
+            .where(agents.c.status.in_(LIVE_STATUSES), seen < cutoff).limit(limit))

@@ -1,0 +1,90 @@
+"""Engine setup for the two supported databases.
+
+SQLite is treated as a real engine: WAL, foreign keys, a busy timeout and ``BEGIN IMMEDIATE``
+for write transactions. Writes go through a separate engine holding one connection, so writers
+in this process queue on the pool instead of racing for SQLite's lock (and failing with
+SQLITE_BUSY mid-transaction); readers use their own small pool and never wait for writers.
+Another process (the CLI, a second server) is covered by ``BEGIN IMMEDIATE`` + busy_timeout.
+
+PostgreSQL uses asyncpg, and reads and writes share one pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+
+def normalize_url(url: str) -> str:
+    """Accept the reference's ``DATABASE_URL`` spellings and pick the async driver."""
+    if url.startswith("file:"):
+        url = "sqlite:///" + url[len("file:") :]
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r} (sqlite or postgresql)")
+
+
+def engine_kind(url: str) -> str:
+    return "sqlite" if make_url(normalize_url(url)).get_backend_name() == "sqlite" else "postgres"
+
+
+def sqlite_path(url: str) -> str | None:
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    return parsed.database or None
+
+
+def _configure_sqlite(engine: AsyncEngine, *, immediate: bool, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN is ours to issue.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@dataclass
+class Engines:
+    kind: str
+    reader: AsyncEngine
+    writer: AsyncEngine
+
+    async def dispose(self) -> None:
+        await self.reader.dispose()
+        if self.writer is not self.reader:
+            await self.writer.dispose()
+
+
+def create_engines(url: str, *, busy_timeout_ms: int = 5000, echo: bool = False) -> Engines:
+    async_url = normalize_url(url)
+    if engine_kind(url) == "sqlite":
+        reader = create_async_engine(
+            async_url, echo=echo, poolclass=AsyncAdaptedQueuePool, pool_size=4, max_overflow=4
+        )
+        writer = create_async_engine(
+            async_url, echo=echo, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0,
+            pool_timeout=60,
+        )
+        _configure_sqlite(reader, immediate=False, busy_timeout_ms=busy_timeout_ms)
+        _configure_sqlite(writer, immediate=True, busy_timeout_ms=busy_timeout_ms)
+        return Engines("sqlite", reader, writer)
+    engine = create_async_engine(async_url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return Engines("postgres", engine, engine)

@@ -1,0 +1,128 @@
+"""Capsule Services with their declared configs and actions and latest health."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+
+from opstage.store.agents import effective_agent_status_sql
+from opstage.store.base import Repo, Row, SortSpec, like_pattern
+from opstage.store.tables import action_definitions, agents, capsule_services, config_items
+
+svc = capsule_services
+
+
+def effective_service_status_sql(
+    now: datetime, offline_threshold_seconds: int, stale_threshold_seconds: int
+) -> ColumnElement[Any]:
+    """SQL twin of ``domain.status.effective_service_status`` over ``svc JOIN agents``."""
+    agent_eff = effective_agent_status_sql(now, offline_threshold_seconds)
+    stale_cutoff = now - timedelta(seconds=stale_threshold_seconds)
+    return case(
+        (agent_eff.in_(("OFFLINE", "DISABLED", "REVOKED")), "OFFLINE"),
+        (and_(svc.c.last_health_at.is_not(None), svc.c.last_health_at < stale_cutoff), "STALE"),
+        (svc.c.health_status == "UP", "HEALTHY"),
+        (svc.c.health_status.in_(("DEGRADED", "DOWN")), "UNHEALTHY"),
+        else_="UNKNOWN",
+    )
+
+
+_WITH_AGENT = (
+    select(svc, agents.c.status.label("agent_status"),
+           agents.c.last_heartbeat_at.label("agent_last_heartbeat_at"),
+           agents.c.created_at.label("agent_created_at"))
+    .join(agents, agents.c.id == svc.c.agent_id)
+)
+
+
+class ServiceRepo(Repo):
+    async def get(self, service_id: str) -> Row | None:
+        return await self.one(_WITH_AGENT.where(svc.c.id == service_id))
+
+    async def get_by_code(self, code: str) -> Row | None:
+        return await self.one(_WITH_AGENT.where(svc.c.code == code))
+
+    async def by_agent(self, agent_id: str) -> list[Row]:
+        return await self.all(
+            _WITH_AGENT.where(svc.c.agent_id == agent_id).order_by(svc.c.created_at.desc()))
+
+    async def insert(self, row: Row) -> None:
+        await self.conn.execute(svc.insert().values(**row))
+
+    async def update(self, service_id: str, values: Row) -> None:
+        await self.conn.execute(update(svc).where(svc.c.id == service_id).values(**values))
+
+    async def list(
+        self, *, statuses: Sequence[str], health_statuses: Sequence[str], agent_ids: Sequence[str],
+        q: str | None, sort: SortSpec, page: int, page_size: int, now: datetime,
+        offline_threshold_seconds: int, stale_threshold_seconds: int,
+    ) -> tuple[list[Row], int]:
+        stmt = _WITH_AGENT
+        if statuses:
+            eff = effective_service_status_sql(now, offline_threshold_seconds,
+                                               stale_threshold_seconds)
+            stmt = stmt.where(eff.in_(list(statuses)))
+        if health_statuses:
+            stmt = stmt.where(svc.c.health_status.in_(list(health_statuses)))
+        if agent_ids:
+            stmt = stmt.where(svc.c.agent_id.in_(list(agent_ids)))
+        if q:
+            p = like_pattern(q)
+            stmt = stmt.where(or_(svc.c.code.like(p, escape="\\"), svc.c.name.like(p, escape="\\")))
+        columns = {"createdAt": svc.c.created_at, "lastReportedAt": svc.c.last_reported_at,
+                   "code": svc.c.code, "name": svc.c.name}
+        return await self.page(stmt, sort=sort, columns=columns, tiebreak=svc.c.id, page=page,
+                               page_size=page_size)
+
+    async def counts_by_status(self, now: datetime, offline_threshold_seconds: int,
+                               stale_threshold_seconds: int) -> dict[str, int]:
+        eff = effective_service_status_sql(
+            now, offline_threshold_seconds, stale_threshold_seconds).label("s")
+        rows = await self.conn.execute(
+            select(eff, func.count()).select_from(svc.join(agents, agents.c.id == svc.c.agent_id))
+            .group_by(eff))
+        return {status: int(n) for status, n in rows.all()}
+
+    # --- declared configs and actions ---
+    async def configs(self, service_id: str) -> list[Row]:
+        return await self.all(select(config_items).where(config_items.c.service_id == service_id)
+                              .order_by(config_items.c.position))
+
+    async def actions(self, service_id: str) -> list[Row]:
+        return await self.all(
+            select(action_definitions).where(action_definitions.c.service_id == service_id)
+            .order_by(action_definitions.c.position))
+
+    async def action(self, service_id: str, name: str) -> Row | None:
+        return await self.one(select(action_definitions).where(
+            action_definitions.c.service_id == service_id, action_definitions.c.name == name))
+
+    async def replace_configs(self, service_id: str, items: list[Row]) -> None:
+        await self.conn.execute(delete(config_items).where(config_items.c.service_id == service_id))
+        if items:
+            await self.conn.execute(config_items.insert(), items)
+
+    async def replace_actions(self, service_id: str, items: list[Row]) -> None:
+        await self.conn.execute(
+            delete(action_definitions).where(action_definitions.c.service_id == service_id))
+        if items:
+            await self.conn.execute(action_definitions.insert(), items)
+
+    async def action_ids(self, service_id: str) -> dict[str, tuple[str, datetime]]:
+        rows = await self.all(select(action_definitions.c.name, action_definitions.c.id,
+                                     action_definitions.c.created_at)
+                              .where(action_definitions.c.service_id == service_id))
+        return {r["name"]: (r["id"], r["created_at"]) for r in rows}
+
+    async def config_ids(self, service_id: str) -> dict[str, str]:
+        rows = await self.all(select(config_items.c.key, config_items.c.id)
+                              .where(config_items.c.service_id == service_id))
+        return {r["key"]: r["id"] for r in rows}
+
+    async def sole_service_of(self, agent_id: str) -> Row | None:
+        rows = await self.all(select(svc.c.id, svc.c.health_status)
+                              .where(svc.c.agent_id == agent_id).limit(2))
+        return rows[0] if len(rows) == 1 else None

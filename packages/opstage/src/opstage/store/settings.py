@@ -1,0 +1,23 @@
+"""Runtime settings stored in the database (they override the environment's defaults)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from opstage.store.base import Repo
+from opstage.store.tables import system_settings as s
+
+
+class SettingRepo(Repo):
+    async def get(self, key: str) -> Any | None:
+        row = await self.one(select(s.c.value).where(s.c.key == key))
+        return row["value"] if row else None
+
+    async def put(self, key: str, value: Any, now: datetime) -> None:
+        changed = await self.conn.execute(
+            update(s).where(s.c.key == key).values(value=value, updated_at=now))
+        if not changed.rowcount:
+            await self.conn.execute(s.insert().values(key=key, value=value, updated_at=now))

@@ -1,0 +1,268 @@
+"""SQLAlchemy Core tables: the one schema both SQLite and PostgreSQL run.
+
+Timestamps are stored as UTC and always read back timezone-aware (``UtcDateTime``); JSON
+columns hold already-redacted data. The Alembic chain in ``store/migrations`` creates exactly
+this schema (a test compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+ID = String(32)
+
+
+def _ts(name: str, nullable: bool = True) -> Column[Any]:
+    return Column(name, UtcDateTime(), nullable=nullable)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("username", String(320), nullable=False, unique=True),
+    Column("display_name", String(200)),
+    Column("role", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    _ts("last_login_at"),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("ip", String(64)),
+    Column("user_agent", String(300)),
+    _ts("created_at", False),
+    _ts("expires_at", False),
+    _ts("last_seen_at", False),
+)
+
+registration_tokens = Table(
+    "registration_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("agent_code", String(120)),
+    Column("created_by_user_id", ID),
+    Column("used_by_agent_id", ID),
+    _ts("expires_at"),
+    _ts("used_at"),
+    _ts("revoked_at"),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("code", String(120), nullable=False, unique=True),
+    Column("name", String(200)),
+    Column("mode", String(16), nullable=False),
+    Column("runtime", String(40)),
+    Column("status", String(16), nullable=False, index=True),
+    _ts("last_heartbeat_at"),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+)
+
+agent_tokens = Table(
+    "agent_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("agent_id", ID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("registration_token_id", ID),
+    _ts("created_at", False),
+    _ts("revoked_at"),
+)
+
+capsule_services = Table(
+    "capsule_services",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("agent_id", ID, ForeignKey("agents.id"), nullable=False, index=True),
+    Column("code", String(80), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text),
+    Column("version", String(80)),
+    Column("runtime", String(40)),
+    Column("manifest", JSON, nullable=False),
+    Column("health_status", String(16), nullable=False),
+    Column("health_message", Text),
+    Column("health_details", JSON),
+    Column("health_report_id", ID),
+    _ts("last_reported_at"),
+    _ts("last_health_at"),
+    _ts("retired_at"),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+)
+
+config_items = Table(
+    "config_items",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "service_id", ID, ForeignKey("capsule_services.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("position", Integer, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("label", String(200)),
+    Column("type", String(40), nullable=False),
+    Column("source", String(200)),
+    Column("editable", Boolean, nullable=False),
+    Column("sensitive", Boolean, nullable=False),
+    Column("value_preview", Text),
+    Column("default_value", Text),
+    Column("secret_ref", String(300)),
+    UniqueConstraint("service_id", "key"),
+)
+
+action_definitions = Table(
+    "action_definitions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "service_id", ID, ForeignKey("capsule_services.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("position", Integer, nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("description", Text),
+    Column("danger_level", String(16), nullable=False),
+    Column("requires_confirmation", Boolean, nullable=False),
+    Column("input_schema", JSON),
+    Column("timeout_seconds", Integer),
+    Column("enabled", Boolean, nullable=False),
+    Column("extra", JSON),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+    UniqueConstraint("service_id", "name"),
+)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("agent_id", ID, ForeignKey("agents.id"), nullable=False),
+    Column("service_id", ID, ForeignKey("capsule_services.id"), nullable=False, index=True),
+    Column("type", String(20), nullable=False),
+    Column("action_name", String(120), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("confirmed", Boolean, nullable=False),
+    Column("created_by_user_id", ID),
+    Column("retry_of_command_id", ID),
+    Column("error_code", String(80)),
+    Column("error_message", Text),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+    _ts("started_at"),
+    _ts("completed_at"),
+    _ts("expires_at"),
+    Index("ix_commands_agent_status_created", "agent_id", "status", "created_at"),
+    Index("ix_commands_status_expires", "status", "expires_at"),
+    Index("ix_commands_created_at", "created_at"),
+)
+
+command_results = Table(
+    "command_results",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "command_id", ID, ForeignKey("commands.id", ondelete="CASCADE"), nullable=False,
+        unique=True,
+    ),
+    Column("success", Boolean, nullable=False),
+    Column("message", Text),
+    Column("data", JSON),
+    Column("error", JSON),
+    _ts("agent_started_at"),
+    _ts("agent_finished_at"),
+    _ts("reported_at", False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    _ts("created_at", False),
+    Column("actor_type", String(16), nullable=False),
+    Column("actor_id", String(64)),
+    Column("action", String(80), nullable=False),
+    Column("target_type", String(40)),
+    Column("target_id", String(160)),
+    Column("result", String(16), nullable=False),
+    Column("message", Text),
+    Column("metadata", JSON),
+    Column("request_id", String(64)),
+    Index("ix_audit_events_created_at", "created_at"),
+    Index("ix_audit_events_target", "target_type", "target_id"),
+    Index("ix_audit_events_action", "action"),
+)
+
+system_settings = Table(
+    "system_settings",
+    metadata,
+    Column("key", String(120), primary_key=True),
+    Column("value", JSON, nullable=False),
+    _ts("updated_at", False),
+)

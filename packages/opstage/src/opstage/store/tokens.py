@@ -1,0 +1,49 @@
+"""Registration tokens (only their SHA-256 hashes are stored)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+
+from opstage.store.base import Repo, Row, SortSpec
+from opstage.store.tables import registration_tokens as t
+
+
+class RegistrationTokenRepo(Repo):
+    async def get(self, token_id: str) -> Row | None:
+        return await self.one(select(t).where(t.c.id == token_id))
+
+    async def get_by_hash(self, token_hash: str) -> Row | None:
+        return await self.one(select(t).where(t.c.token_hash == token_hash))
+
+    async def insert(self, row: Row) -> None:
+        await self.conn.execute(t.insert().values(**row))
+
+    async def update(self, token_id: str, values: Row, *, only_status: str | None = None) -> int:
+        stmt = update(t).where(t.c.id == token_id)
+        if only_status is not None:
+            stmt = stmt.where(t.c.status == only_status)
+        return int((await self.conn.execute(stmt.values(**values))).rowcount)
+
+    async def delete(self, token_id: str) -> None:
+        await self.conn.execute(delete(t).where(t.c.id == token_id))
+
+    async def list(self, *, statuses: Sequence[str], sort: SortSpec, page: int,
+                   page_size: int) -> tuple[list[Row], int]:
+        stmt = select(t)
+        if statuses:
+            stmt = stmt.where(t.c.status.in_(list(statuses)))
+        columns = {"createdAt": t.c.created_at, "expiresAt": t.c.expires_at, "name": t.c.name}
+        return await self.page(stmt, sort=sort, columns=columns, tiebreak=t.c.id, page=page,
+                               page_size=page_size)
+
+    async def expire_due(self, now: datetime) -> list[str]:
+        ids = [r["id"] for r in await self.all(
+            select(t.c.id).where(t.c.status == "ACTIVE", t.c.expires_at.is_not(None),
+                                 t.c.expires_at < now))]
+        if ids:
+            await self.conn.execute(update(t).where(t.c.id.in_(ids), t.c.status == "ACTIVE")
+                                    .values(status="EXPIRED", updated_at=now))
+        return ids

@@ -1,0 +1,138 @@
+"""The unit of work: one transaction, its repositories, and the events it will publish.
+
+Write units run on the writer engine (``BEGIN IMMEDIATE`` on SQLite); read units on the
+reader pool. Domain events recorded during the unit are published only after the commit
+succeeds. A locked or unreachable database surfaces as the domain's ``Unavailable`` (503,
+retryable) rather than as an internal error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+
+from opstage.domain.errors import Unavailable
+from opstage.domain.events import DomainEvent
+from opstage.store.agents import AgentRepo
+from opstage.store.audit import AuditRepo
+from opstage.store.commands import CommandRepo
+from opstage.store.engine import Engines
+from opstage.store.services import ServiceRepo
+from opstage.store.settings import SettingRepo
+from opstage.store.tokens import RegistrationTokenRepo
+from opstage.store.users import SessionRepo, UserRepo
+
+if TYPE_CHECKING:
+    from opstage.app.eventbus import DomainEventBus
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError | ConnectionError)
+
+
+class SqlUnitOfWork:
+    def __init__(self, engines: Engines, bus: DomainEventBus | None, *, write: bool) -> None:
+        self._engines = engines
+        self._bus = bus
+        self.write = write
+        self.kind = engines.kind
+        self.events: list[DomainEvent] = []
+        self._hooks: list[Callable[[], None]] = []
+        self._conn: AsyncConnection | None = None
+        self._tx: AsyncTransaction | None = None
+
+    @property
+    def conn(self) -> AsyncConnection:
+        assert self._conn is not None, "unit of work not entered"
+        return self._conn
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        engine = self._engines.writer if self.write else self._engines.reader
+        try:
+            self._conn = await engine.connect()
+            self._tx = await self._conn.begin()
+        except Exception as exc:
+            if self._conn is not None:
+                await self._conn.close()
+            if _is_unavailable(exc):
+                raise Unavailable("The database is busy or unreachable; retry shortly.",
+                                  code="DATABASE_UNAVAILABLE",
+                                  headers={"Retry-After": "1"}) from exc
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._conn is not None and self._tx is not None
+        committed = False
+        try:
+            if exc is None and self.write:
+                await self._tx.commit()
+                committed = True
+            else:
+                await self._tx.rollback()
+        except Exception as commit_exc:
+            if _is_unavailable(commit_exc):
+                raise Unavailable("The database is busy; retry shortly.",
+                                  code="DATABASE_UNAVAILABLE",
+                                  headers={"Retry-After": "1"}) from commit_exc
+            raise
+        finally:
+            await self._conn.close()
+        if exc is not None and _is_unavailable(exc):
+            raise Unavailable("The database is busy or unreachable; retry shortly.",
+                              code="DATABASE_UNAVAILABLE", headers={"Retry-After": "1"}) from exc
+        if committed:
+            for hook in self._hooks:
+                hook()
+            if self._bus is not None and self.events:
+                self._bus.publish_all(self.events)
+
+    def record(self, event: DomainEvent) -> None:
+        self.events.append(event)
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        self._hooks.append(hook)
+
+    @cached_property
+    def agents(self) -> AgentRepo:
+        return AgentRepo(self.conn, self.kind)
+
+    @cached_property
+    def tokens(self) -> RegistrationTokenRepo:
+        return RegistrationTokenRepo(self.conn, self.kind)
+
+    @cached_property
+    def services(self) -> ServiceRepo:
+        return ServiceRepo(self.conn, self.kind)
+
+    @cached_property
+    def commands(self) -> CommandRepo:
+        return CommandRepo(self.conn, self.kind)
+
+    @cached_property
+    def audit(self) -> AuditRepo:
+        return AuditRepo(self.conn, self.kind)
+
+    @cached_property
+    def users(self) -> UserRepo:
+        return UserRepo(self.conn, self.kind)
+
+    @cached_property
+    def sessions(self) -> SessionRepo:
+        return SessionRepo(self.conn, self.kind)
+
+    @cached_property
+    def settings(self) -> SettingRepo:
+        return SettingRepo(self.conn, self.kind)
