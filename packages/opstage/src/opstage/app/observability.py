@@ -1,0 +1,281 @@
+"""What the dashboard, the metrics endpoints and the diagnostics page report.
+
+Counts by status are the *effective* statuses the lists show (an agent silent past the
+threshold counts as OFFLINE before any sweep records it). Command durations and error codes
+cover the commands created in the last :data:`WINDOW_HOURS` hours. Operational counters are
+derived from the audit trail (durable, within audit retention) or kept in memory since start,
+as the contract's ``OperationalMetrics`` describes each.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from opstage import __version__
+from opstage.app.context import AppContext
+from opstage.app.event_log import log_bounds
+from opstage.domain.timeutil import iso
+
+WINDOW_HOURS = 24
+DURATION_SAMPLE = 1000
+TOP_ERROR_CODES = 10
+STALE_AGENTS_SHOWN = 20
+RECENT_ROWS = 10
+AUDIT_DERIVED = {
+    "commandsDispatched": "command.dispatched",
+    "commandsCompleted": "command.completed",
+    "commandsFailed": "command.failed",
+    "actionPrepareRequested": "service.action.prepare_requested",
+}
+
+
+def percentile(sorted_values: Sequence[int], p: float) -> int | None:
+    """Nearest-rank percentile of an ascending sequence (None when empty)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def _durations(timings: Sequence[tuple[str, Any, Any]]) -> dict[str, Any]:
+    def summary(ms: list[int]) -> dict[str, Any]:
+        ms.sort()
+        return {
+            "count": len(ms),
+            "p50Ms": percentile(ms, 50),
+            "p95Ms": percentile(ms, 95),
+            "maxMs": ms[-1] if ms else None,
+        }
+
+    by_type: dict[str, list[int]] = {}
+    every: list[int] = []
+    for type_, started, completed in timings:
+        ms = max(0, round((completed - started).total_seconds() * 1000))
+        every.append(ms)
+        by_type.setdefault(type_, []).append(ms)
+    return {
+        "windowHours": WINDOW_HOURS,
+        "sampleLimit": DURATION_SAMPLE,
+        **summary(every),
+        "byType": {t: summary(v) for t, v in sorted(by_type.items())},
+    }
+
+
+async def dashboard_summary(ctx: AppContext) -> dict[str, Any]:
+    s = ctx.settings
+    now = ctx.clock()
+    async with ctx.reader() as uow:
+        agent_counts = await uow.agents.counts_by_status(now, s.agent_offline_threshold_seconds)
+        service_counts = await uow.services.counts_by_status(
+            now, s.agent_offline_threshold_seconds, s.health_stale_threshold_seconds
+        )
+        command_counts = await uow.commands.counts_by_status()
+        audit_count = (await uow.observability.counts())["auditEvents"]
+        recent_commands = await uow.commands.recent(RECENT_ROWS)
+        recent_audit, _ = await uow.audit.list(
+            actor_types=(),
+            results=(),
+            actions=(),
+            target_type=None,
+            target_id=None,
+            since=None,
+            until=None,
+            sort=(("createdAt", True),),
+            page=1,
+            page_size=RECENT_ROWS,
+        )
+    return {
+        "agentCounts": agent_counts,
+        "serviceCounts": service_counts,
+        "commandCounts": command_counts,
+        "auditEventCount": audit_count,
+        "recentCommands": recent_commands,
+        "recentAuditEvents": recent_audit,
+        "generatedAt": iso(now),
+    }
+
+
+async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
+    s = ctx.settings
+    now = ctx.clock()
+    since = now - timedelta(hours=WINDOW_HOURS)
+    cutoff = now - timedelta(seconds=s.agent_offline_threshold_seconds)
+    async with ctx.reader() as uow:
+        o = uow.observability
+        agents = await uow.agents.counts_by_status(now, s.agent_offline_threshold_seconds)
+        services = await uow.services.counts_by_status(
+            now, s.agent_offline_threshold_seconds, s.health_stale_threshold_seconds
+        )
+        tokens = await o.token_counts_by_status(now)
+        by_type_status = await o.command_counts_by_type_status()
+        counts = await o.counts()
+        audit_counts = await o.audit_action_counts(list(AUDIT_DERIVED.values()))
+        prepare_timeouts = await o.command_error_count("ACTION_PREPARE_TIMEOUT")
+        timings = await o.finished_command_timings(since, DURATION_SAMPLE)
+        error_codes = await o.top_error_codes(since, TOP_ERROR_CODES)
+        stale, stale_total = await o.stale_agents(cutoff, STALE_AGENTS_SHOWN)
+    commands: dict[str, int] = {}
+    for (_type, status), n in by_type_status.items():
+        commands[status] = commands.get(status, 0) + n
+    operational = {key: audit_counts.get(action, 0) for key, action in AUDIT_DERIVED.items()}
+    operational.update(
+        {
+            "agentCommandPolls": ctx.counters.agent_command_polls,
+            "actionPrepareTimeouts": prepare_timeouts,
+            "actionPrepareFailures": by_type_status.get(("ACTION_PREPARE", "FAILED"), 0),
+            "oversizedCommandResultsRejected": ctx.counters.oversized_results_rejected,
+        }
+    )
+    return {
+        "totals": {
+            "users": counts["users"],
+            "agents": sum(agents.values()),
+            "capsuleServices": sum(services.values()),
+            "registrationTokens": sum(tokens.values()),
+            "commands": sum(commands.values()),
+            "auditEvents": counts["auditEvents"],
+            "busRoutes": counts["busRoutes"],
+            "busEvents": counts["busEvents"],
+        },
+        "byStatus": {
+            "agents": agents,
+            "capsuleServices": services,
+            "registrationTokens": tokens,
+            "commands": commands,
+        },
+        "operational": operational,
+        "commandDurations": _durations(timings),
+        "topErrorCodes": {
+            "windowHours": WINDOW_HOURS,
+            "items": [{"code": code, "count": n} for code, n in error_codes],
+        },
+        "staleAgents": {
+            "thresholdSeconds": s.agent_offline_threshold_seconds,
+            "count": stale_total,
+            "items": [
+                {
+                    "id": a["id"],
+                    "code": a["code"],
+                    "name": a["name"],
+                    "status": a["status"],
+                    "lastHeartbeatAt": iso(a["last_heartbeat_at"]),
+                    "silentSeconds": int(
+                        (now - (a["last_heartbeat_at"] or a["created_at"])).total_seconds()
+                    ),
+                }
+                for a in stale
+            ],
+        },
+        "generatedAt": iso(now),
+    }
+
+
+def _memory() -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out["maxRssBytes"] = peak if sys.platform == "darwin" else peak * 1024
+    except (ImportError, OSError):  # pragma: no cover - not on POSIX
+        pass
+    try:
+        with open("/proc/self/statm") as f:
+            out["rssBytes"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+async def runtime_diagnostics(ctx: AppContext) -> dict[str, Any]:
+    s = ctx.settings
+    now = ctx.clock()
+    async with ctx.reader() as uow:
+        database = await uow.observability.database_info()
+    bus = ctx.bus
+    return {
+        "version": s.version_override or __version__,
+        "edition": "ce",
+        "python": platform.python_version(),
+        "platform": sys.platform,
+        "arch": platform.machine(),
+        "pid": os.getpid(),
+        "startedAt": iso(ctx.started_at),
+        "uptimeSeconds": int((now - ctx.started_at).total_seconds()),
+        "memory": _memory(),
+        "database": database,
+        "eventBus": {
+            "capacity": bus.capacity,
+            "subscribers": bus.subscriber_count,
+            "maxLag": bus.max_lag(),
+            "publishedTotal": bus.published_total,
+            "droppedTotal": bus.dropped_total,
+        },
+        "eventLog": {
+            **await log_bounds(ctx),
+            "retentionHours": s.event_log_retention_hours,
+        },
+        "heartbeats": {"batches": ctx.heartbeats.batches, "contacts": ctx.heartbeats.contacts},
+        "waiters": {"waiting": ctx.waiters.waiting, "lagWakeups": ctx.waiters.lag_wakeups},
+        "config": s.masked(),
+        "generatedAt": iso(now),
+    }
+
+
+@dataclass
+class PrometheusSnapshot:
+    """What a scrape reports from the database and the process, gathered in one read."""
+
+    agents: dict[str, int] = field(default_factory=dict)
+    services: dict[str, int] = field(default_factory=dict)
+    commands: dict[tuple[str, str], int] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)
+    bus_events: dict[str, int] = field(default_factory=dict)
+    bus_published: int = 0
+    bus_dropped: int = 0
+    bus_max_lag: int = 0
+    bus_subscribers: int = 0
+    event_log_last_id: int = 0
+    agent_command_polls: int = 0
+    oversized_results_rejected: int = 0
+    action_prepare_timeouts: int = 0
+    heartbeat_batches: int = 0
+    heartbeat_contacts: int = 0
+    uptime_seconds: float = 0.0
+
+
+async def prometheus_snapshot(ctx: AppContext) -> PrometheusSnapshot:
+    s = ctx.settings
+    now = ctx.clock()
+    async with ctx.reader() as uow:
+        o = uow.observability
+        snap = PrometheusSnapshot(
+            agents=await uow.agents.counts_by_status(now, s.agent_offline_threshold_seconds),
+            services=await uow.services.counts_by_status(
+                now, s.agent_offline_threshold_seconds, s.health_stale_threshold_seconds
+            ),
+            commands=await o.command_counts_by_type_status(),
+            tokens=await o.token_counts_by_status(now),
+            bus_events=await o.bus_event_counts(),
+        )
+        _, newest, pruned = await uow.event_log.bounds()
+    bus = ctx.bus
+    snap.bus_published = bus.published_total
+    snap.bus_dropped = bus.dropped_total
+    snap.bus_max_lag = bus.max_lag()
+    snap.bus_subscribers = bus.subscriber_count
+    snap.event_log_last_id = max(newest or 0, pruned)
+    snap.agent_command_polls = ctx.counters.agent_command_polls
+    snap.oversized_results_rejected = ctx.counters.oversized_results_rejected
+    snap.action_prepare_timeouts = ctx.counters.action_prepare_timeouts
+    snap.heartbeat_batches = ctx.heartbeats.batches
+    snap.heartbeat_contacts = ctx.heartbeats.contacts
+    snap.uptime_seconds = (now - ctx.started_at).total_seconds()
+    return snap
