@@ -1,6 +1,8 @@
-"""The composition root: engines, the application context and its background tasks.
+"""Engines, the application context and the tasks every process needs (waiters, heartbeats).
 
 ``create_app`` builds one of these in its lifespan; the CLI builds one for one-off commands.
+Background services (``workers``) are handed in by ``opstage.server`` so that this module, and
+the API that uses it, never import them.
 """
 
 from __future__ import annotations
@@ -8,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from opstage.app.agents import AgentAuthCache
 from opstage.app.auth import LoginThrottle, bootstrap_owner
@@ -17,14 +21,16 @@ from opstage.app.eventbus import DomainEventBus
 from opstage.app.heartbeats import HeartbeatWriter
 from opstage.app.ports import UnitOfWork
 from opstage.app.secrets_once import OneTimeSecrets
-from opstage.app.waiters import Waiters
+from opstage.app.waiters import PendingHint, Waiters
 from opstage.settings import Settings, SettingsError
+from opstage.store.backup import backup_for
 from opstage.store.engine import Engines, create_engines
 from opstage.store.migrate import current_revision_async, head_revision
 from opstage.store.uow import SqlUnitOfWork
-from opstage.workers.maintenance import MaintenanceSweeper
 
 log = logging.getLogger("opstage")
+
+BackgroundService = Callable[[AppContext], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -36,7 +42,13 @@ class Runtime:
     generated_password: str | None = None
 
     @classmethod
-    async def start(cls, settings: Settings, *, background: bool = True) -> Runtime:
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        services: Sequence[BackgroundService] = (),
+        bootstrap: bool = True,
+    ) -> Runtime:
         if settings.database_url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engines = create_engines(settings.database_url)
@@ -45,7 +57,8 @@ class Runtime:
             if current != head_revision():
                 raise SettingsError(
                     f"The database schema is at {current or 'nothing'}, not {head_revision()}: "
-                    "run `opstage migrate` first.")
+                    "run `opstage migrate` first."
+                )
             bus = DomainEventBus(settings.event_bus_capacity)
 
             def factory(*, write: bool) -> UnitOfWork:
@@ -53,22 +66,31 @@ class Runtime:
 
             heartbeats = HeartbeatWriter()
             ctx = AppContext(
-                settings=settings, uow_factory=factory, bus=bus, db_kind=engines.kind,
-                waiters=Waiters(), heartbeats=heartbeats, agent_auth=AgentAuthCache(),
-                login_throttle=LoginThrottle(settings.login_max_failures,
-                                             settings.login_lockout_seconds),
-                one_time_secrets=OneTimeSecrets())
+                settings=settings,
+                uow_factory=factory,
+                bus=bus,
+                db_kind=engines.kind,
+                # One SQLite file means one node: every command is created here and seen.
+                waiters=Waiters(PendingHint(enabled=engines.kind == "sqlite")),
+                heartbeats=heartbeats,
+                agent_auth=AgentAuthCache(),
+                login_throttle=LoginThrottle(
+                    settings.login_max_failures, settings.login_lockout_seconds
+                ),
+                one_time_secrets=OneTimeSecrets(),
+                backup=backup_for(settings.database_url),
+            )
             heartbeats.bind(ctx)
             runtime = cls(settings, engines, ctx)
-            runtime.generated_password = await bootstrap_owner(ctx)
+            if bootstrap:  # one-off CLI commands (e.g. `admin create-user`) skip it
+                runtime.generated_password = await bootstrap_owner(ctx)
         except BaseException:
             await engines.dispose()
             raise
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
-        if background:
-            runtime.tasks.append(asyncio.create_task(MaintenanceSweeper(ctx).run(),
-                                                     name="maintenance"))
+        for service in services:
+            runtime.tasks.append(asyncio.create_task(service(ctx), name=service.__name__))
         return runtime
 
     async def stop(self) -> None:

@@ -29,70 +29,164 @@ class Settings(BaseSettings):
     # --- server ---
     host: str = Field("127.0.0.1", description="Address `opstage serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `opstage serve` listens on.")
-    data_dir: Path = Field(Path("./data"), description="Directory for the SQLite database, "
-                           "the dev-mode secret and backups.")
+    data_dir: Path = Field(
+        Path("./data"),
+        description="Directory for the SQLite database, the dev-mode secret and backups.",
+    )
     database_url: str = Field(
         "",
         validation_alias=AliasChoices("DATABASE_URL", "OPSTAGE_DATABASE_URL"),
         description="SQLAlchemy/reference-style URL: `sqlite:///path.db`, `file:./x.db` or "
         "`postgresql://user:pass@host/db`. Empty: SQLite at `<data_dir>/opstage.db`.",
     )
-    dev_mode: bool = Field(False, description="Development mode: a missing session secret is "
-                           "generated and persisted under data_dir, and cookies drop `Secure`.")
+    dev_mode: bool = Field(
+        False,
+        description="Development mode: a missing session secret is "
+        "generated and persisted under data_dir, and cookies drop `Secure`.",
+    )
     version_override: str | None = Field(
-        None, validation_alias=AliasChoices("OPSTAGE_VERSION"),
-        description="Reported version (default: the package version).")
+        None,
+        validation_alias=AliasChoices("OPSTAGE_VERSION"),
+        description="Reported version (default: the package version).",
+    )
     commit: str | None = Field(None, description="Git commit reported by /api/system/version.")
     build_time: str | None = Field(None, description="Build time reported by /api/system/version.")
 
     # --- identity and sessions ---
     session_secret: SecretStr | None = Field(
-        None, description="Key for session and CSRF HMACs; at least 32 characters. Required "
-        "outside dev mode.")
-    session_ttl_seconds: int = Field(28800, gt=0, description="Absolute lifetime of an admin session.")
+        None,
+        description="Key for session and CSRF HMACs; at least 32 characters. Required "
+        "outside dev mode.",
+    )
+    session_ttl_seconds: int = Field(
+        28800, gt=0, description="Absolute lifetime of an admin session."
+    )
     cookie_secure: bool | None = Field(
-        None, description="Force the `Secure` cookie flag on or off (default: on unless dev mode).")
-    admin_username: str | None = Field(None, description="Username of the owner created on "
-                                       "first start when there are no users.")
+        None, description="Force the `Secure` cookie flag on or off (default: on unless dev mode)."
+    )
+    admin_username: str | None = Field(
+        None, description="Username of the owner created on first start when there are no users."
+    )
     admin_password: SecretStr | None = Field(
-        None, description="Password of that owner (12+ characters). Dev mode generates one when "
-        "unset and prints it once.")
-    login_max_failures: int = Field(5, ge=1, description="Failed logins from one address before "
-                                    "further attempts are delayed.")
-    login_lockout_seconds: int = Field(60, ge=1, description="Longest delay imposed on an address "
-                                       "that keeps failing to log in.")
+        None,
+        description="Password of that owner (12+ characters). Dev mode generates one when "
+        "unset and prints it once.",
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins from one address before further attempts are delayed."
+    )
+    login_lockout_seconds: int = Field(
+        60, ge=1, description="Longest delay imposed on an address that keeps failing to log in."
+    )
 
     # --- agents and services ---
-    heartbeat_interval_seconds: int = Field(30, gt=0, description="Heartbeat interval advertised to agents.")
-    command_poll_interval_seconds: int = Field(5, gt=0, description="Poll interval advertised to agents.")
+    heartbeat_interval_seconds: int = Field(
+        30, gt=0, description="Heartbeat interval advertised to agents."
+    )
+    command_poll_interval_seconds: int = Field(
+        5, gt=0, description="Poll interval advertised to agents."
+    )
     agent_offline_threshold_seconds: int = Field(
-        90, gt=0, description="An agent silent for longer is OFFLINE and its services too.")
+        90, gt=0, description="An agent silent for longer is OFFLINE and its services too."
+    )
     health_stale_threshold_seconds: int = Field(
-        180, gt=0, description="A service whose last report/health is older is STALE.")
-    long_poll_enabled: bool = Field(True, description="Offer `waitSeconds` long-polling on the "
-                                    "agent command poll (advertised as a capability).")
-    long_poll_max_seconds: int = Field(30, ge=1, le=120, description="Upper bound of `waitSeconds`.")
+        180, gt=0, description="A service whose last report/health is older is STALE."
+    )
+    long_poll_enabled: bool = Field(
+        True,
+        description="Offer `waitSeconds` long-polling on the "
+        "agent command poll (advertised as a capability).",
+    )
+    long_poll_max_seconds: int = Field(
+        30, ge=1, le=120, description="Upper bound of `waitSeconds`."
+    )
 
     # --- commands ---
-    command_result_max_bytes: int = Field(1_000_000, gt=0, description="Largest serialized "
-                                          "command result (message+data+error) accepted.")
+    command_result_max_bytes: int = Field(
+        1_000_000,
+        gt=0,
+        description="Largest serialized command result (message+data+error) accepted.",
+    )
     command_default_timeout_seconds: int = Field(
-        600, gt=0, description="Expiry of a command whose action declares no timeoutSeconds.")
+        600, gt=0, description="Expiry of a command whose action declares no timeoutSeconds."
+    )
     action_prepare_timeout_seconds: float = Field(
-        30, gt=0, description="How long a prepare request waits for the agent's answer.")
-    request_body_max_bytes: int = Field(2_000_000, gt=0, description="Largest request body accepted.")
+        30, gt=0, description="How long a prepare request waits for the agent's answer."
+    )
+    request_body_max_bytes: int = Field(
+        2_000_000, gt=0, description="Largest request body accepted."
+    )
 
     # --- background work ---
-    maintenance_interval_seconds: int = Field(60, ge=0, description="Maintenance sweep period "
-                                              "(0 disables the timer).")
-    audit_retention_days: int = Field(90, ge=0, description="Audit older than this is pruned (0 keeps forever).")
-    event_bus_capacity: int = Field(1000, ge=1, description="Per-subscriber buffer of the domain event bus.")
+    maintenance_interval_seconds: int = Field(
+        60, ge=0, description="Maintenance sweep period (0 disables the timer)."
+    )
+    audit_retention_days: int = Field(
+        90, ge=0, description="Audit older than this is pruned (0 keeps forever)."
+    )
+    event_bus_capacity: int = Field(
+        1000, ge=1, description="Per-subscriber buffer of the domain event bus."
+    )
+
+    # --- Capsule Bus (event → command routing) ---
+    capsule_bus_enabled: bool = Field(
+        False, description="Turn on the Capsule Bus endpoints (experimental, as in CE v0.4)."
+    )
+    capsule_bus_ingest_per_min: int = Field(
+        60, ge=1, description="Accepted bus events per agent in any 60 s window."
+    )
+    capsule_bus_max_depth: int = Field(
+        1, ge=0, description="Longest causation chain a bus event may extend."
+    )
+    capsule_bus_idempotency_hours: int = Field(
+        24, ge=1, description="How long an Idempotency-Key replays its original response."
+    )
+    capsule_bus_outcome_events: bool = Field(
+        False,
+        description="Store outcomes of bus-created commands as bus events caused by the original.",
+    )
 
     # --- logging ---
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
     log_format: Literal["auto", "json", "text"] = Field(
-        "auto", description="`json` lines, human `text`, or `auto` (text on a terminal).")
+        "auto", description="`json` lines, human `text`, or `auto` (text on a terminal)."
+    )
     access_log: bool = Field(True, description="One log line per HTTP request.")
+
+    # --- observability: Prometheus /metrics and the live event stream (docs/observability.md) ---
+    metrics_enabled: bool = Field(
+        True, description="Serve Prometheus metrics at `/metrics` (404 when off)."
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, `/metrics` requires `Authorization: Bearer <token>` "
+        "(401 otherwise).",
+    )
+    event_log_retention_hours: float = Field(
+        24,
+        ge=0,
+        description="Domain events older than this are pruned from the durable event log by the "
+        "maintenance sweep (0 keeps forever); a live-stream client resuming from before the "
+        "pruned history gets an explicit `gap` event.",
+    )
+    event_stream_keepalive_seconds: float = Field(
+        15, gt=0, description="Keep-alive comment interval of `GET /api/admin/events/stream`."
+    )
+    event_stream_poll_seconds: float = Field(
+        2,
+        gt=0,
+        description="How often a live stream re-reads the event log for events committed by "
+        "other processes (other nodes, the CLI); events of this process wake it at once.",
+    )
+
+    # --- operations: backup and restore (docs/operations.md) ---
+    backup_dir: Path | None = Field(
+        None,
+        description="Directory where `POST /api/admin/backup/sqlite` and `opstage backup` write "
+        "SQLite backups (default: `<data_dir>/backups`).",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -115,14 +209,17 @@ class Settings(BaseSettings):
             if not secret:
                 raise SettingsError(
                     "OPSTAGE_SESSION_SECRET is required (at least 32 characters). "
-                    "Set it, or run with OPSTAGE_DEV_MODE=true for local development.")
+                    "Set it, or run with OPSTAGE_DEV_MODE=true for local development."
+                )
             raise SettingsError(
                 f"OPSTAGE_SESSION_SECRET must be at least {MIN_SECRET_LENGTH} characters "
-                f"(got {len(secret)}).")
+                f"(got {len(secret)})."
+            )
         if secret:
             raise SettingsError(
                 f"OPSTAGE_SESSION_SECRET must be at least {MIN_SECRET_LENGTH} characters, even "
-                "in dev mode; unset it to have one generated.")
+                "in dev mode; unset it to have one generated."
+            )
         path = self.data_dir / ".session-secret"
         if path.exists():
             secret = path.read_text().strip()

@@ -74,8 +74,11 @@ def _locate_bin() -> str | None:
     def version(bindir: str) -> tuple[int, ...]:
         return tuple(int(p) for p in bindir.split("/")[-2].split(".") if p.isdigit())
 
-    found = [os.path.dirname(p) for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")
-             if os.access(os.path.join(os.path.dirname(p), "pg_ctl"), os.X_OK)]
+    found = [
+        os.path.dirname(p)
+        for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")
+        if os.access(os.path.join(os.path.dirname(p), "pg_ctl"), os.X_OK)
+    ]
     return max(found, key=version, default=None)
 
 
@@ -95,8 +98,9 @@ def _try_install() -> str | None:
         _log("running: apt-get update -qq")
         subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, timeout=600)
         _log("running: apt-get install -y -qq postgresql")
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"],
-                       env=env, check=True, timeout=900)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "postgresql"], env=env, check=True, timeout=900
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         return f"apt-get install postgresql failed: {exc}"
     return None
@@ -139,8 +143,14 @@ def _start_private() -> tuple[str | None, str]:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         # cwd=tmp because the postgres user usually cannot read the caller's cwd.
-        return subprocess.run([*prefix, *args], cwd=tmp, capture_output=True, text=True,
-                              check=False, timeout=START_TIMEOUT_S + 10)
+        return subprocess.run(
+            [*prefix, *args],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=START_TIMEOUT_S + 10,
+        )
 
     def cleanup() -> None:
         try:
@@ -152,8 +162,17 @@ def _start_private() -> tuple[str | None, str]:
 
     atexit.register(cleanup)
     try:
-        res = run(os.path.join(bindir, "initdb"), "-D", data, "-U", "postgres",
-                  "--auth=trust", "--no-sync", "-E", "UTF8")
+        res = run(
+            os.path.join(bindir, "initdb"),
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
         if res.returncode != 0:
             return None, f"initdb failed: {res.stderr.strip() or res.stdout.strip()}"
         for _attempt in range(3):  # retry: the free port may be taken before bind
@@ -161,8 +180,19 @@ def _start_private() -> tuple[str | None, str]:
             opts = f"-p {port} -k '{tmp}' -c listen_addresses=127.0.0.1 -c fsync=off"
             # -l is required: without it the postmaster keeps our capture pipes open.
             # -o goes through /bin/sh inside pg_ctl, hence the quoted socket dir.
-            res = run(pg_ctl, "start", "-D", data, "-l", log, "-w",
-                      "-t", str(int(START_TIMEOUT_S)), "-o", opts)
+            res = run(
+                pg_ctl,
+                "start",
+                "-D",
+                data,
+                "-l",
+                log,
+                "-w",
+                "-t",
+                str(int(START_TIMEOUT_S)),
+                "-o",
+                opts,
+            )
             if res.returncode == 0:
                 break
         else:
@@ -189,8 +219,11 @@ def find_or_start_postgres() -> tuple[str | None, str]:
         if url:
             # An explicit URL that fails is a config error; falling back would hide it.
             err = _ping(url)
-            return (url, "OPSTAGE_TEST_POSTGRES_URL") if err is None else (
-                None, f"OPSTAGE_TEST_POSTGRES_URL does not connect: {err}")
+            return (
+                (url, "OPSTAGE_TEST_POSTGRES_URL")
+                if err is None
+                else (None, f"OPSTAGE_TEST_POSTGRES_URL does not connect: {err}")
+            )
         if _ping(DEFAULT_DSN) is None:
             return DEFAULT_DSN, "existing server on 127.0.0.1:5432"
     return _start_private()

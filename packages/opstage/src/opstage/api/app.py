@@ -3,44 +3,91 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from opstage import __version__
 from opstage.api import errors
+from opstage.api.hotpath import AgentHotPath
 from opstage.api.middleware import RequestContext
-from opstage.api.routes import agent_api, agents, audit, auth, commands, services, system, tokens
-from opstage.runtime import Runtime
+from opstage.api.prometheus import PrometheusMetrics
+from opstage.api.routes import (
+    agent_api,
+    agents,
+    audit,
+    auth,
+    backup,
+    bus,
+    commands,
+    events_stream,
+    maintenance,
+    observability,
+    services,
+    system,
+    tokens,
+    users,
+)
+from opstage.runtime import BackgroundService, Runtime
 from opstage.settings import Settings
 
 log = logging.getLogger("opstage")
 
 
-def create_app(settings: Settings, *, background: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, background: Sequence[BackgroundService] = ()) -> FastAPI:
     settings = settings.resolve_secrets()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings, background=background)
+        runtime = await Runtime.start(settings, services=background)
         app.state.runtime = runtime
         app.state.ctx = runtime.ctx
         if runtime.generated_password:
-            log.warning("bootstrapped the first owner; this password is shown once",
-                        extra={"username": settings.admin_username or "admin"})
-            print(f"\n  Opstage admin login (shown once):\n"
-                  f"    username: {settings.admin_username or 'admin'}\n"
-                  f"    password: {runtime.generated_password}\n", flush=True)
+            log.warning(
+                "bootstrapped the first owner; this password is shown once",
+                extra={"username": settings.admin_username or "admin"},
+            )
+            print(
+                f"\n  Opstage admin login (shown once):\n"
+                f"    username: {settings.admin_username or 'admin'}\n"
+                f"    password: {runtime.generated_password}\n",
+                flush=True,
+            )
         try:
             yield
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="Opstage", version=__version__, lifespan=lifespan,
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="Opstage",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     errors.install(app)
-    for module in (system, auth, tokens, agents, services, commands, audit, agent_api):
+    # Routes match in order: the agents' hot paths (heartbeat, poll) come first.
+    for module in (
+        agent_api,
+        system,
+        auth,
+        users,
+        tokens,
+        agents,
+        services,
+        commands,
+        audit,
+        bus,
+        observability,
+        events_stream,
+        maintenance,
+        backup,
+    ):
         app.include_router(module.router)
-    app.add_middleware(RequestContext, access_log=settings.access_log)
+    app.state.prometheus = PrometheusMetrics() if settings.metrics_enabled else None
+    metrics = app.state.prometheus.http if app.state.prometheus else None
+    app.add_middleware(AgentHotPath)
+    app.add_middleware(RequestContext, access_log=settings.access_log, metrics=metrics)
     return app

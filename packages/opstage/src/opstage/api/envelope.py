@@ -11,14 +11,20 @@ from starlette.responses import Response
 JSON_TYPE = "application/json"
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
-                  ) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON_TYPE,
-                    headers=dict(headers) if headers else None)
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type=JSON_TYPE,
+        headers=dict(headers) if headers else None,
+    )
 
 
-def ok(data: Any = None, *, status: int = 200, headers: Mapping[str, str] | None = None,
-       **extra: Any) -> Response:
+def ok(
+    data: Any = None, *, status: int = 200, headers: Mapping[str, str] | None = None, **extra: Any
+) -> Response:
     body: dict[str, Any] = {"success": True}
     if data is not None:
         body["data"] = data

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from opstage.api.envelope import json_response
@@ -23,37 +24,71 @@ log = logging.getLogger("opstage.api")
 
 CONTRACT_STATUS: dict[str, int] = {
     # generic
-    "VALIDATION_FAILED": 422, "UNAUTHORIZED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404,
-    "CONFLICT": 409, "RATE_LIMITED": 429, "INTERNAL_ERROR": 500, "SERVICE_UNAVAILABLE": 503,
-    "REQUEST_ERROR": 400, "STATIC_NOT_FOUND": 404,
+    "VALIDATION_FAILED": 422,
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "RATE_LIMITED": 429,
+    "INTERNAL_ERROR": 500,
+    "SERVICE_UNAVAILABLE": 503,
+    "REQUEST_ERROR": 400,
+    "STATIC_NOT_FOUND": 404,
     # authentication
-    "LOGIN_FAILED": 401, "SESSION_EXPIRED": 401, "SESSION_INVALID": 401,
-    "CSRF_TOKEN_MISMATCH": 403, "CSRF_INVALID": 403,
+    "LOGIN_FAILED": 401,
+    "SESSION_EXPIRED": 401,
+    "SESSION_INVALID": 401,
+    "CSRF_TOKEN_MISMATCH": 403,
+    "CSRF_INVALID": 403,
     # tokens
-    "REGISTRATION_TOKEN_INVALID": 401, "REGISTRATION_TOKEN_EXPIRED": 401,
-    "REGISTRATION_TOKEN_USED": 409, "REGISTRATION_TOKEN_REVOKED": 401,
-    "AGENT_TOKEN_INVALID": 401, "AGENT_TOKEN_REVOKED": 401, "AGENT_TOKEN_EXPIRED": 401,
-    "REGISTRATION_TOKEN_NOT_FOUND": 404, "REGISTRATION_TOKEN_NOT_DELETABLE": 409,
+    "REGISTRATION_TOKEN_INVALID": 401,
+    "REGISTRATION_TOKEN_EXPIRED": 401,
+    "REGISTRATION_TOKEN_USED": 409,
+    "REGISTRATION_TOKEN_REVOKED": 401,
+    "AGENT_TOKEN_INVALID": 401,
+    "AGENT_TOKEN_REVOKED": 401,
+    "AGENT_TOKEN_EXPIRED": 401,
+    "REGISTRATION_TOKEN_NOT_FOUND": 404,
+    "REGISTRATION_TOKEN_NOT_DELETABLE": 409,
     # agents
-    "AGENT_NOT_FOUND": 404, "AGENT_DISABLED": 403, "AGENT_REVOKED": 403, "AGENT_CODE_TAKEN": 409,
-    "AGENT_ID_MISMATCH": 403, "AGENT_NOT_AVAILABLE": 409, "AGENT_NOT_READY": 409,
+    "AGENT_NOT_FOUND": 404,
+    "AGENT_DISABLED": 403,
+    "AGENT_REVOKED": 403,
+    "AGENT_CODE_TAKEN": 409,
+    "AGENT_ID_MISMATCH": 403,
+    "AGENT_NOT_AVAILABLE": 409,
+    "AGENT_NOT_READY": 409,
     "AGENT_HEARTBEAT_STALE": 409,
     # capsule services
-    "CAPSULE_SERVICE_NOT_FOUND": 404, "CAPSULE_SERVICE_NOT_OWNED": 403,
-    "CAPSULE_SERVICE_MANIFEST_INVALID": 422, "CAPSULE_SERVICE_CODE_TAKEN": 409,
+    "CAPSULE_SERVICE_NOT_FOUND": 404,
+    "CAPSULE_SERVICE_NOT_OWNED": 403,
+    "CAPSULE_SERVICE_MANIFEST_INVALID": 422,
+    "CAPSULE_SERVICE_CODE_TAKEN": 409,
     # actions and commands
-    "ACTION_NOT_FOUND": 404, "ACTION_DISABLED": 403, "ACTION_PAYLOAD_INVALID": 422,
-    "ACTION_REQUIRES_CONFIRMATION": 422, "COMMAND_NOT_FOUND": 404, "COMMAND_NOT_OWNED": 403,
-    "COMMAND_ALREADY_TERMINAL": 409, "COMMAND_EXPIRED": 410, "COMMAND_INVALID_TRANSITION": 409,
-    "ACTION_PREPARE_TIMEOUT": 408, "ACTION_PREPARE_FAILED": 424,
-    "COMMAND_ALREADY_COMPLETED": 409, "COMMAND_NOT_RETRYABLE": 409,
+    "ACTION_NOT_FOUND": 404,
+    "ACTION_DISABLED": 403,
+    "ACTION_PAYLOAD_INVALID": 422,
+    "ACTION_REQUIRES_CONFIRMATION": 422,
+    "COMMAND_NOT_FOUND": 404,
+    "COMMAND_NOT_OWNED": 403,
+    "COMMAND_ALREADY_TERMINAL": 409,
+    "COMMAND_EXPIRED": 410,
+    "COMMAND_INVALID_TRANSITION": 409,
+    "ACTION_PREPARE_TIMEOUT": 408,
+    "ACTION_PREPARE_FAILED": 424,
+    "COMMAND_ALREADY_COMPLETED": 409,
+    "COMMAND_NOT_RETRYABLE": 409,
     "COMMAND_RESULT_TOO_LARGE": 413,
     # config
-    "CONFIG_ITEM_NOT_FOUND": 404, "CONFIG_EDIT_NOT_SUPPORTED": 405,
+    "CONFIG_ITEM_NOT_FOUND": 404,
+    "CONFIG_EDIT_NOT_SUPPORTED": 405,
     # users
-    "USER_ALREADY_EXISTS": 409, "USER_NOT_FOUND": 404, "LAST_OWNER_REQUIRED": 409,
+    "USER_ALREADY_EXISTS": 409,
+    "USER_NOT_FOUND": 404,
+    "LAST_OWNER_REQUIRED": 409,
     # system
-    "DATABASE_UNAVAILABLE": 503, "BOOTSTRAP_FAILED": 500,
+    "DATABASE_UNAVAILABLE": 503,
+    "BOOTSTRAP_FAILED": 500,
 }
 
 EXTRA_STATUS: dict[str, int] = {
@@ -62,6 +97,16 @@ EXTRA_STATUS: dict[str, int] = {
     "METHOD_NOT_ALLOWED": 405,
     "PAYLOAD_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
+    "BACKUP_UNSUPPORTED_ENGINE": 409,  # POST /api/admin/backup/sqlite on PostgreSQL: use pg_dump
+    # Capsule Bus (CE v0.4 codes; not in errors.json v0.1)
+    "CAPSULE_BUS_DISABLED": 404,
+    "BUS_ROUTE_NOT_FOUND": 404,
+    "BUS_SOURCE_SERVICE_NOT_FOUND": 404,
+    "BUS_SOURCE_SERVICE_FORBIDDEN": 403,
+    "BUS_RATE_LIMITED": 429,
+    "BUS_DEPTH_EXCEEDED": 422,
+    "BUS_ROUTE_REQUIRES_APPROVAL": 422,
+    "BUS_ROUTE_APPROVAL_FORBIDDEN": 403,
 }
 
 STATUS_BY_CODE = {**CONTRACT_STATUS, **EXTRA_STATUS}
@@ -88,21 +133,35 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     status = status_for(exc)
     if status >= 500:
-        log.error("request failed: %s %s", exc.code, exc.message,
-                  extra={"request_id": _request_id(request)})
-        body = error_body(exc.code, exc.message if exc.code in (
-            "DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE") else "Internal server error.")
+        log.error(
+            "request failed: %s %s",
+            exc.code,
+            exc.message,
+            extra={"request_id": _request_id(request)},
+        )
+        body = error_body(
+            exc.code,
+            exc.message
+            if exc.code in ("DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE")
+            else "Internal server error.",
+        )
     else:
         from opstage.domain.redaction import redact
 
         body = error_body(exc.code, exc.message, redact(exc.details) if exc.details else None)
+    if "/bus/" in request.url.path:
+        body["experimental"] = "v0.4-experimental"  # every bus response, as CE v0.4
     return json_response(body, status, headers=exc.headers or None)
 
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return json_response(error_body("VALIDATION_FAILED", "Request validation failed.",
-                                    {"issues": issues_from(exc.errors())}), 422)
+    return json_response(
+        error_body(
+            "VALIDATION_FAILED", "Request validation failed.", {"issues": issues_from(exc.errors())}
+        ),
+        422,
+    )
 
 
 def issues_from(errors: Any) -> list[dict[str, str]]:
@@ -120,25 +179,48 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return json_response(error_body("NOT_FOUND", "Route not found."), 404)
     if exc.status_code == 405:
-        return json_response(error_body("METHOD_NOT_ALLOWED", "Method not allowed on this route."),
-                             405, headers=dict(exc.headers or {}))
-    code = {400: "REQUEST_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 413: "PAYLOAD_TOO_LARGE",
-            415: "UNSUPPORTED_MEDIA_TYPE"}.get(exc.status_code, "REQUEST_ERROR")
+        return json_response(
+            error_body("METHOD_NOT_ALLOWED", "Method not allowed on this route."),
+            405,
+            headers=dict(exc.headers or {}),
+        )
+    code = {
+        400: "REQUEST_ERROR",
+        401: "UNAUTHORIZED",
+        403: "FORBIDDEN",
+        413: "PAYLOAD_TOO_LARGE",
+        415: "UNSUPPORTED_MEDIA_TYPE",
+    }.get(exc.status_code, "REQUEST_ERROR")
     if exc.status_code >= 500:
-        return json_response(error_body("INTERNAL_ERROR", "Internal server error."),
-                             exc.status_code)
+        return json_response(
+            error_body("INTERNAL_ERROR", "Internal server error."), exc.status_code
+        )
     return json_response(error_body(code, str(exc.detail)), exc.status_code)
+
+
+async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client went away mid-request (a long-poll cancelled, a load generator stopping):
+    # nothing to answer and nothing wrong with the server.
+    log.info("client disconnected", extra={"request_id": _request_id(request)})
+    return Response(status_code=499)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     request_id = _request_id(request)
     log.exception("unhandled error (request %s)", request_id, exc_info=exc)
-    return json_response(error_body("INTERNAL_ERROR", "Internal server error.",
-                                    {"requestId": request_id} if request_id else None), 500)
+    return json_response(
+        error_body(
+            "INTERNAL_ERROR",
+            "Internal server error.",
+            {"requestId": request_id} if request_id else None,
+        ),
+        500,
+    )
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(Exception, on_unexpected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 HealthStatusIn = Literal["UP", "DEGRADED", "DOWN", "UNKNOWN"]
 DangerLevelIn = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
@@ -25,8 +25,8 @@ class LoginRequest(Body):
 
 class CreateRegistrationTokenRequest(Body):
     name: str = Field("Default registration token", min_length=1, max_length=200)
-    expiresInSeconds: int | None = Field(None, ge=60, le=31_536_000)  # noqa: N815
-    agentCode: str | None = Field(None, min_length=1, max_length=120)  # noqa: N815
+    expiresInSeconds: int | None = Field(None, ge=60, le=31_536_000)
+    agentCode: str | None = Field(None, min_length=1, max_length=120)
 
 
 class HealthInput(Body):
@@ -42,20 +42,20 @@ class ConfigInput(Body):
     source: str | None = Field(None, max_length=200)
     editable: bool | None = None
     sensitive: bool | None = None
-    valuePreview: str | None = Field(None, max_length=4000)  # noqa: N815
-    defaultValue: str | None = Field(None, max_length=4000)  # noqa: N815
-    secretRef: str | None = Field(None, max_length=300)  # noqa: N815
+    valuePreview: str | None = Field(None, max_length=4000)
+    defaultValue: str | None = Field(None, max_length=4000)
+    secretRef: str | None = Field(None, max_length=300)
 
 
 class ActionInput(Body):
     name: str = Field(min_length=1, max_length=120)
     label: str = Field(min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
-    dangerLevel: DangerLevelIn | None = None  # noqa: N815
-    requiresConfirmation: bool | None = None  # noqa: N815
-    inputSchema: dict[str, Any] | None = None  # noqa: N815
-    outputSchema: dict[str, Any] | None = None  # noqa: N815
-    timeoutSeconds: int | None = Field(None, gt=0, le=86_400)  # noqa: N815
+    dangerLevel: DangerLevelIn | None = None
+    requiresConfirmation: bool | None = None
+    inputSchema: dict[str, Any] | None = None
+    outputSchema: dict[str, Any] | None = None
+    timeoutSeconds: int | None = Field(None, gt=0, le=86_400)
     category: str | None = Field(None, max_length=120)
     order: int | None = None
 
@@ -80,13 +80,13 @@ class AgentIdentity(Body):
 
 
 class RegisterAgentRequest(Body):
-    registrationToken: str = Field(pattern=r"^opstage_reg_", max_length=200)  # noqa: N815
+    registrationToken: str = Field(pattern=r"^opstage_reg_", max_length=200)
     agent: AgentIdentity
     service: ReportedService | None = None
 
 
 class HeartbeatRequest(Body):
-    serviceId: str | None = Field(None, pattern=r"^svc_", max_length=40)  # noqa: N815
+    serviceId: str | None = Field(None, pattern=r"^svc_", max_length=40)
     health: HealthInput | None = None
 
 
@@ -99,8 +99,8 @@ class CommandResultRequest(Body):
     message: str | None = None
     data: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
-    startedAt: str | None = Field(None, max_length=64)  # noqa: N815
-    finishedAt: str | None = Field(None, max_length=64)  # noqa: N815
+    startedAt: str | None = Field(None, max_length=64)
+    finishedAt: str | None = Field(None, max_length=64)
 
 
 class CreateActionCommandRequest(Body):
@@ -110,3 +110,76 @@ class CreateActionCommandRequest(Body):
 
 class RetryCommandRequest(Body):
     confirmation: bool | None = None
+
+
+RoleIn = Literal["owner", "operator", "viewer"]
+
+
+class CreateUserRequest(Body):
+    username: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=8, max_length=1024)
+    displayName: str | None = Field(None, max_length=200)
+    role: RoleIn
+
+
+class UpdateUserRequest(Body):
+    displayName: str | None = Field(None, max_length=200)
+    role: RoleIn | None = None
+    status: Literal["ACTIVE", "DISABLED"] | None = None
+
+
+class ResetUserPasswordRequest(Body):
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class TransferServiceRequest(Body):
+    agentId: str = Field(pattern=r"^agt_", max_length=40)
+
+
+class BusRouteMatch(Body):
+    eventType: str = Field(min_length=1, max_length=200)
+    sourceServiceCode: str | None = Field(None, min_length=1, max_length=80)
+
+
+class BusRouteTarget(Body):
+    serviceCode: str = Field(min_length=1, max_length=80)
+    actionName: str = Field(min_length=1, max_length=120)
+
+
+class BusRouteFilter(Body):
+    path: str = Field(max_length=500)
+    op: Literal["equals", "in", "exists"]
+    value: Any = None
+
+
+class BusRouteRequest(Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    status: Literal["ENABLED", "DRY_RUN", "DISABLED"] | None = None
+    match: BusRouteMatch
+    target: BusRouteTarget
+    inputMapping: dict[str, str] = Field(default_factory=dict)
+    filters: list[BusRouteFilter] = Field(default_factory=list, max_length=20)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    preApproved: bool = False
+
+
+class BusRoutePolicy(Body):
+    dryRun: bool | None = None
+
+
+class BusEventRequest(Body):
+    eventId: str | None = Field(None, min_length=1, max_length=200)
+    eventType: str = Field(min_length=1, max_length=200)
+    sourceServiceCode: str = Field(min_length=1, max_length=80)
+    payload: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    correlationId: str | None = Field(None, max_length=200)
+    causationId: str | None = Field(None, max_length=200)
+    occurredAt: AwareDatetime | None = None
+    routePolicy: BusRoutePolicy | None = None
+
+
+class SimulateRequest(Body):
+    limit: int = Field(50, ge=1, le=500)
+    route: BusRouteRequest | None = None

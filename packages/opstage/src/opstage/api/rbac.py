@@ -8,13 +8,39 @@ from __future__ import annotations
 
 READ = "read"
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "owner": frozenset({READ, "tokens:write", "agents:write", "actions:execute",
-                        "actions:prepare", "commands:write", "services:write", "users:admin",
-                        "settings:write", "maintenance:run", "audit:export", "diagnostics:read",
-                        "backup:create"}),
-    "operator": frozenset({READ, "tokens:write", "agents:write", "actions:execute",
-                           "actions:prepare", "commands:write", "services:write",
-                           "maintenance:run", "audit:export", "diagnostics:read"}),
+    "owner": frozenset(
+        {
+            READ,
+            "tokens:write",
+            "agents:write",
+            "actions:execute",
+            "actions:prepare",
+            "commands:write",
+            "services:write",
+            "users:admin",
+            "settings:write",
+            "maintenance:run",
+            "audit:export",
+            "diagnostics:read",
+            "backup:create",
+            "bus:write",
+        }
+    ),
+    "operator": frozenset(
+        {
+            READ,
+            "tokens:write",
+            "agents:write",
+            "actions:execute",
+            "actions:prepare",
+            "commands:write",
+            "services:write",
+            "maintenance:run",
+            "audit:export",
+            "diagnostics:read",
+            "bus:write",
+        }
+    ),
     "viewer": frozenset({READ}),
 }
 

@@ -14,29 +14,56 @@ Row = dict[str, Any]
 
 
 def user_view(u: Row) -> Row:
-    return {"id": u["id"], "username": u["username"], "displayName": u.get("display_name"),
-            "role": u["role"], "status": u["status"], "lastLoginAt": iso(u.get("last_login_at")),
-            "createdAt": iso(u.get("created_at")), "updatedAt": iso(u.get("updated_at"))}
+    return {
+        "id": u["id"],
+        "username": u["username"],
+        "displayName": u.get("display_name"),
+        "role": u["role"],
+        "status": u["status"],
+        "lastLoginAt": iso(u.get("last_login_at")),
+        "createdAt": iso(u.get("created_at")),
+        "updatedAt": iso(u.get("updated_at")),
+    }
 
 
 def token_view(t: Row, now: datetime) -> Row:
     status = t["status"]
     if status == "ACTIVE" and t["expires_at"] is not None and t["expires_at"] <= now:
         status = "EXPIRED"
-    return {"id": t["id"], "name": t["name"], "status": status, "agentCode": t["agent_code"],
-            "agentId": t["used_by_agent_id"], "expiresAt": iso(t["expires_at"]),
-            "usedAt": iso(t["used_at"]), "revokedAt": iso(t["revoked_at"]),
-            "createdAt": iso(t["created_at"]), "updatedAt": iso(t["updated_at"])}
+    return {
+        "id": t["id"],
+        "name": t["name"],
+        "status": status,
+        "agentCode": t["agent_code"],
+        "agentId": t["used_by_agent_id"],
+        "expiresAt": iso(t["expires_at"]),
+        "usedAt": iso(t["used_at"]),
+        "revokedAt": iso(t["revoked_at"]),
+        "createdAt": iso(t["created_at"]),
+        "updatedAt": iso(t["updated_at"]),
+    }
 
 
-def agent_view(a: Row, now: datetime, settings: Settings, service_count: int | None = None
-               ) -> Row:
-    status = effective_agent_status(a["status"], a["last_heartbeat_at"], a["created_at"], now,
-                                    settings.agent_offline_threshold_seconds)
-    out = {"id": a["id"], "code": a["code"], "name": a["name"], "mode": a["mode"],
-           "runtime": a["runtime"], "status": status.value, "storedStatus": a["status"],
-           "lastHeartbeatAt": iso(a["last_heartbeat_at"]), "createdAt": iso(a["created_at"]),
-           "updatedAt": iso(a["updated_at"])}
+def agent_view(a: Row, now: datetime, settings: Settings, service_count: int | None = None) -> Row:
+    status = effective_agent_status(
+        a["status"],
+        a["last_heartbeat_at"],
+        a["created_at"],
+        now,
+        settings.agent_offline_threshold_seconds,
+    )
+    out = {
+        "id": a["id"],
+        "code": a["code"],
+        "name": a["name"],
+        "mode": a["mode"],
+        "runtime": a["runtime"],
+        "status": status.value,
+        "storedStatus": a["status"],
+        "lastHeartbeatAt": iso(a["last_heartbeat_at"]),
+        "createdAt": iso(a["created_at"]),
+        "updatedAt": iso(a["updated_at"]),
+    }
     if service_count is not None:
         out["serviceCount"] = service_count
     return out
@@ -44,40 +71,84 @@ def agent_view(a: Row, now: datetime, settings: Settings, service_count: int | N
 
 def service_view(s: Row, now: datetime, settings: Settings) -> Row:
     agent_status = effective_agent_status(
-        s["agent_status"], s["agent_last_heartbeat_at"], s["agent_created_at"], now,
-        settings.agent_offline_threshold_seconds)
-    status = effective_service_status(agent_status, s["health_status"], s["last_health_at"], now,
-                                      settings.health_stale_threshold_seconds)
-    return {"id": s["id"], "agentId": s["agent_id"], "code": s["code"], "name": s["name"],
-            "description": s["description"], "version": s["version"], "runtime": s["runtime"],
-            "status": status.value, "effectiveStatus": status.value,
-            "healthStatus": s["health_status"], "agentStatus": agent_status.value,
-            "lastReportedAt": iso(s["last_reported_at"]), "lastHealthAt": iso(s["last_health_at"]),
-            "createdAt": iso(s["created_at"]), "updatedAt": iso(s["updated_at"])}
+        s["agent_status"],
+        s["agent_last_heartbeat_at"],
+        s["agent_created_at"],
+        now,
+        settings.agent_offline_threshold_seconds,
+    )
+    status = effective_service_status(
+        agent_status,
+        s["health_status"],
+        s["last_health_at"],
+        now,
+        settings.health_stale_threshold_seconds,
+    )
+    return {
+        "id": s["id"],
+        "agentId": s["agent_id"],
+        "code": s["code"],
+        "name": s["name"],
+        "description": s["description"],
+        "version": s["version"],
+        "runtime": s["runtime"],
+        "status": status.value,
+        "effectiveStatus": status.value,
+        "healthStatus": s["health_status"],
+        "agentStatus": agent_status.value,
+        "lastReportedAt": iso(s["last_reported_at"]),
+        "lastHealthAt": iso(s["last_health_at"]),
+        "createdAt": iso(s["created_at"]),
+        "updatedAt": iso(s["updated_at"]),
+    }
 
 
 def health_view(s: Row) -> Row | None:
     if s["last_health_at"] is None:
         return None
-    return {"id": s["health_report_id"], "serviceId": s["id"], "agentId": s["agent_id"],
-            "status": s["health_status"], "message": s["health_message"],
-            "details": s["health_details"] or {}, "reportedAt": iso(s["last_health_at"])}
+    return {
+        "id": s["health_report_id"],
+        "serviceId": s["id"],
+        "agentId": s["agent_id"],
+        "status": s["health_status"],
+        "message": s["health_message"],
+        "details": s["health_details"] or {},
+        "reportedAt": iso(s["last_health_at"]),
+    }
 
 
 def config_view(c: Row) -> Row:
-    return {"id": c["id"], "serviceId": c["service_id"], "key": c["key"], "label": c["label"],
-            "type": c["type"], "source": c["source"], "editable": c["editable"],
-            "sensitive": c["sensitive"], "valuePreview": c["value_preview"],
-            "defaultValue": c["default_value"], "secretRef": c["secret_ref"]}
+    return {
+        "id": c["id"],
+        "serviceId": c["service_id"],
+        "key": c["key"],
+        "label": c["label"],
+        "type": c["type"],
+        "source": c["source"],
+        "editable": c["editable"],
+        "sensitive": c["sensitive"],
+        "valuePreview": c["value_preview"],
+        "defaultValue": c["default_value"],
+        "secretRef": c["secret_ref"],
+    }
 
 
 def action_view(a: Row) -> Row:
-    out = {"id": a["id"], "serviceId": a["service_id"], "name": a["name"], "label": a["label"],
-           "description": a["description"], "dangerLevel": a["danger_level"],
-           "requiresConfirmation": bool(a["requires_confirmation"]),
-           "inputSchema": a["input_schema"] or {}, "timeoutSeconds": a["timeout_seconds"],
-           "enabled": bool(a["enabled"]), "createdAt": iso(a.get("created_at")),
-           "updatedAt": iso(a.get("updated_at"))}
+    out = {
+        "id": a["id"],
+        "serviceId": a["service_id"],
+        "name": a["name"],
+        "label": a["label"],
+        "description": a["description"],
+        "dangerLevel": a["danger_level"],
+        "requiresConfirmation": bool(a["requires_confirmation"]),
+        "inputSchema": a["input_schema"] or {},
+        "enabled": bool(a["enabled"]),
+        "createdAt": iso(a.get("created_at")),
+        "updatedAt": iso(a.get("updated_at")),
+    }
+    if a["timeout_seconds"] is not None:  # the contract's integer is never null
+        out["timeoutSeconds"] = a["timeout_seconds"]
     extra = a.get("extra") or {}
     for key in ("category", "order", "outputSchema"):
         if key in extra:
@@ -87,29 +158,60 @@ def action_view(a: Row) -> Row:
 
 def command_view(c: Row, *, for_agent: bool = False) -> Row:
     payload = c["payload"] if for_agent else redact(c["payload"])
-    return {"id": c["id"], "agentId": c["agent_id"], "serviceId": c["service_id"],
-            "type": c["type"], "actionName": c["action_name"], "status": c["status"],
-            "payload": payload, "createdByUserId": c["created_by_user_id"],
-            "retryOfCommandId": c.get("retry_of_command_id"), "errorCode": c["error_code"],
-            "errorMessage": c["error_message"], "createdAt": iso(c["created_at"]),
-            "updatedAt": iso(c["updated_at"]), "startedAt": iso(c["started_at"]),
-            "completedAt": iso(c["completed_at"]), "expiresAt": iso(c["expires_at"]),
-            "durationMs": millis_between(c["started_at"], c["completed_at"])}
+    return {
+        "id": c["id"],
+        "agentId": c["agent_id"],
+        "serviceId": c["service_id"],
+        "type": c["type"],
+        "actionName": c["action_name"],
+        "status": c["status"],
+        "payload": payload,
+        "createdByUserId": c["created_by_user_id"],
+        "retryOfCommandId": c.get("retry_of_command_id"),
+        "busEventId": c.get("bus_event_id"),
+        "busRouteId": c.get("bus_route_id"),
+        "errorCode": c["error_code"],
+        "errorMessage": c["error_message"],
+        "createdAt": iso(c["created_at"]),
+        "updatedAt": iso(c["updated_at"]),
+        "startedAt": iso(c["started_at"]),
+        "completedAt": iso(c["completed_at"]),
+        "expiresAt": iso(c["expires_at"]),
+        "durationMs": millis_between(c["started_at"], c["completed_at"]),
+    }
 
 
 def result_view(r: Row | None, agent_id: str | None = None) -> Row | None:
     if r is None:
         return None
-    return {"id": r["id"], "commandId": r["command_id"], "agentId": agent_id or r.get("agent_id"),
-            "success": bool(r["success"]), "message": r["message"], "data": r["data"] or {},
-            "error": r["error"] or {}, "startedAt": iso(r.get("agent_started_at")),
-            "finishedAt": iso(r.get("agent_finished_at")), "reportedAt": iso(r["reported_at"])}
+    return {
+        "id": r["id"],
+        "commandId": r["command_id"],
+        "agentId": agent_id or r.get("agent_id"),
+        "success": bool(r["success"]),
+        "message": r["message"],
+        "data": r["data"] or {},
+        "error": r["error"] or {},
+        "startedAt": iso(r.get("agent_started_at")),
+        "finishedAt": iso(r.get("agent_finished_at")),
+        "reportedAt": iso(r["reported_at"]),
+    }
 
 
 def audit_view(e: Row) -> Row:
     meta = dict(e["metadata"] or {})
-    return {"id": e["id"], "actorType": e["actor_type"], "actorId": e["actor_id"],
-            "action": e["action"], "targetType": e["target_type"], "targetId": e["target_id"],
-            "result": e["result"], "message": e["message"], "metadata": meta,
-            "ipAddress": meta.get("ipAddress"), "userAgent": meta.get("userAgent"),
-            "requestId": e.get("request_id"), "createdAt": iso(e["created_at"])}
+    return {
+        "id": e["id"],
+        "actorType": e["actor_type"],
+        "actorId": e["actor_id"],
+        "action": e["action"],
+        "targetType": e["target_type"],
+        "targetId": e["target_id"],
+        "result": e["result"],
+        "message": e["message"],
+        "metadata": meta,
+        "ipAddress": meta.get("ipAddress"),
+        "userAgent": meta.get("userAgent"),
+        "requestId": e.get("request_id"),
+        "createdAt": iso(e["created_at"]),
+    }

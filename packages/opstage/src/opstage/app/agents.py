@@ -68,12 +68,15 @@ def _bearer(authorization: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-async def authenticate_agent(ctx: AppContext, path_agent_id: str,
-                             authorization: str | None) -> AgentPrincipal:
+async def authenticate_agent(
+    ctx: AppContext, path_agent_id: str, authorization: str | None
+) -> AgentPrincipal:
     raw = _bearer(authorization)
     if raw is None:
-        raise Unauthorized("Agent token required: send 'Authorization: Bearer <agent token>'.",
-                           code="AGENT_TOKEN_INVALID")
+        raise Unauthorized(
+            "Agent token required: send 'Authorization: Bearer <agent token>'.",
+            code="AGENT_TOKEN_INVALID",
+        )
     token_hash = hash_token(raw)
     row = ctx.agent_auth.get(token_hash)
     if row is None:
@@ -83,14 +86,19 @@ async def authenticate_agent(ctx: AppContext, path_agent_id: str,
             raise Unauthorized("Invalid agent token.", code="AGENT_TOKEN_INVALID")
         ctx.agent_auth.put(token_hash, row)
     if row["agent_status"] == AgentStatus.REVOKED:
-        raise Forbidden("Agent is revoked; it must be re-registered by an operator.",
-                        code="AGENT_REVOKED")
+        raise Forbidden(
+            "Agent is revoked; it must be re-registered by an operator.", code="AGENT_REVOKED"
+        )
     if row["token_status"] != "ACTIVE":
-        raise Unauthorized("Agent token has been revoked (the agent re-registered or was "
-                           "rotated); register again.", code="AGENT_TOKEN_REVOKED")
+        raise Unauthorized(
+            "Agent token has been revoked (the agent re-registered or was "
+            "rotated); register again.",
+            code="AGENT_TOKEN_REVOKED",
+        )
     if row["agent_id"] != path_agent_id:
-        raise Forbidden("The agent token does not belong to this agent id.",
-                        code="AGENT_ID_MISMATCH")
+        raise Forbidden(
+            "The agent token does not belong to this agent id.", code="AGENT_ID_MISMATCH"
+        )
     if row["agent_status"] == AgentStatus.DISABLED:
         raise Forbidden("Agent is disabled.", code="AGENT_DISABLED")
     return AgentPrincipal(row["agent_id"], row["token_id"], row["agent_code"])
@@ -108,29 +116,56 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
         _check_registration_token(reg, now)
         assert reg is not None
         if reg["agent_code"] and reg["agent_code"] != code:
-            raise Forbidden(f"This registration token is scoped to agent code "
-                            f"'{reg['agent_code']}'.", code="REGISTRATION_TOKEN_SCOPE_MISMATCH")
+            raise Forbidden(
+                f"This registration token is scoped to agent code '{reg['agent_code']}'.",
+                code="REGISTRATION_TOKEN_SCOPE_MISMATCH",
+            )
         existing = await uow.agents.get_by_code(code)
-        if existing is not None and existing["status"] == AgentStatus.REVOKED \
-                and reg["agent_code"] != code:
-            raise Forbidden("Agent is revoked; re-registering it needs a registration token "
-                            "scoped to its code.", code="AGENT_REVOKED")
+        if (
+            existing is not None
+            and existing["status"] == AgentStatus.REVOKED
+            and reg["agent_code"] != code
+        ):
+            raise Forbidden(
+                "Agent is revoked; re-registering it needs a registration token "
+                "scoped to its code.",
+                code="AGENT_REVOKED",
+            )
         agent_id = existing["id"] if existing else new_id("agt")
         if service_in is not None:
             await claim_service_codes(uow, agent_id, [service_in["code"]])
-        used = await uow.tokens.update(reg["id"], {
-            "status": "USED", "used_at": now, "used_by_agent_id": agent_id, "updated_at": now,
-        }, only_status="ACTIVE")
+        used = await uow.tokens.update(
+            reg["id"],
+            {
+                "status": "USED",
+                "used_at": now,
+                "used_by_agent_id": agent_id,
+                "updated_at": now,
+            },
+            only_status="ACTIVE",
+        )
         if not used:
-            raise Conflict("Registration token has already been used.",
-                           code="REGISTRATION_TOKEN_USED")
+            raise Conflict(
+                "Registration token has already been used.", code="REGISTRATION_TOKEN_USED"
+            )
         agent_actor = Actor("AGENT", agent_id, actor.ip, actor.user_agent, actor.request_id)
         revoked = 0
-        values = {"name": agent_in.get("name"), "mode": agent_in.get("mode", "embedded"),
-                  "runtime": agent_in.get("runtime"), "updated_at": now}
+        values = {
+            "name": agent_in.get("name"),
+            "mode": agent_in.get("mode", "embedded"),
+            "runtime": agent_in.get("runtime"),
+            "updated_at": now,
+        }
         if existing is None:
-            await uow.agents.insert({**values, "id": agent_id, "code": code,
-                                     "status": AgentStatus.PENDING, "created_at": now})
+            await uow.agents.insert(
+                {
+                    **values,
+                    "id": agent_id,
+                    "code": code,
+                    "status": AgentStatus.PENDING,
+                    "created_at": now,
+                }
+            )
         else:
             revoked = await uow.agents.revoke_active_tokens(agent_id, now)
             status = existing["status"]
@@ -140,23 +175,57 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
             await uow.agents.update(agent_id, values)
         raw_agent = new_token(AGENT_TOKEN_PREFIX)
         token_id = new_id("atk")
-        await uow.agents.insert_token({
-            "id": token_id, "agent_id": agent_id, "token_hash": hash_token(raw_agent),
-            "status": "ACTIVE", "registration_token_id": reg["id"], "created_at": now})
-        await write_audit(uow, agent_actor, "registration_token.consumed",
-                          target_type="RegistrationToken", target_id=reg["id"],
-                          metadata={"agentCode": code}, now=now)
+        await uow.agents.insert_token(
+            {
+                "id": token_id,
+                "agent_id": agent_id,
+                "token_hash": hash_token(raw_agent),
+                "status": "ACTIVE",
+                "registration_token_id": reg["id"],
+                "created_at": now,
+            }
+        )
+        await write_audit(
+            uow,
+            agent_actor,
+            "registration_token.consumed",
+            target_type="RegistrationToken",
+            target_id=reg["id"],
+            metadata={"agentCode": code},
+            now=now,
+        )
         if existing is not None:
-            await write_audit(uow, agent_actor, "agent.token.rotated", target_type="Agent",
-                              target_id=agent_id, metadata={
-                                  "revokedTokens": revoked, "registrationTokenId": reg["id"],
-                                  "previousStatus": existing["status"]}, now=now)
-        await write_audit(uow, agent_actor, "agent.registered", target_type="Agent",
-                          target_id=agent_id, metadata={"code": code,
-                                                        "reregistered": existing is not None},
-                          now=now)
-        await write_audit(uow, Actor.system(), "agent_token.issued", target_type="AgentToken",
-                          target_id=token_id, metadata={"agentId": agent_id}, now=now)
+            await write_audit(
+                uow,
+                agent_actor,
+                "agent.token.rotated",
+                target_type="Agent",
+                target_id=agent_id,
+                metadata={
+                    "revokedTokens": revoked,
+                    "registrationTokenId": reg["id"],
+                    "previousStatus": existing["status"],
+                },
+                now=now,
+            )
+        await write_audit(
+            uow,
+            agent_actor,
+            "agent.registered",
+            target_type="Agent",
+            target_id=agent_id,
+            metadata={"code": code, "reregistered": existing is not None},
+            now=now,
+        )
+        await write_audit(
+            uow,
+            Actor.system(),
+            "agent_token.issued",
+            target_type="AgentToken",
+            target_id=token_id,
+            metadata={"agentId": agent_id},
+            now=now,
+        )
         if service_in is not None:
             await upsert_service(uow, agent_actor, agent_id, service_in, now, audit=True)
         uow.record(AgentRegistered(agent_id, code, rotated=existing is not None))
@@ -170,21 +239,23 @@ def _check_registration_token(reg: dict[str, Any] | None, now: Any) -> None:
         raise Unauthorized("Invalid registration token.", code="REGISTRATION_TOKEN_INVALID")
     status = reg["status"]
     if status == "REVOKED":
-        raise Unauthorized("Registration token has been revoked.",
-                           code="REGISTRATION_TOKEN_REVOKED")
+        raise Unauthorized(
+            "Registration token has been revoked.", code="REGISTRATION_TOKEN_REVOKED"
+        )
     if status == "USED":
-        raise Conflict("Registration token has already been used.",
-                       code="REGISTRATION_TOKEN_USED")
+        raise Conflict("Registration token has already been used.", code="REGISTRATION_TOKEN_USED")
     if status == "EXPIRED" or (reg["expires_at"] is not None and reg["expires_at"] <= now):
         raise Unauthorized("Registration token has expired.", code="REGISTRATION_TOKEN_EXPIRED")
 
 
-async def record_contact(ctx: AppContext, agent: AgentPrincipal, health: dict[str, Any] | None,
-                         service_id: str | None) -> None:
+async def record_contact(
+    ctx: AppContext, agent: AgentPrincipal, health: dict[str, Any] | None, service_id: str | None
+) -> None:
     await ctx.heartbeats.submit(Contact(agent.agent_id, ctx.clock(), health, service_id))
 
 
 # --- operator controls -------------------------------------------------------------------
+
 
 async def get_agent(ctx: AppContext, agent_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     async with ctx.reader() as uow:
@@ -195,19 +266,32 @@ async def get_agent(ctx: AppContext, agent_id: str) -> tuple[dict[str, Any], lis
     return agent, services
 
 
-async def list_agents(ctx: AppContext, *, statuses: Sequence[str], q: str | None,
-                      sort: Sequence[tuple[str, bool]], page: int, page_size: int
-                      ) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
+async def list_agents(
+    ctx: AppContext,
+    *,
+    statuses: Sequence[str],
+    q: str | None,
+    sort: Sequence[tuple[str, bool]],
+    page: int,
+    page_size: int,
+) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
     async with ctx.reader() as uow:
         rows, total = await uow.agents.list(
-            statuses=statuses, q=q, sort=sort, page=page, page_size=page_size, now=ctx.clock(),
-            offline_threshold_seconds=ctx.settings.agent_offline_threshold_seconds)
+            statuses=statuses,
+            q=q,
+            sort=sort,
+            page=page,
+            page_size=page_size,
+            now=ctx.clock(),
+            offline_threshold_seconds=ctx.settings.agent_offline_threshold_seconds,
+        )
         counts = await uow.agents.service_counts([r["id"] for r in rows])
     return rows, total, counts
 
 
-async def set_agent_standing(ctx: AppContext, actor: Actor, agent_id: str,
-                             change: str) -> dict[str, Any]:
+async def set_agent_standing(
+    ctx: AppContext, actor: Actor, agent_id: str, change: str
+) -> dict[str, Any]:
     """``change`` is disable, enable or revoke."""
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -222,20 +306,32 @@ async def set_agent_standing(ctx: AppContext, actor: Actor, agent_id: str,
         if change == "disable":
             values["status"] = AgentStatus.DISABLED
         elif change == "enable":
-            values["status"] = (AgentStatus.ONLINE if agent["last_heartbeat_at"]
-                                else AgentStatus.PENDING) if old == AgentStatus.DISABLED else old
+            values["status"] = (
+                (AgentStatus.ONLINE if agent["last_heartbeat_at"] else AgentStatus.PENDING)
+                if old == AgentStatus.DISABLED
+                else old
+            )
         elif change == "revoke":
             values["status"] = AgentStatus.REVOKED
             meta["revokedTokens"] = await uow.agents.revoke_active_tokens(agent_id, now)
         else:  # pragma: no cover - routes pass fixed values
             raise DomainError(f"unknown change {change}")
         await uow.agents.update(agent_id, values)
-        await write_audit(uow, actor, {"disable": "agent.disabled", "enable": "agent.enabled", "revoke": "agent.revoked"}[change], target_type="Agent",
-                          target_id=agent_id, metadata=meta, now=now)
+        await write_audit(
+            uow,
+            actor,
+            {"disable": "agent.disabled", "enable": "agent.enabled", "revoke": "agent.revoked"}[
+                change
+            ],
+            target_type="Agent",
+            target_id=agent_id,
+            metadata=meta,
+            now=now,
+        )
         if values.get("status", old) != old:
             uow.record(AgentStatusChanged(agent_id, old, values["status"]))
         uow.record(AgentCredentialsChanged(agent_id))
         uow.after_commit(lambda: ctx.agent_auth.forget(agent_id))
         agent = await uow.agents.get(agent_id)
     assert agent is not None
-    return agent
+    return dict(agent)

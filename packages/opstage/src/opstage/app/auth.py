@@ -79,8 +79,8 @@ class LoginThrottle:
         failures, last = self._state.get(address, (0, 0.0))
         if failures < self.max_failures:
             return 0.0
-        delay = min(self.max_delay, 2 ** (failures - self.max_failures + 1))
-        return max(0.0, last + delay - time.monotonic())
+        delay = min(float(self.max_delay), 2.0 ** (failures - self.max_failures + 1))
+        return max(0.0, float(last) + delay - time.monotonic())
 
     def failed(self, address: str) -> int:
         failures, _ = self._state.get(address, (0, 0.0))
@@ -107,47 +107,82 @@ async def bootstrap_owner(ctx: AppContext) -> str | None:
         if not username or not password:
             raise SettingsError(
                 "No admin user exists. Set OPSTAGE_ADMIN_USERNAME and OPSTAGE_ADMIN_PASSWORD "
-                "for the first start (or use OPSTAGE_DEV_MODE=true to have a password generated).")
+                "for the first start (or use OPSTAGE_DEV_MODE=true to have a password generated)."
+            )
         problem = password_problem(username, password)
         if problem:
             raise SettingsError(f"OPSTAGE_ADMIN_PASSWORD is not acceptable: {problem}")
         now = ctx.clock()
         user_id = new_id("usr")
-        await uow.users.insert({
-            "id": user_id, "username": username, "display_name": "Administrator",
-            "role": "owner", "status": "ACTIVE", "password_hash": hash_password(password),
-            "created_at": now, "updated_at": now})
-        await write_audit(uow, Actor.system(), "system.bootstrap.completed", target_type="User",
-                          target_id=user_id, metadata={"username": username}, now=now)
+        await uow.users.insert(
+            {
+                "id": user_id,
+                "username": username,
+                "display_name": "Administrator",
+                "role": "owner",
+                "status": "ACTIVE",
+                "password_hash": hash_password(password),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        await write_audit(
+            uow,
+            Actor.system(),
+            "system.bootstrap.completed",
+            target_type="User",
+            target_id=user_id,
+            metadata={"username": username},
+            now=now,
+        )
     return generated
 
 
-async def login(ctx: AppContext, actor: Actor, username: str, password: str
-                ) -> tuple[str, SessionInfo]:
+async def login(
+    ctx: AppContext, actor: Actor, username: str, password: str
+) -> tuple[str, SessionInfo]:
     address = actor.ip or "unknown"
     wait = ctx.login_throttle.retry_after(address)
     if wait > 0:
-        error = DomainError("Too many failed logins from this address; try again later.",
-                            code="RATE_LIMITED", headers={"Retry-After": str(int(wait) + 1)},
-                            details={"retryAfterSeconds": int(wait) + 1})
+        error = DomainError(
+            "Too many failed logins from this address; try again later.",
+            code="RATE_LIMITED",
+            headers={"Retry-After": str(int(wait) + 1)},
+            details={"retryAfterSeconds": int(wait) + 1},
+        )
         async with ctx.writer() as uow:
-            await write_audit(uow, actor, "session.login.failed", result="FAILURE",
-                              message="Login throttled", metadata={
-                                  "username": username[:320], "errorCode": error.code},
-                              now=ctx.clock())
+            await write_audit(
+                uow,
+                actor,
+                "session.login.failed",
+                result="FAILURE",
+                message="Login throttled",
+                metadata={"username": username[:320], "errorCode": error.code},
+                now=ctx.clock(),
+            )
         raise error
     async with ctx.reader() as uow:
         user = await uow.users.get_by_username(username)
     # argon2 is CPU-bound: keep the event loop free while it runs.
     ok = await asyncio.to_thread(
-        verify_password, user["password_hash"] if user else _DUMMY_HASH, password)
+        verify_password, user["password_hash"] if user else _DUMMY_HASH, password
+    )
     if not ok or user is None or user["status"] != "ACTIVE":
         failures = ctx.login_throttle.failed(address)
         async with ctx.writer() as uow:
-            await write_audit(uow, actor, "session.login.failed", result="FAILURE",
-                              message="Invalid login attempt",
-                              metadata={"username": username[:320], "failures": failures,
-                                        "errorCode": "LOGIN_FAILED"}, now=ctx.clock())
+            await write_audit(
+                uow,
+                actor,
+                "session.login.failed",
+                result="FAILURE",
+                message="Invalid login attempt",
+                metadata={
+                    "username": username[:320],
+                    "failures": failures,
+                    "errorCode": "LOGIN_FAILED",
+                },
+                now=ctx.clock(),
+            )
         raise Unauthorized("Invalid username or password.", code="LOGIN_FAILED")
     ctx.login_throttle.succeeded(address)
     now = ctx.clock()
@@ -156,19 +191,33 @@ async def login(ctx: AppContext, actor: Actor, username: str, password: str
     csrf = secrets.token_urlsafe(32)
     expires = now + timedelta(seconds=ctx.settings.session_ttl_seconds)
     async with ctx.writer() as uow:
-        await uow.sessions.insert({
-            "id": session_id, "token_hash": session_token_hash(ctx.settings, raw),
-            "user_id": user["id"], "csrf_token": csrf, "ip": actor.ip,
-            "user_agent": (actor.user_agent or "")[:300] or None, "created_at": now,
-            "expires_at": expires, "last_seen_at": now})
+        await uow.sessions.insert(
+            {
+                "id": session_id,
+                "token_hash": session_token_hash(ctx.settings, raw),
+                "user_id": user["id"],
+                "csrf_token": csrf,
+                "ip": actor.ip,
+                "user_agent": (actor.user_agent or "")[:300] or None,
+                "created_at": now,
+                "expires_at": expires,
+                "last_seen_at": now,
+            }
+        )
         await uow.users.update(user["id"], {"last_login_at": now, "updated_at": now})
         await uow.sessions.delete_expired(now)
-        await write_audit(uow, Actor("USER", user["id"], actor.ip, actor.user_agent,
-                                     actor.request_id), "session.login.succeeded",
-                          target_type="User", target_id=user["id"], now=now)
+        await write_audit(
+            uow,
+            Actor("USER", user["id"], actor.ip, actor.user_agent, actor.request_id),
+            "session.login.succeeded",
+            target_type="User",
+            target_id=user["id"],
+            now=now,
+        )
     user = {**user, "last_login_at": now, "updated_at": now}
-    return raw, SessionInfo(session_id, user["id"], user["username"], user["role"], csrf,
-                            expires, user)
+    return raw, SessionInfo(
+        session_id, user["id"], user["username"], user["role"], csrf, expires, user
+    )
 
 
 async def resolve_session(ctx: AppContext, raw: str | None) -> SessionInfo:
@@ -178,24 +227,35 @@ async def resolve_session(ctx: AppContext, raw: str | None) -> SessionInfo:
     async with ctx.reader() as uow:
         row = await uow.sessions.by_token_hash(session_token_hash(ctx.settings, raw))
     if row is None:
-        raise Unauthorized("Session is invalid or has ended; log in again.",
-                           code="SESSION_INVALID")
+        raise Unauthorized("Session is invalid or has ended; log in again.", code="SESSION_INVALID")
     if row["expires_at"] <= now:
         async with ctx.writer() as uow:
             await uow.sessions.delete(row["id"])
         raise Unauthorized("Session expired; log in again.", code="SESSION_EXPIRED")
     if row["user_status"] != "ACTIVE":
-        raise Unauthorized("Session is invalid or has ended; log in again.",
-                           code="SESSION_INVALID")
+        raise Unauthorized("Session is invalid or has ended; log in again.", code="SESSION_INVALID")
     if now - row["last_seen_at"] > SESSION_TOUCH_INTERVAL:
         async with ctx.writer() as uow:
             await uow.sessions.update(row["id"], {"last_seen_at": now})
-    user = {"id": row["user_id"], "username": row["username"],
-            "display_name": row["display_name"], "role": row["role"],
-            "status": row["user_status"], "last_login_at": row["last_login_at"],
-            "created_at": row["user_created_at"], "updated_at": row["user_updated_at"]}
-    return SessionInfo(row["id"], row["user_id"], row["username"], row["role"],
-                       row["csrf_token"], row["expires_at"], user)
+    user = {
+        "id": row["user_id"],
+        "username": row["username"],
+        "display_name": row["display_name"],
+        "role": row["role"],
+        "status": row["user_status"],
+        "last_login_at": row["last_login_at"],
+        "created_at": row["user_created_at"],
+        "updated_at": row["user_updated_at"],
+    }
+    return SessionInfo(
+        row["id"],
+        row["user_id"],
+        row["username"],
+        row["role"],
+        row["csrf_token"],
+        row["expires_at"],
+        user,
+    )
 
 
 def check_csrf(session: SessionInfo, header: str | None) -> None:
@@ -206,14 +266,26 @@ def check_csrf(session: SessionInfo, header: str | None) -> None:
 async def logout(ctx: AppContext, actor: Actor, session: SessionInfo) -> None:
     async with ctx.writer() as uow:
         await uow.sessions.delete(session.session_id)
-        await write_audit(uow, actor, "session.logout", target_type="User",
-                          target_id=session.user_id, now=ctx.clock())
+        await write_audit(
+            uow,
+            actor,
+            "session.logout",
+            target_type="User",
+            target_id=session.user_id,
+            now=ctx.clock(),
+        )
 
 
 async def rotate_csrf(ctx: AppContext, actor: Actor, session: SessionInfo) -> str:
     csrf = secrets.token_urlsafe(32)
     async with ctx.writer() as uow:
         await uow.sessions.update(session.session_id, {"csrf_token": csrf})
-        await write_audit(uow, actor, "session.csrf.refreshed", target_type="User",
-                          target_id=session.user_id, now=ctx.clock())
+        await write_audit(
+            uow,
+            actor,
+            "session.csrf.refreshed",
+            target_type="User",
+            target_id=session.user_id,
+            now=ctx.clock(),
+        )
     return csrf

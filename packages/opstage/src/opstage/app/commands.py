@@ -8,6 +8,7 @@ cancels and results can never move a command twice.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -45,57 +46,105 @@ def check_agent_ready(agent: dict[str, Any] | None, now: datetime, threshold: in
         raise Conflict("Agent not found for Capsule Service.", code="AGENT_NOT_FOUND")
     stored = agent["status"]
     if stored in (AgentStatus.OFFLINE, AgentStatus.DISABLED, AgentStatus.REVOKED):
-        raise Conflict(f"Agent is {stored.lower()}; start or reconnect the agent before "
-                       "running actions.", code=f"AGENT_{stored}")
+        raise Conflict(
+            f"Agent is {stored.lower()}; start or reconnect the agent before running actions.",
+            code=f"AGENT_{stored}",
+        )
     if agent["last_heartbeat_at"] is None:
-        raise Conflict("Agent has not sent a heartbeat yet; wait for it to connect before "
-                       "running actions.", code="AGENT_NOT_READY")
-    eff = effective_agent_status(stored, agent["last_heartbeat_at"], agent["created_at"], now,
-                                 threshold)
+        raise Conflict(
+            "Agent has not sent a heartbeat yet; wait for it to connect before running actions.",
+            code="AGENT_NOT_READY",
+        )
+    eff = effective_agent_status(
+        stored, agent["last_heartbeat_at"], agent["created_at"], now, threshold
+    )
     if eff == AgentStatus.OFFLINE:
-        raise Conflict("Agent heartbeat is stale; wait for the agent to reconnect before "
-                       "running actions.", code="AGENT_HEARTBEAT_STALE")
+        raise Conflict(
+            "Agent heartbeat is stale; wait for the agent to reconnect before running actions.",
+            code="AGENT_HEARTBEAT_STALE",
+        )
 
 
-async def _load_target(uow: UnitOfWork, service_id: str, action_name: str
-                       ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+async def _load_target(
+    uow: UnitOfWork, service_id: str, action_name: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     service = await uow.services.get(service_id)
     if service is None:
         raise NotFound("Capsule Service not found.", code="CAPSULE_SERVICE_NOT_FOUND")
     action = await uow.services.action(service_id, action_name)
     if action is None or not action["enabled"]:
-        raise NotFound("Action not found.", code="ACTION_NOT_FOUND",
-                       details={"serviceId": service_id, "actionName": action_name})
+        raise NotFound(
+            "Action not found.",
+            code="ACTION_NOT_FOUND",
+            details={"serviceId": service_id, "actionName": action_name},
+        )
     agent = await uow.agents.get(service["agent_id"])
     return service, action, agent
 
 
 def _require_confirmation(action: dict[str, Any], confirmation: bool | None) -> None:
-    if needs_confirmation(action["danger_level"], action["requires_confirmation"]) \
-            and confirmation is not True:
-        raise Conflict("Action requires confirmation.", code="ACTION_REQUIRES_CONFIRMATION",
-                       details={"actionName": action["name"],
-                                "dangerLevel": action["danger_level"],
-                                "requiresConfirmation": bool(action["requires_confirmation"])})
+    if (
+        needs_confirmation(action["danger_level"], action["requires_confirmation"])
+        and confirmation is not True
+    ):
+        raise Conflict(
+            "Action requires confirmation.",
+            code="ACTION_REQUIRES_CONFIRMATION",
+            details={
+                "actionName": action["name"],
+                "dangerLevel": action["danger_level"],
+                "requiresConfirmation": bool(action["requires_confirmation"]),
+            },
+        )
 
 
 def _validate_payload(action: dict[str, Any], payload: dict[str, Any]) -> None:
     issues = payload_issues(action["input_schema"], payload)
     if issues:
-        raise DomainError("Payload does not match the action's inputSchema.",
-                          code="ACTION_PAYLOAD_INVALID", details={"issues": issues})
+        raise DomainError(
+            "Payload does not match the action's inputSchema.",
+            code="ACTION_PAYLOAD_INVALID",
+            details={"issues": issues},
+        )
 
 
-async def _insert_command(uow: UnitOfWork, ctx: AppContext, *, command_id: str, agent_id: str,
-                          service_id: str, type_: str, action: dict[str, Any],
-                          payload: dict[str, Any], confirmed: bool, user_id: str | None,
-                          retry_of: str | None, timeout: float, now: datetime) -> dict[str, Any]:
+async def insert_command(
+    uow: UnitOfWork,
+    ctx: AppContext,
+    *,
+    command_id: str,
+    agent_id: str,
+    service_id: str,
+    type_: str,
+    action: dict[str, Any],
+    payload: dict[str, Any],
+    confirmed: bool,
+    user_id: str | None,
+    retry_of: str | None,
+    timeout: float,
+    now: datetime,
+    bus_event_id: str | None = None,
+    bus_route_id: str | None = None,
+) -> dict[str, Any]:
     row = {
-        "id": command_id, "agent_id": agent_id, "service_id": service_id, "type": type_,
-        "action_name": action["name"], "status": CommandStatus.PENDING, "payload": payload,
-        "confirmed": confirmed, "created_by_user_id": user_id, "retry_of_command_id": retry_of,
-        "error_code": None, "error_message": None, "created_at": now, "updated_at": now,
-        "started_at": None, "completed_at": None,
+        "bus_event_id": bus_event_id,
+        "bus_route_id": bus_route_id,
+        "id": command_id,
+        "agent_id": agent_id,
+        "service_id": service_id,
+        "type": type_,
+        "action_name": action["name"],
+        "status": CommandStatus.PENDING,
+        "payload": payload,
+        "confirmed": confirmed,
+        "created_by_user_id": user_id,
+        "retry_of_command_id": retry_of,
+        "error_code": None,
+        "error_message": None,
+        "created_at": now,
+        "updated_at": now,
+        "started_at": None,
+        "completed_at": None,
         "expires_at": now + timedelta(seconds=timeout),
     }
     await uow.commands.insert(row)
@@ -103,8 +152,14 @@ async def _insert_command(uow: UnitOfWork, ctx: AppContext, *, command_id: str, 
     return row
 
 
-async def request_action(ctx: AppContext, actor: Actor, service_id: str, action_name: str,
-                         payload: dict[str, Any], confirmation: bool | None) -> dict[str, Any]:
+async def request_action(
+    ctx: AppContext,
+    actor: Actor,
+    service_id: str,
+    action_name: str,
+    payload: dict[str, Any],
+    confirmation: bool | None,
+) -> dict[str, Any]:
     now = ctx.clock()
     async with ctx.writer() as uow:
         service, action, agent = await _load_target(uow, service_id, action_name)
@@ -113,24 +168,50 @@ async def request_action(ctx: AppContext, actor: Actor, service_id: str, action_
         check_agent_ready(agent, now, ctx.settings.agent_offline_threshold_seconds)
         command_id = new_id("cmd")
         timeout = action["timeout_seconds"] or ctx.settings.command_default_timeout_seconds
-        row = await _insert_command(
-            uow, ctx, command_id=command_id, agent_id=service["agent_id"], service_id=service_id,
-            type_=CommandType.ACTION_EXECUTE, action=action, payload=payload,
-            confirmed=confirmation is True, user_id=actor.id, retry_of=None, timeout=timeout,
-            now=now)
-        await write_audit(uow, actor, "service.action.requested", target_type="CapsuleService",
-                          target_id=service_id, metadata={"actionName": action_name,
-                                                          "commandId": command_id}, now=now)
-        await write_audit(uow, actor, "command.created", target_type="Command",
-                          target_id=command_id, metadata={
-                              "serviceId": service_id, "actionName": action_name,
-                              "dangerLevel": action["danger_level"],
-                              "confirmed": confirmation is True}, now=now)
+        row = await insert_command(
+            uow,
+            ctx,
+            command_id=command_id,
+            agent_id=service["agent_id"],
+            service_id=service_id,
+            type_=CommandType.ACTION_EXECUTE,
+            action=action,
+            payload=payload,
+            confirmed=confirmation is True,
+            user_id=actor.id,
+            retry_of=None,
+            timeout=timeout,
+            now=now,
+        )
+        await write_audit(
+            uow,
+            actor,
+            "service.action.requested",
+            target_type="CapsuleService",
+            target_id=service_id,
+            metadata={"actionName": action_name, "commandId": command_id},
+            now=now,
+        )
+        await write_audit(
+            uow,
+            actor,
+            "command.created",
+            target_type="Command",
+            target_id=command_id,
+            metadata={
+                "serviceId": service_id,
+                "actionName": action_name,
+                "dangerLevel": action["danger_level"],
+                "confirmed": confirmation is True,
+            },
+            now=now,
+        )
     return row
 
 
-async def prepare_action(ctx: AppContext, actor: Actor, service_id: str, action_name: str
-                         ) -> dict[str, Any]:
+async def prepare_action(
+    ctx: AppContext, actor: Actor, service_id: str, action_name: str
+) -> dict[str, Any]:
     """Create an ACTION_PREPARE command and wait for the agent's answer."""
     now = ctx.clock()
     timeout = ctx.settings.action_prepare_timeout_seconds
@@ -141,15 +222,30 @@ async def prepare_action(ctx: AppContext, actor: Actor, service_id: str, action_
         async with ctx.writer() as uow:
             service, action, agent = await _load_target(uow, service_id, action_name)
             check_agent_ready(agent, now, ctx.settings.agent_offline_threshold_seconds)
-            await _insert_command(
-                uow, ctx, command_id=command_id, agent_id=service["agent_id"],
-                service_id=service_id, type_=CommandType.ACTION_PREPARE, action=action,
-                payload={}, confirmed=False, user_id=actor.id, retry_of=None,
-                timeout=timeout + 5, now=now)
-            await write_audit(uow, actor, "service.action.prepare_requested",
-                              target_type="CapsuleService", target_id=service_id,
-                              metadata={"actionName": action_name, "commandId": command_id},
-                              now=now)
+            await insert_command(
+                uow,
+                ctx,
+                command_id=command_id,
+                agent_id=service["agent_id"],
+                service_id=service_id,
+                type_=CommandType.ACTION_PREPARE,
+                action=action,
+                payload={},
+                confirmed=False,
+                user_id=actor.id,
+                retry_of=None,
+                timeout=timeout + 5,
+                now=now,
+            )
+            await write_audit(
+                uow,
+                actor,
+                "service.action.prepare_requested",
+                target_type="CapsuleService",
+                target_id=service_id,
+                metadata={"actionName": action_name, "commandId": command_id},
+                now=now,
+            )
         deadline = time.monotonic() + timeout
         while True:
             wake.clear()
@@ -165,14 +261,23 @@ async def prepare_action(ctx: AppContext, actor: Actor, service_id: str, action_
             await ctx.waiters.wait(wake, min(remaining, LONG_POLL_RECHECK_SECONDS))
     finally:
         ctx.waiters.unregister(key, wake)
-    details = {"commandId": command_id, "commandStatus": command["status"],
-               "actionName": action_name, "agentId": command["agent_id"],
-               "serviceId": service_id}
+    details = {
+        "commandId": command_id,
+        "commandStatus": command["status"],
+        "actionName": action_name,
+        "agentId": command["agent_id"],
+        "serviceId": service_id,
+    }
     if result is None or not result["success"]:
-        message = (result or {}).get("message") or command["error_message"] \
-            or "Action prepare failed."
-        raise DomainError(message, code=command["error_code"] or "ACTION_PREPARE_FAILED",
-                          details=details, status=424)
+        message = (
+            (result or {}).get("message") or command["error_message"] or "Action prepare failed."
+        )
+        raise DomainError(
+            message,
+            code=command["error_code"] or "ACTION_PREPARE_FAILED",
+            details=details,
+            status=424,
+        )
     data = result["data"] or {}
     held = ctx.one_time_secrets.take(command_id, actor.id)
     if held:
@@ -180,10 +285,14 @@ async def prepare_action(ctx: AppContext, actor: Actor, service_id: str, action_
     merged = dict(action)
     if isinstance(data.get("action"), dict):
         overlay = data["action"]
-        for src, dst in (("label", "label"), ("description", "description"),
-                         ("dangerLevel", "danger_level"), ("inputSchema", "input_schema"),
-                         ("timeoutSeconds", "timeout_seconds"),
-                         ("requiresConfirmation", "requires_confirmation")):
+        for src, dst in (
+            ("label", "label"),
+            ("description", "description"),
+            ("dangerLevel", "danger_level"),
+            ("inputSchema", "input_schema"),
+            ("timeoutSeconds", "timeout_seconds"),
+            ("requiresConfirmation", "requires_confirmation"),
+        ):
             if src in overlay:
                 merged[dst] = overlay[src]
     return {
@@ -191,87 +300,164 @@ async def prepare_action(ctx: AppContext, actor: Actor, service_id: str, action_
         "initialPayload": data.get("initialPayload")
         if isinstance(data.get("initialPayload"), dict)
         else initial_payload(merged.get("input_schema")),
-        "currentState": data.get("currentState") if isinstance(data.get("currentState"), dict)
+        "currentState": data.get("currentState")
+        if isinstance(data.get("currentState"), dict)
         else {},
-        "command": command, "result": {**result, "data": data},
+        "command": command,
+        "result": {**result, "data": data},
     }
 
 
-async def _prepare_timed_out(ctx: AppContext, actor: Actor, command: dict[str, Any],
-                             action: dict[str, Any]) -> dict[str, Any]:
+async def _prepare_timed_out(
+    ctx: AppContext, actor: Actor, command: dict[str, Any], action: dict[str, Any]
+) -> dict[str, Any]:
     now = ctx.clock()
     message = "Action prepare timed out waiting for agent."
     async with ctx.writer() as uow:
-        moved = await uow.commands.update(command["id"], {
-            "status": CommandStatus.EXPIRED, "error_code": "ACTION_PREPARE_TIMEOUT",
-            "error_message": message, "completed_at": now, "updated_at": now},
-            only_statuses=LIVE)
+        moved = await uow.commands.update(
+            command["id"],
+            {
+                "status": CommandStatus.EXPIRED,
+                "error_code": "ACTION_PREPARE_TIMEOUT",
+                "error_message": message,
+                "completed_at": now,
+                "updated_at": now,
+            },
+            only_statuses=LIVE,
+        )
         if moved:
-            await write_audit(uow, Actor.system(), "system.command.expired",
-                              target_type="Command", target_id=command["id"],
-                              metadata={"reason": "ACTION_PREPARE_TIMEOUT"}, now=now)
-            uow.record(CommandStatusChanged(command["id"], command["agent_id"], command["type"],
-                                            command["action_name"], CommandStatus.EXPIRED))
+            await write_audit(
+                uow,
+                Actor.system(),
+                "system.command.expired",
+                target_type="Command",
+                target_id=command["id"],
+                metadata={"reason": "ACTION_PREPARE_TIMEOUT"},
+                now=now,
+            )
+            uow.record(
+                CommandStatusChanged(
+                    command["id"],
+                    command["agent_id"],
+                    command["type"],
+                    command["action_name"],
+                    CommandStatus.EXPIRED,
+                )
+            )
     ctx.counters.action_prepare_timeouts += 1
-    raise DomainError(message, code="ACTION_PREPARE_TIMEOUT", details={
-        "commandId": command["id"], "commandStatus": command["status"],
-        "actionName": action["name"], "agentId": command["agent_id"],
-        "serviceId": command["service_id"]})
+    raise DomainError(
+        message,
+        code="ACTION_PREPARE_TIMEOUT",
+        details={
+            "commandId": command["id"],
+            "commandStatus": command["status"],
+            "actionName": action["name"],
+            "agentId": command["agent_id"],
+            "serviceId": command["service_id"],
+        },
+    )
 
 
-async def poll_commands(ctx: AppContext, agent: AgentPrincipal, limit: int,
-                        wait_seconds: float) -> list[dict[str, Any]]:
+async def poll_commands(
+    ctx: AppContext,
+    agent: AgentPrincipal,
+    limit: int,
+    wait_seconds: float,
+    gone: asyncio.Future[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Claims up to ``limit`` pending commands, waiting up to ``wait_seconds`` for one.
+
+    ``gone`` completes when the agent closes its connection: a parked poll then stops
+    without claiming, because a command claimed for a closed socket would sit RUNNING
+    until it expires instead of reaching the agent's next poll.
+    """
     ctx.counters.agent_command_polls += 1
     await record_contact(ctx, agent, None, None)
     key = f"agent:{agent.agent_id}"
     wake = ctx.waiters.register(key) if wait_seconds > 0 else None
+    if wake is not None and gone is not None:
+        gone.add_done_callback(lambda _: wake.set())
     deadline = time.monotonic() + wait_seconds
+    woke = False
     try:
         while True:
+            if gone is not None and gone.done():
+                return []
             if wake is not None:
                 wake.clear()
-            claimed = await _claim(ctx, agent, limit)
+            # Woken by a CommandCreated: go straight to the claim, skipping the cheap probe.
+            claimed = await _claim(ctx, agent, limit, probe=not woke)
             remaining = deadline - time.monotonic()
             if claimed or wake is None or remaining <= 0:
                 return claimed
-            await ctx.waiters.wait(wake, min(remaining, LONG_POLL_RECHECK_SECONDS))
+            woke = await ctx.waiters.wait(wake, min(remaining, LONG_POLL_RECHECK_SECONDS))
     finally:
         if wake is not None:
             ctx.waiters.unregister(key, wake)
 
 
-async def _claim(ctx: AppContext, agent: AgentPrincipal, limit: int) -> list[dict[str, Any]]:
-    async with ctx.reader() as uow:
-        if not await uow.commands.has_pending(agent.agent_id):
+async def _claim(
+    ctx: AppContext, agent: AgentPrincipal, limit: int, *, probe: bool = True
+) -> list[dict[str, Any]]:
+    if probe:
+        hint = ctx.waiters.pending
+        if hint.surely_empty(agent.agent_id):
             return []
+        version = hint.version(agent.agent_id)
+        async with ctx.reader() as uow:
+            if not await uow.commands.has_pending(agent.agent_id):
+                hint.mark_clean(agent.agent_id, version)
+                return []
     now = ctx.clock()
     async with ctx.writer() as uow:
-        claimed: list[dict[str, Any]] = await uow.commands.claim_pending(agent.agent_id, limit,
-                                                                         now)
+        claimed: list[dict[str, Any]] = await uow.commands.claim_pending(agent.agent_id, limit, now)
         actor = Actor("AGENT", agent.agent_id)
         for cmd in claimed:
-            await write_audit(uow, actor, "command.dispatched", target_type="Command",
-                              target_id=cmd["id"], metadata={"actionName": cmd["action_name"],
-                                                             "type": cmd["type"]}, now=now)
-            uow.record(CommandStatusChanged(cmd["id"], cmd["agent_id"], cmd["type"],
-                                            cmd["action_name"], CommandStatus.RUNNING))
+            await write_audit(
+                uow,
+                actor,
+                "command.dispatched",
+                target_type="Command",
+                target_id=cmd["id"],
+                metadata={"actionName": cmd["action_name"], "type": cmd["type"]},
+                now=now,
+            )
+            uow.record(
+                CommandStatusChanged(
+                    cmd["id"],
+                    cmd["agent_id"],
+                    cmd["type"],
+                    cmd["action_name"],
+                    CommandStatus.RUNNING,
+                )
+            )
     return claimed
 
 
 def _result_size(body: dict[str, Any]) -> int:
-    return len(orjson.dumps({"message": body.get("message"), "data": body.get("data") or {},
-                             "error": body.get("error") or {}}))
+    return len(
+        orjson.dumps(
+            {
+                "message": body.get("message"),
+                "data": body.get("data") or {},
+                "error": body.get("error") or {},
+            }
+        )
+    )
 
 
-async def report_result(ctx: AppContext, agent: AgentPrincipal, command_id: str,
-                        body: dict[str, Any]) -> dict[str, Any]:
+async def report_result(
+    ctx: AppContext, agent: AgentPrincipal, command_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
     size = _result_size(body)
     cap = ctx.settings.command_result_max_bytes
     if size > cap:
         ctx.counters.oversized_results_rejected += 1
-        raise DomainError(f"Command result payload is too large ({size} bytes); max is {cap} "
-                          "bytes.", code="COMMAND_RESULT_TOO_LARGE",
-                          details={"sizeBytes": size, "maxBytes": cap})
+        raise DomainError(
+            f"Command result payload is too large ({size} bytes); max is {cap} bytes.",
+            code="COMMAND_RESULT_TOO_LARGE",
+            details={"sizeBytes": size, "maxBytes": cap},
+        )
     now = ctx.clock()
     actor = Actor("AGENT", agent.agent_id)
     expired_now = False
@@ -286,21 +472,34 @@ async def report_result(ctx: AppContext, agent: AgentPrincipal, command_id: str,
             expired_now = bool(await _expire(uow, command, now, "COMMAND_EXPIRED"))
             status = CommandStatus.EXPIRED
         if status == CommandStatus.EXPIRED and not expired_now:
-            raise DomainError("Command expired before its result arrived; the result is "
-                              "ignored.", code="COMMAND_EXPIRED")
+            raise DomainError(
+                "Command expired before its result arrived; the result is ignored.",
+                code="COMMAND_EXPIRED",
+            )
         if status in TERMINAL_COMMAND_STATUSES and not expired_now:
-            raise Conflict("Command is already completed.", code="COMMAND_ALREADY_COMPLETED",
-                           details={"status": status})
+            raise Conflict(
+                "Command is already completed.",
+                code="COMMAND_ALREADY_COMPLETED",
+                details={"status": status},
+            )
         if not expired_now:
             row = await _complete(ctx, uow, actor, command, body, now)
     if expired_now:
-        raise DomainError("Command expired before its result arrived; the result is ignored.",
-                          code="COMMAND_EXPIRED")
+        raise DomainError(
+            "Command expired before its result arrived; the result is ignored.",
+            code="COMMAND_EXPIRED",
+        )
     return row
 
 
-async def _complete(ctx: AppContext, uow: UnitOfWork, actor: Actor, command: dict[str, Any],
-                    body: dict[str, Any], now: datetime) -> dict[str, Any]:
+async def _complete(
+    ctx: AppContext,
+    uow: UnitOfWork,
+    actor: Actor,
+    command: dict[str, Any],
+    body: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
     success = bool(body["success"])
     error = body.get("error") if isinstance(body.get("error"), dict) else None
     status = CommandStatus.SUCCEEDED if success else CommandStatus.FAILED
@@ -311,31 +510,60 @@ async def _complete(ctx: AppContext, uow: UnitOfWork, actor: Actor, command: dic
         msg = (error or {}).get("message")
         msg = msg if isinstance(msg, str) else body.get("message")
         error_message = redact(msg[:500]) if isinstance(msg, str) else None
-    moved = await uow.commands.update(command["id"], {
-        "status": status, "completed_at": now, "updated_at": now, "error_code": error_code,
-        "error_message": error_message}, only_statuses=LIVE)
+    moved = await uow.commands.update(
+        command["id"],
+        {
+            "status": status,
+            "completed_at": now,
+            "updated_at": now,
+            "error_code": error_code,
+            "error_message": error_message,
+        },
+        only_statuses=LIVE,
+    )
     if not moved:
         raise Conflict("Command is already completed.", code="COMMAND_ALREADY_COMPLETED")
     data = body.get("data")
     result = {
-        "id": new_id("crs"), "command_id": command["id"], "success": success,
+        "id": new_id("crs"),
+        "command_id": command["id"],
+        "success": success,
         "message": redact(body["message"]) if isinstance(body.get("message"), str) else None,
         "data": redact(data) if data is not None else {},
         "error": redact(error) if error is not None else {},
         "agent_started_at": _when(body.get("startedAt")),
-        "agent_finished_at": _when(body.get("finishedAt")), "reported_at": now,
+        "agent_finished_at": _when(body.get("finishedAt")),
+        "reported_at": now,
     }
     await uow.commands.insert_result(result)
     if data:
-        uow.after_commit(lambda: ctx.one_time_secrets.hold(
-            command["id"], command["created_by_user_id"], data))
-    await write_audit(uow, actor, "command.completed" if success else "command.failed",
-                      target_type="Command", target_id=command["id"],
-                      result="SUCCESS" if success else "FAILURE",
-                      metadata={"actionName": command["action_name"], "type": command["type"],
-                                "errorCode": error_code}, now=now)
-    uow.record(CommandStatusChanged(command["id"], command["agent_id"], command["type"],
-                                    command["action_name"], status))
+        uow.after_commit(
+            lambda: ctx.one_time_secrets.hold(command["id"], command["created_by_user_id"], data)
+        )
+    await write_audit(
+        uow,
+        actor,
+        "command.completed" if success else "command.failed",
+        target_type="Command",
+        target_id=command["id"],
+        result="SUCCESS" if success else "FAILURE",
+        metadata={
+            "actionName": command["action_name"],
+            "type": command["type"],
+            "errorCode": error_code,
+        },
+        now=now,
+    )
+    uow.record(
+        CommandStatusChanged(
+            command["id"], command["agent_id"], command["type"], command["action_name"], status
+        )
+    )
+    if command.get("bus_event_id") and ctx.settings.capsule_bus_outcome_events:
+        # Imported here: the bus builds on this module, not the other way round.
+        from opstage.app.bus import record_outcome
+
+        await record_outcome(uow, ctx, command, status, error_code, now)
     return {**result, "agent_id": command["agent_id"]}
 
 
@@ -349,18 +577,36 @@ def _when(value: Any) -> datetime | None:
 
 
 async def _expire(uow: UnitOfWork, command: dict[str, Any], now: datetime, reason: str) -> int:
-    moved: int = await uow.commands.update(command["id"], {
-        "status": CommandStatus.EXPIRED, "completed_at": now, "updated_at": now,
-        "error_code": command["error_code"] or reason,
-        "error_message": command["error_message"] or "Command passed its expiry time."},
-        only_statuses=LIVE)
+    moved: int = await uow.commands.update(
+        command["id"],
+        {
+            "status": CommandStatus.EXPIRED,
+            "completed_at": now,
+            "updated_at": now,
+            "error_code": command["error_code"] or reason,
+            "error_message": command["error_message"] or "Command passed its expiry time.",
+        },
+        only_statuses=LIVE,
+    )
     if moved:
-        await write_audit(uow, Actor.system(), "system.command.expired", target_type="Command",
-                          target_id=command["id"], metadata={
-                              "actionName": command["action_name"],
-                              "fromStatus": command["status"]}, now=now)
-        uow.record(CommandStatusChanged(command["id"], command["agent_id"], command["type"],
-                                        command["action_name"], CommandStatus.EXPIRED))
+        await write_audit(
+            uow,
+            Actor.system(),
+            "system.command.expired",
+            target_type="Command",
+            target_id=command["id"],
+            metadata={"actionName": command["action_name"], "fromStatus": command["status"]},
+            now=now,
+        )
+        uow.record(
+            CommandStatusChanged(
+                command["id"],
+                command["agent_id"],
+                command["type"],
+                command["action_name"],
+                CommandStatus.EXPIRED,
+            )
+        )
     return moved
 
 
@@ -379,56 +625,104 @@ async def cancel_command(ctx: AppContext, actor: Actor, command_id: str) -> dict
         command = await uow.commands.get(command_id)
         if command is None:
             raise NotFound("Command not found.", code="COMMAND_NOT_FOUND")
-        moved = await uow.commands.update(command_id, {
-            "status": CommandStatus.CANCELLED, "completed_at": now, "updated_at": now},
-            only_statuses=LIVE)
+        moved = await uow.commands.update(
+            command_id,
+            {"status": CommandStatus.CANCELLED, "completed_at": now, "updated_at": now},
+            only_statuses=LIVE,
+        )
         if not moved:
-            raise Conflict("Command is already completed.", code="COMMAND_ALREADY_COMPLETED",
-                           details={"status": command["status"]})
-        await write_audit(uow, actor, "command.cancelled", target_type="Command",
-                          target_id=command_id, metadata={"fromStatus": command["status"]},
-                          now=now)
-        uow.record(CommandStatusChanged(command_id, command["agent_id"], command["type"],
-                                        command["action_name"], CommandStatus.CANCELLED))
+            raise Conflict(
+                "Command is already completed.",
+                code="COMMAND_ALREADY_COMPLETED",
+                details={"status": command["status"]},
+            )
+        await write_audit(
+            uow,
+            actor,
+            "command.cancelled",
+            target_type="Command",
+            target_id=command_id,
+            metadata={"fromStatus": command["status"]},
+            now=now,
+        )
+        uow.record(
+            CommandStatusChanged(
+                command_id,
+                command["agent_id"],
+                command["type"],
+                command["action_name"],
+                CommandStatus.CANCELLED,
+            )
+        )
         row = await uow.commands.get(command_id)
     assert row is not None
-    return row
+    return dict(row)
 
 
-async def retry_command(ctx: AppContext, actor: Actor, command_id: str,
-                        confirmation: bool | None) -> dict[str, Any]:
+async def retry_command(
+    ctx: AppContext, actor: Actor, command_id: str, confirmation: bool | None
+) -> dict[str, Any]:
     now = ctx.clock()
     async with ctx.writer() as uow:
         source = await uow.commands.get(command_id)
         if source is None:
             raise NotFound("Command not found.", code="COMMAND_NOT_FOUND")
         if source["type"] != CommandType.ACTION_EXECUTE:
-            raise Conflict("Only ACTION_EXECUTE commands can be retried.",
-                           code="COMMAND_NOT_RETRYABLE")
+            raise Conflict(
+                "Only ACTION_EXECUTE commands can be retried.", code="COMMAND_NOT_RETRYABLE"
+            )
         if source["status"] not in RETRYABLE_COMMAND_STATUSES:
-            raise Conflict("Only failed, expired, or cancelled commands can be retried.",
-                           code="COMMAND_NOT_RETRYABLE", details={"status": source["status"]})
-        service, action, agent = await _load_target(uow, source["service_id"],
-                                                     source["action_name"])
+            raise Conflict(
+                "Only failed, expired, or cancelled commands can be retried.",
+                code="COMMAND_NOT_RETRYABLE",
+                details={"status": source["status"]},
+            )
+        service, action, agent = await _load_target(
+            uow, source["service_id"], source["action_name"]
+        )
         _require_confirmation(action, confirmation)
         _validate_payload(action, source["payload"])
         if agent is None or agent["status"] in (AgentStatus.DISABLED, AgentStatus.REVOKED):
             raise Conflict("Command agent is not available.", code="AGENT_NOT_AVAILABLE")
         new_command_id = new_id("cmd")
         timeout = action["timeout_seconds"] or ctx.settings.command_default_timeout_seconds
-        row = await _insert_command(
-            uow, ctx, command_id=new_command_id, agent_id=service["agent_id"],
-            service_id=service["id"], type_=CommandType.ACTION_EXECUTE, action=action,
-            payload=source["payload"], confirmed=confirmation is True, user_id=actor.id,
-            retry_of=command_id, timeout=timeout, now=now)
-        await write_audit(uow, actor, "command.retried", target_type="Command",
-                          target_id=new_command_id, metadata={"sourceCommandId": command_id,
-                                                              "confirmed": confirmation is True},
-                          now=now)
-        await write_audit(uow, actor, "command.created", target_type="Command",
-                          target_id=new_command_id, metadata={
-                              "serviceId": service["id"], "actionName": action["name"],
-                              "retryOf": command_id}, now=now)
+        row = await insert_command(
+            uow,
+            ctx,
+            command_id=new_command_id,
+            agent_id=service["agent_id"],
+            service_id=service["id"],
+            type_=CommandType.ACTION_EXECUTE,
+            action=action,
+            payload=source["payload"],
+            confirmed=confirmation is True,
+            user_id=actor.id,
+            retry_of=command_id,
+            timeout=timeout,
+            now=now,
+        )
+        await write_audit(
+            uow,
+            actor,
+            "command.retried",
+            target_type="Command",
+            target_id=new_command_id,
+            metadata={"sourceCommandId": command_id, "confirmed": confirmation is True},
+            now=now,
+        )
+        await write_audit(
+            uow,
+            actor,
+            "command.created",
+            target_type="Command",
+            target_id=new_command_id,
+            metadata={
+                "serviceId": service["id"],
+                "actionName": action["name"],
+                "retryOf": command_id,
+            },
+            now=now,
+        )
     return row
 
 
@@ -437,8 +731,9 @@ async def list_commands(ctx: AppContext, **filters: Any) -> tuple[list[dict[str,
         return await uow.commands.list(**filters)  # type: ignore[no-any-return]
 
 
-async def get_command(ctx: AppContext, command_id: str, viewer_id: str | None
-                      ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+async def get_command(
+    ctx: AppContext, command_id: str, viewer_id: str | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     async with ctx.reader() as uow:
         command = await uow.commands.get(command_id)
         if command is None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from opstage.app.bus_window import IngestWindows
 from opstage.app.eventbus import DomainEventBus
 from opstage.app.ports import UnitOfWork, UnitOfWorkFactory
 from opstage.domain.timeutil import utcnow
@@ -15,6 +16,7 @@ from opstage.settings import Settings
 if TYPE_CHECKING:
     from opstage.app.agents import AgentAuthCache
     from opstage.app.auth import LoginThrottle
+    from opstage.app.backup import DatabaseBackup
     from opstage.app.heartbeats import HeartbeatWriter
     from opstage.app.secrets_once import OneTimeSecrets
     from opstage.app.waiters import Waiters
@@ -57,8 +59,13 @@ class AppContext:
     login_throttle: LoginThrottle
     one_time_secrets: OneTimeSecrets
     counters: OperationalCounters = field(default_factory=OperationalCounters)
+    bus_windows: IngestWindows = field(default_factory=IngestWindows)
     clock: Callable[[], datetime] = utcnow
     started_at: datetime = field(default_factory=utcnow)
+    # Online backup of the database (SQLite only; None on PostgreSQL): see app/backup.py.
+    backup: DatabaseBackup | None = None
+    # The settings as started; ``settings`` may carry runtime overrides (app/maintenance_settings).
+    base_settings: Settings | None = None
 
     def reader(self) -> UnitOfWork:
         return self.uow_factory(write=False)

@@ -38,8 +38,11 @@ class HeartbeatWriter:
     def __init__(self) -> None:
         self._ctx: AppContext | None = None
         self._pending: dict[str, Contact] = {}
-        self._futures: list[asyncio.Future[None]] = []
+        # Waiters per agent, so a request is released only by the batch that carried its contact.
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._last_audit: dict[str, float] = {}
         self.batches = 0
         self.contacts = 0
@@ -53,7 +56,8 @@ class HeartbeatWriter:
             contact.health, contact.service_id = previous.health, previous.service_id
         self._pending[contact.agent_id] = contact
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._futures.append(future)
+        self._waiters.setdefault(contact.agent_id, []).append(future)
+        self._idle.clear()
         self._wake.set()
         await future
 
@@ -62,24 +66,22 @@ class HeartbeatWriter:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                batch = self._pending
-                futures = self._futures
-                self._pending, self._futures = {}, []
-                if len(batch) > MAX_BATCH:
-                    # Keep transactions short: put the overflow back for the next round.
-                    items = list(batch.items())
-                    batch = dict(items[:MAX_BATCH])
-                    self._pending.update(dict(items[MAX_BATCH:]))
+                ids = list(self._pending)[:MAX_BATCH]  # short transactions; the rest wait a round
+                batch = [self._pending.pop(i) for i in ids]
+                futures = [f for i in ids for f in self._waiters.pop(i, [])]
+                error: Exception | None = None
                 try:
-                    await self._flush(list(batch.values()))
+                    await self._flush(batch)
                 except Exception as exc:  # the waiting requests report it; keep serving
-                    for f in futures:
-                        if not f.done():
-                            f.set_exception(exc)
-                    continue
+                    error = exc
                 for f in futures:
-                    if not f.done():
+                    if f.done():
+                        continue
+                    if error is None:
                         f.set_result(None)
+                    else:
+                        f.set_exception(error)
+            self._idle.set()
 
     async def _flush(self, contacts: list[Contact]) -> None:
         assert self._ctx is not None
@@ -101,34 +103,54 @@ class HeartbeatWriter:
                 if moved or now_mono - last >= HEARTBEAT_AUDIT_EVERY_SECONDS:
                     self._last_audit[c.agent_id] = now_mono
                     meta = {"fromStatus": status, "toStatus": "ONLINE"} if moved else {}
-                    await write_audit(uow, Actor("AGENT", c.agent_id),
-                                      "agent.heartbeat.received", target_type="Agent",
-                                      target_id=c.agent_id, metadata=meta, now=c.at)
+                    await write_audit(
+                        uow,
+                        Actor("AGENT", c.agent_id),
+                        "agent.heartbeat.received",
+                        target_type="Agent",
+                        target_id=c.agent_id,
+                        metadata=meta,
+                        now=c.at,
+                    )
                 if moved:
                     uow.record(AgentStatusChanged(c.agent_id, status, "ONLINE"))
-                if c.health is not None:
-                    await self._apply_health(uow, c)
+            await self._apply_health(uow, [c for c in contacts if c.health is not None])
 
-    async def _apply_health(self, uow: Any, c: Contact) -> None:
-        health = c.health or {}
-        if c.service_id:
-            svc = await uow.services.get(c.service_id)
-            if svc is None or svc["agent_id"] != c.agent_id:
-                return  # a foreign or unknown service: ignored, as the reference does
-        else:
-            # Existing agents send health without serviceId; it belongs to their only service.
-            svc = await uow.services.sole_service_of(c.agent_id)
+    async def _apply_health(self, uow: Any, contacts: list[Contact]) -> None:
+        """One read and one batched write for the whole batch, whatever its size."""
+        if not contacts:
+            return
+        owned: dict[str, list[dict[str, Any]]] = {}
+        for row in await uow.services.health_targets([c.agent_id for c in contacts]):
+            owned.setdefault(row["agent_id"], []).append(row)
+        updates = []
+        for c in contacts:
+            mine = owned.get(c.agent_id, [])
+            if c.service_id:
+                # A foreign or unknown service is ignored, as the reference does.
+                svc = next((r for r in mine if r["id"] == c.service_id), None)
+            else:
+                # Existing agents send health without serviceId: it is their only service's.
+                svc = mine[0] if len(mine) == 1 else None
             if svc is None:
-                return
-        status = health.get("status", "UNKNOWN")
-        await uow.services.update(svc["id"], {
-            "health_status": status, "health_message": health.get("message"),
-            "health_details": redact(health.get("details") or {}), "last_health_at": c.at,
-            "updated_at": c.at})
-        if svc["health_status"] != status:
-            uow.record(ServiceHealthChanged(svc["id"], svc["health_status"], status))
+                continue
+            health = c.health or {}
+            status = health.get("status", "UNKNOWN")
+            updates.append(
+                {
+                    "id": svc["id"],
+                    "health_status": status,
+                    "health_message": health.get("message"),
+                    "health_details": redact(health.get("details") or {}),
+                    "at": c.at,
+                }
+            )
+            if svc["health_status"] != status:
+                uow.record(ServiceHealthChanged(svc["id"], svc["health_status"], status))
+        await uow.services.set_health_many(updates)
 
-    async def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            while self._pending:
-                await asyncio.sleep(0.01)
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) for acknowledged-to-be contacts to commit before shutdown."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()

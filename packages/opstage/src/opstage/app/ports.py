@@ -17,23 +17,48 @@ from opstage.domain.events import DomainEvent
 class UnitOfWork(Protocol):
     write: bool
     kind: str
-    agents: Any
-    tokens: Any
-    services: Any
-    commands: Any
-    audit: Any
-    users: Any
-    sessions: Any
-    settings: Any
+
+    @property
+    def agents(self) -> Any: ...
+    @property
+    def tokens(self) -> Any: ...
+    @property
+    def services(self) -> Any: ...
+    @property
+    def commands(self) -> Any: ...
+    @property
+    def audit(self) -> Any: ...
+    @property
+    def users(self) -> Any: ...
+    @property
+    def sessions(self) -> Any: ...
+    @property
+    def settings(self) -> Any: ...
+
+    @property
+    def bus_routes(self) -> Any: ...
+
+    @property
+    def bus_events(self) -> Any: ...
+
+    @property
+    def event_log(self) -> Any: ...
+
+    @property
+    def observability(self) -> Any: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
 
     def record(self, event: DomainEvent) -> None: ...
+
+    async def ping(self) -> None: ...
 
     def after_commit(self, hook: Callable[[], None]) -> None: ...
 

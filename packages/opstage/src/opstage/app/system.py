@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import text
-
 from opstage import __version__
 from opstage.app.context import AppContext
 
@@ -26,15 +24,17 @@ def version_info(ctx: AppContext) -> dict[str, Any]:
 
 def capabilities(ctx: AppContext) -> dict[str, Any]:
     s = ctx.settings
-    return {"longPoll": s.long_poll_enabled,
-            "longPollMaxSeconds": s.long_poll_max_seconds if s.long_poll_enabled else 0}
+    return {
+        "longPoll": s.long_poll_enabled,
+        "longPollMaxSeconds": s.long_poll_max_seconds if s.long_poll_enabled else 0,
+    }
 
 
 async def probe_database(ctx: AppContext) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         async with ctx.reader() as uow:
-            await uow.conn.execute(text("SELECT 1"))  # type: ignore[attr-defined]
+            await uow.ping()
     except Exception:
         return {"status": "DOWN", "kind": ctx.db_kind, "latencyMs": None}
     latency = int((time.perf_counter() - started) * 1000)

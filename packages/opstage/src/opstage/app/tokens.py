@@ -13,34 +13,61 @@ from opstage.domain.events import RegistrationTokenChanged
 from opstage.domain.ids import REGISTRATION_TOKEN_PREFIX, hash_token, new_id, new_token
 
 
-async def create_token(ctx: AppContext, actor: Actor, *, name: str,
-                       expires_in_seconds: int | None, agent_code: str | None
-                       ) -> tuple[dict[str, Any], str]:
+async def create_token(
+    ctx: AppContext,
+    actor: Actor,
+    *,
+    name: str,
+    expires_in_seconds: int | None,
+    agent_code: str | None,
+) -> tuple[dict[str, Any], str]:
     now = ctx.clock()
     raw = new_token(REGISTRATION_TOKEN_PREFIX)
     row = {
-        "id": new_id("tok"), "name": name, "token_hash": hash_token(raw), "status": "ACTIVE",
-        "agent_code": agent_code, "created_by_user_id": actor.id,
+        "id": new_id("tok"),
+        "name": name,
+        "token_hash": hash_token(raw),
+        "status": "ACTIVE",
+        "agent_code": agent_code,
+        "created_by_user_id": actor.id,
         "expires_at": now + timedelta(seconds=expires_in_seconds) if expires_in_seconds else None,
-        "created_at": now, "updated_at": now, "used_at": None, "revoked_at": None,
+        "created_at": now,
+        "updated_at": now,
+        "used_at": None,
+        "revoked_at": None,
         "used_by_agent_id": None,
     }
     async with ctx.writer() as uow:
         await uow.tokens.insert(row)
-        await write_audit(uow, actor, "registration_token.created",
-                          target_type="RegistrationToken", target_id=row["id"],
-                          metadata={"name": name, "agentCode": agent_code,
-                                    "expiresInSeconds": expires_in_seconds}, now=now)
-        uow.record(RegistrationTokenChanged(row["id"], "ACTIVE"))
+        await write_audit(
+            uow,
+            actor,
+            "registration_token.created",
+            target_type="RegistrationToken",
+            target_id=str(row["id"]),
+            metadata={
+                "name": name,
+                "agentCode": agent_code,
+                "expiresInSeconds": expires_in_seconds,
+            },
+            now=now,
+        )
+        uow.record(RegistrationTokenChanged(str(row["id"]), "ACTIVE"))
     return row, raw
 
 
-async def list_tokens(ctx: AppContext, *, statuses: Sequence[str],
-                      sort: Sequence[tuple[str, bool]], page: int, page_size: int
-                      ) -> tuple[list[dict[str, Any]], int]:
+async def list_tokens(
+    ctx: AppContext,
+    *,
+    statuses: Sequence[str],
+    sort: Sequence[tuple[str, bool]],
+    page: int,
+    page_size: int,
+) -> tuple[list[dict[str, Any]], int]:
     async with ctx.reader() as uow:
         return await uow.tokens.list(  # type: ignore[no-any-return]
-            statuses=statuses, sort=sort, page=page, page_size=page_size)
+            statuses=statuses, sort=sort, page=page, page_size=page_size
+        )
 
 
 async def revoke_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str, Any]:
@@ -50,17 +77,27 @@ async def revoke_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str
         if row is None:
             raise NotFound("Registration token not found.", code="REGISTRATION_TOKEN_NOT_FOUND")
         if row["status"] == "ACTIVE":
-            await uow.tokens.update(token_id, {"status": "REVOKED", "revoked_at": now,
-                                               "updated_at": now})
-            await write_audit(uow, actor, "registration_token.revoked",
-                              target_type="RegistrationToken", target_id=token_id, now=now)
+            await uow.tokens.update(
+                token_id, {"status": "REVOKED", "revoked_at": now, "updated_at": now}
+            )
+            await write_audit(
+                uow,
+                actor,
+                "registration_token.revoked",
+                target_type="RegistrationToken",
+                target_id=token_id,
+                now=now,
+            )
             uow.record(RegistrationTokenChanged(token_id, "REVOKED"))
         elif row["status"] != "REVOKED":
-            raise Conflict(f"Registration token is {row['status']} and can no longer be revoked.",
-                           code="CONFLICT", details={"status": row["status"]})
+            raise Conflict(
+                f"Registration token is {row['status']} and can no longer be revoked.",
+                code="CONFLICT",
+                details={"status": row["status"]},
+            )
         row = await uow.tokens.get(token_id)
     assert row is not None
-    return row
+    return dict(row)
 
 
 async def delete_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str, Any]:
@@ -72,11 +109,20 @@ async def delete_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str
         if row["status"] not in ("EXPIRED", "REVOKED", "USED") and not (
             row["expires_at"] is not None and row["expires_at"] <= now
         ):
-            raise Conflict("Only used, expired or revoked registration tokens can be deleted; "
-                           "revoke it first.", code="REGISTRATION_TOKEN_NOT_DELETABLE")
+            raise Conflict(
+                "Only used, expired or revoked registration tokens can be deleted; "
+                "revoke it first.",
+                code="REGISTRATION_TOKEN_NOT_DELETABLE",
+            )
         await uow.tokens.delete(token_id)
-        await write_audit(uow, actor, "registration_token.deleted",
-                          target_type="RegistrationToken", target_id=token_id,
-                          metadata={"name": row["name"], "status": row["status"]}, now=now)
+        await write_audit(
+            uow,
+            actor,
+            "registration_token.deleted",
+            target_type="RegistrationToken",
+            target_id=token_id,
+            metadata={"name": row["name"], "status": row["status"]},
+            now=now,
+        )
         uow.record(RegistrationTokenChanged(token_id, "DELETED"))
-    return row
+    return dict(row)

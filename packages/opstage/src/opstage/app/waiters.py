@@ -19,10 +19,47 @@ from opstage.domain.events import CommandCreated, CommandStatusChanged
 log = logging.getLogger("opstage.waiters")
 
 
+class PendingHint:
+    """Skips the database on polls that cannot find anything (single-node engines only).
+
+    Each agent has a version, bumped by every CommandCreated this node sees. A poll that found
+    nothing records the version it read *before* its query as "clean". While the version is
+    unchanged, nothing can be pending for that agent: any command committed before the read
+    was visible to the query, and any committed after bumps the version. A lag forgets every
+    clean mark, so a lost event costs a query, never a command.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._version: dict[str, int] = defaultdict(int)
+        self._clean: dict[str, int] = {}
+        self.skipped = 0
+
+    def version(self, agent_id: str) -> int:
+        return self._version[agent_id]
+
+    def surely_empty(self, agent_id: str) -> bool:
+        if self.enabled and self._clean.get(agent_id) == self._version[agent_id]:
+            self.skipped += 1
+            return True
+        return False
+
+    def mark_clean(self, agent_id: str, version: int) -> None:
+        if self.enabled:
+            self._clean[agent_id] = version
+
+    def bump(self, agent_id: str) -> None:
+        self._version[agent_id] += 1
+
+    def forget(self) -> None:
+        self._clean.clear()
+
+
 class Waiters:
-    def __init__(self) -> None:
+    def __init__(self, pending: PendingHint | None = None) -> None:
         self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.lag_wakeups = 0
+        self.pending = pending or PendingHint(enabled=False)
 
     def register(self, key: str) -> asyncio.Event:
         event = asyncio.Event()
@@ -56,8 +93,10 @@ class Waiters:
                 if isinstance(item, Lagged):
                     self.lag_wakeups += 1
                     log.warning("waiters lagged by %d events; waking every waiter", item.missed)
+                    self.pending.forget()
                     self.notify_all()
                 elif isinstance(item, CommandCreated):
+                    self.pending.bump(item.agent_id)
                     self.notify(f"agent:{item.agent_id}")
                 elif isinstance(item, CommandStatusChanged):
                     self.notify(f"command:{item.command_id}")

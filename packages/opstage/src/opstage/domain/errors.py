@@ -58,3 +58,9 @@ class Conflict(DomainError):
 
 class Unavailable(DomainError):
     code = "SERVICE_UNAVAILABLE"
+
+
+class DuplicateRow(Conflict):
+    """A uniqueness rule of the store refused a write (a concurrent twin got there first)."""
+
+    code = "CONFLICT"

@@ -93,3 +93,37 @@ class AuditRecorded(DomainEvent):
     result: str
     target_type: str | None
     target_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanged(DomainEvent):
+    kind: ClassVar[str] = "user.changed"
+    user_id: str
+    change: str
+
+
+@dataclass(frozen=True, slots=True)
+class BusEventAccepted(DomainEvent):
+    kind: ClassVar[str] = "bus.event.accepted"
+    event_id: str
+    event_type: str
+    agent_id: str
+    route_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BusRouteChanged(DomainEvent):
+    kind: ClassVar[str] = "bus.route.changed"
+    route_id: str
+    change: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatusChanged(DomainEvent):
+    """A service's effective status moved without a report (its agent went OFFLINE)."""
+
+    kind: ClassVar[str] = "service.status_changed"
+    service_id: str
+    agent_id: str
+    from_status: str
+    to_status: str

@@ -1,8 +1,8 @@
 """Typed identifiers and bearer tokens, in the formats of contracts/enums/id-prefixes.json.
 
 An id is ``<prefix>_<ULID>``: the ULID body is 26 Crockford base32 characters, upper case,
-time-ordered so ids sort by creation. A raw token is ``opstage_reg_…`` or ``opstage_agent_…``; only its
-SHA-256 hex digest is ever stored.
+time-ordered so ids sort by creation. A raw token is ``opstage_reg_…`` or
+``opstage_agent_…``; only its SHA-256 hex digest is ever stored.
 """
 
 from __future__ import annotations
@@ -18,8 +18,24 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # The OpenAPI document and the reference server agree on aud_/hlr_/crs_ where
 # id-prefixes.json says evt_/hlt_/res_; the wire (OpenAPI patterns) wins.
 ID_PREFIXES = frozenset(
-    {"wks", "usr", "ses", "agt", "tok", "atk", "svc", "act", "cmd", "crs", "aud", "hlr", "cfg",
-     "set", "brt", "bev"}
+    {
+        "wks",
+        "usr",
+        "ses",
+        "agt",
+        "tok",
+        "atk",
+        "svc",
+        "act",
+        "cmd",
+        "crs",
+        "aud",
+        "hlr",
+        "cfg",
+        "set",
+        "brt",
+        "bev",
+    }
 )
 
 

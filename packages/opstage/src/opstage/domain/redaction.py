@@ -32,11 +32,14 @@ def mask_token_values(text: str) -> str:
 
 
 def redact(value: Any) -> Any:
-    """A redacted deep copy: secret-named keys lose their values, token-shaped strings are masked."""
+    """A redacted deep copy: secret-named keys lose their values; token-shaped strings masked."""
     if isinstance(value, dict):
         return {
-            k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
-                else redact(v))
+            k: (
+                REDACTED
+                if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
+                else redact(v)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):

@@ -87,7 +87,10 @@ HEALTH_TO_SERVICE_STATUS = {
 
 
 def effective_agent_status(
-    stored: str, last_heartbeat_at: datetime | None, created_at: datetime, now: datetime,
+    stored: str,
+    last_heartbeat_at: datetime | None,
+    created_at: datetime,
+    now: datetime,
     offline_threshold_seconds: int,
 ) -> AgentStatus:
     """An agent silent past the threshold is OFFLINE now, before any sweep records it."""
@@ -108,7 +111,9 @@ def effective_service_status(
 ) -> ServiceStatus:
     """Derivation order of status-enums.json: the agent first, then freshness, then health."""
     if agent_status is None or agent_status in (
-        AgentStatus.OFFLINE, AgentStatus.DISABLED, AgentStatus.REVOKED
+        AgentStatus.OFFLINE,
+        AgentStatus.DISABLED,
+        AgentStatus.REVOKED,
     ):
         return ServiceStatus.OFFLINE
     if last_health_at is not None and now - last_health_at > timedelta(

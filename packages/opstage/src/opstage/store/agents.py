@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,26 +37,43 @@ class AgentRepo(Repo):
 
     async def update(self, agent_id: str, values: Row) -> int:
         result = await self.conn.execute(
-            update(agents).where(agents.c.id == agent_id).values(**values))
+            update(agents).where(agents.c.id == agent_id).values(**values)
+        )
         return int(result.rowcount)
 
     async def list(
-        self, *, statuses: Sequence[str], q: str | None, sort: SortSpec, page: int,
-        page_size: int, now: datetime, offline_threshold_seconds: int,
-    ) -> tuple[list[Row], int]:
+        self,
+        *,
+        statuses: Sequence[str],
+        q: str | None,
+        sort: SortSpec,
+        page: int,
+        page_size: int,
+        now: datetime,
+        offline_threshold_seconds: int,
+    ) -> tuple[builtins.list[Row], int]:
         eff = effective_agent_status_sql(now, offline_threshold_seconds)
         stmt = select(agents)
         if statuses:
             stmt = stmt.where(eff.in_(list(statuses)))
         if q:
             pattern = like_pattern(q)
-            stmt = stmt.where(or_(agents.c.code.like(pattern, escape="\\"),
-                                  agents.c.name.like(pattern, escape="\\")))
-        columns = {"createdAt": agents.c.created_at, "lastSeenAt": agents.c.last_heartbeat_at,
-                   "lastHeartbeatAt": agents.c.last_heartbeat_at, "name": agents.c.name,
-                   "code": agents.c.code}
-        return await self.page(stmt, sort=sort, columns=columns, tiebreak=agents.c.id,
-                               page=page, page_size=page_size)
+            stmt = stmt.where(
+                or_(
+                    agents.c.code.like(pattern, escape="\\"),
+                    agents.c.name.like(pattern, escape="\\"),
+                )
+            )
+        columns = {
+            "createdAt": agents.c.created_at,
+            "lastSeenAt": agents.c.last_heartbeat_at,
+            "lastHeartbeatAt": agents.c.last_heartbeat_at,
+            "name": agents.c.name,
+            "code": agents.c.code,
+        }
+        return await self.page(
+            stmt, sort=sort, columns=columns, tiebreak=agents.c.id, page=page, page_size=page_size
+        )
 
     async def service_counts(self, agent_ids: Sequence[str]) -> dict[str, int]:
         if not agent_ids:
@@ -63,10 +81,13 @@ class AgentRepo(Repo):
         rows = await self.conn.execute(
             select(capsule_services.c.agent_id, func.count())
             .where(capsule_services.c.agent_id.in_(list(agent_ids)))
-            .group_by(capsule_services.c.agent_id))
+            .group_by(capsule_services.c.agent_id)
+        )
         return {agent_id: int(n) for agent_id, n in rows.all()}
 
-    async def counts_by_status(self, now: datetime, offline_threshold_seconds: int) -> dict[str, int]:
+    async def counts_by_status(
+        self, now: datetime, offline_threshold_seconds: int
+    ) -> dict[str, int]:
         eff = effective_agent_status_sql(now, offline_threshold_seconds).label("s")
         rows = await self.conn.execute(select(eff, func.count()).group_by(eff))
         return {status: int(n) for status, n in rows.all()}
@@ -74,11 +95,16 @@ class AgentRepo(Repo):
     # --- tokens ---
     async def token_by_hash(self, token_hash: str) -> Row | None:
         stmt = (
-            select(agent_tokens.c.id.label("token_id"), agent_tokens.c.status.label("token_status"),
-                   agent_tokens.c.agent_id, agents.c.status.label("agent_status"),
-                   agents.c.code.label("agent_code"))
+            select(
+                agent_tokens.c.id.label("token_id"),
+                agent_tokens.c.status.label("token_status"),
+                agent_tokens.c.agent_id,
+                agents.c.status.label("agent_status"),
+                agents.c.code.label("agent_code"),
+            )
             .join(agents, agents.c.id == agent_tokens.c.agent_id)
-            .where(agent_tokens.c.token_hash == token_hash))
+            .where(agent_tokens.c.token_hash == token_hash)
+        )
         return await self.one(stmt)
 
     async def insert_token(self, row: Row) -> None:
@@ -88,14 +114,17 @@ class AgentRepo(Repo):
         result = await self.conn.execute(
             update(agent_tokens)
             .where(agent_tokens.c.agent_id == agent_id, agent_tokens.c.status == "ACTIVE")
-            .values(status="REVOKED", revoked_at=now))
+            .values(status="REVOKED", revoked_at=now)
+        )
         return int(result.rowcount)
 
     # --- heartbeats (group commit) ---
     async def statuses(self, agent_ids: Sequence[str]) -> dict[str, Row]:
         rows = await self.all(
-            select(agents.c.id, agents.c.status, agents.c.last_heartbeat_at)
-            .where(agents.c.id.in_(list(agent_ids))))
+            select(agents.c.id, agents.c.status, agents.c.last_heartbeat_at).where(
+                agents.c.id.in_(list(agent_ids))
+            )
+        )
         return {r["id"]: r for r in rows}
 
     async def touch_many(self, seen: Sequence[tuple[str, datetime]]) -> None:
@@ -106,13 +135,40 @@ class AgentRepo(Repo):
             .values(
                 last_heartbeat_at=bindparam("b_at", type_=UtcDateTime()),
                 updated_at=bindparam("b_at", type_=UtcDateTime()),
-                status=case((agents.c.status.in_(("PENDING", "ONLINE", "OFFLINE")), "ONLINE"),
-                            else_=agents.c.status),
-            ))
+                status=case(
+                    # Not IN (...): expanding parameters cannot run under executemany.
+                    (
+                        or_(
+                            agents.c.status == "PENDING",
+                            agents.c.status == "ONLINE",
+                            agents.c.status == "OFFLINE",
+                        ),
+                        "ONLINE",
+                    ),
+                    else_=agents.c.status,
+                ),
+            )
+        )
         await self.conn.execute(stmt, [{"b_id": a, "b_at": t} for a, t in seen])
 
-    async def stale_live(self, cutoff: datetime, limit: int = 500) -> list[Row]:
+    async def mark_offline_if_stale(self, agent_id: str, cutoff: datetime, now: datetime) -> int:
+        """Store OFFLINE only if the agent is still live and still silent since ``cutoff``.
+
+        The condition is re-checked by the UPDATE itself, so a heartbeat that commits between
+        the sweep's read and this write (PostgreSQL, READ COMMITTED) wins.
+        """
+        seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.created_at, type_=UtcDateTime())
+        result = await self.conn.execute(
+            update(agents)
+            .where(agents.c.id == agent_id, agents.c.status.in_(LIVE_STATUSES), seen < cutoff)
+            .values(status="OFFLINE", updated_at=now)
+        )
+        return int(result.rowcount)
+
+    async def stale_live(self, cutoff: datetime, limit: int = 500) -> builtins.list[Row]:
         seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.created_at, type_=UtcDateTime())
         return await self.all(
             select(agents.c.id, agents.c.status)
-            .where(agents.c.status.in_(LIVE_STATUSES), seen < cutoff).limit(limit))
+            .where(agents.c.status.in_(LIVE_STATUSES), seen < cutoff)
+            .limit(limit)
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -29,13 +29,15 @@ class Repo:
         stmt: Select[Any],
         *,
         sort: SortSpec,
-        columns: dict[str, ColumnElement[Any]],
+        columns: Mapping[str, ColumnElement[Any]],
         tiebreak: ColumnElement[Any],
         page: int,
         page_size: int,
     ) -> tuple[list[Row], int]:
         total = (
-            await self.conn.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
+            await self.conn.execute(
+                select(func.count()).select_from(stmt.order_by(None).subquery())
+            )
         ).scalar_one()
         order = [columns[f].desc() if desc else columns[f].asc() for f, desc in sort]
         order.append(tiebreak.desc())

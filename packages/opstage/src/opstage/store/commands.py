@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -20,8 +21,9 @@ class CommandRepo(Repo):
     async def insert(self, row: Row) -> None:
         await self.conn.execute(c.insert().values(**row))
 
-    async def update(self, command_id: str, values: Row, *,
-                     only_statuses: Sequence[str] | None = None) -> int:
+    async def update(
+        self, command_id: str, values: Row, *, only_statuses: Sequence[str] | None = None
+    ) -> int:
         stmt = update(c).where(c.c.id == command_id)
         if only_statuses is not None:
             stmt = stmt.where(c.c.status.in_(list(only_statuses)))
@@ -31,54 +33,88 @@ class CommandRepo(Repo):
         stmt = select(exists().where(c.c.agent_id == agent_id, c.c.status == "PENDING"))
         return bool((await self.conn.execute(stmt)).scalar())
 
-    async def claim_pending(self, agent_id: str, limit: int, now: datetime) -> list[Row]:
+    async def claim_pending(self, agent_id: str, limit: int, now: datetime) -> builtins.list[Row]:
         """PENDING → RUNNING for this agent's oldest commands, exactly once across pollers."""
-        pick = (select(c.c.id).where(c.c.agent_id == agent_id, c.c.status == "PENDING",
-                                     or_(c.c.expires_at.is_(None), c.c.expires_at > now))
-                .order_by(c.c.created_at, c.c.id).limit(limit))
+        pick = (
+            select(c.c.id)
+            .where(
+                c.c.agent_id == agent_id,
+                c.c.status == "PENDING",
+                or_(c.c.expires_at.is_(None), c.c.expires_at > now),
+            )
+            .order_by(c.c.created_at, c.c.id)
+            .limit(limit)
+        )
         if self.kind == "postgres":
             pick = pick.with_for_update(skip_locked=True)
-        ids = [r["id"] for r in await self.all(pick)]
-        if not ids:
-            return []
-        await self.conn.execute(update(c).where(c.c.id.in_(ids), c.c.status == "PENDING")
-                                .values(status="RUNNING", started_at=now, updated_at=now))
-        return await self.all(select(c).where(c.c.id.in_(ids), c.c.status == "RUNNING",
-                                              c.c.started_at == now)
-                              .order_by(c.c.created_at, c.c.id))
+        # One statement (UPDATE … RETURNING, SQLite ≥ 3.35 and PostgreSQL): the status test in
+        # the WHERE keeps a command from being claimed twice by concurrent pollers.
+        result = await self.conn.execute(
+            update(c)
+            .where(c.c.id.in_(pick.scalar_subquery()), c.c.status == "PENDING")
+            .values(status="RUNNING", started_at=now, updated_at=now)
+            .returning(*c.c)
+        )
+        rows = [dict(r) for r in result.mappings().all()]
+        rows.sort(key=lambda r: (r["created_at"], r["id"]))
+        return rows
 
     async def list(
-        self, *, statuses: Sequence[str], types: Sequence[str], action_names: Sequence[str],
-        service_ids: Sequence[str], agent_ids: Sequence[str], sort: SortSpec, page: int,
+        self,
+        *,
+        statuses: Sequence[str],
+        types: Sequence[str],
+        action_names: Sequence[str],
+        service_ids: Sequence[str],
+        agent_ids: Sequence[str],
+        sort: SortSpec,
+        page: int,
         page_size: int,
-    ) -> tuple[list[Row], int]:
+    ) -> tuple[builtins.list[Row], int]:
         stmt = select(c)
-        for column, values in ((c.c.status, statuses), (c.c.type, types),
-                               (c.c.action_name, action_names), (c.c.service_id, service_ids),
-                               (c.c.agent_id, agent_ids)):
+        for column, values in (
+            (c.c.status, statuses),
+            (c.c.type, types),
+            (c.c.action_name, action_names),
+            (c.c.service_id, service_ids),
+            (c.c.agent_id, agent_ids),
+        ):
             if values:
                 stmt = stmt.where(column.in_(list(values)))
-        columns = {"createdAt": c.c.created_at, "finishedAt": c.c.completed_at,
-                   "completedAt": c.c.completed_at, "startedAt": c.c.started_at}
-        return await self.page(stmt, sort=sort, columns=columns, tiebreak=c.c.id, page=page,
-                               page_size=page_size)
+        columns = {
+            "createdAt": c.c.created_at,
+            "finishedAt": c.c.completed_at,
+            "completedAt": c.c.completed_at,
+            "startedAt": c.c.started_at,
+        }
+        return await self.page(
+            stmt, sort=sort, columns=columns, tiebreak=c.c.id, page=page, page_size=page_size
+        )
 
-    async def due_for_expiry(self, now: datetime, limit: int = 500) -> list[Row]:
+    async def due_for_expiry(self, now: datetime, limit: int = 500) -> builtins.list[Row]:
         return await self.all(
-            select(c).where(c.c.status.in_(("PENDING", "RUNNING")), c.c.expires_at.is_not(None),
-                            c.c.expires_at < now).order_by(c.c.expires_at).limit(limit))
+            select(c)
+            .where(
+                c.c.status.in_(("PENDING", "RUNNING")),
+                c.c.expires_at.is_not(None),
+                c.c.expires_at < now,
+            )
+            .order_by(c.c.expires_at)
+            .limit(limit)
+        )
 
     async def counts_by_status(self) -> dict[str, int]:
         rows = await self.conn.execute(select(c.c.status, func.count()).group_by(c.c.status))
         return {status: int(n) for status, n in rows.all()}
 
-    async def recent(self, limit: int) -> list[Row]:
+    async def recent(self, limit: int) -> builtins.list[Row]:
         return await self.all(select(c).order_by(c.c.created_at.desc(), c.c.id.desc()).limit(limit))
 
     # --- results ---
     async def result(self, command_id: str) -> Row | None:
-        return await self.one(select(command_results)
-                              .where(command_results.c.command_id == command_id))
+        return await self.one(
+            select(command_results).where(command_results.c.command_id == command_id)
+        )
 
     async def insert_result(self, row: Row) -> None:
         await self.conn.execute(command_results.insert().values(**row))

@@ -30,7 +30,9 @@ def normalize_url(url: str) -> str:
         return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r} (sqlite or postgresql)")
+    raise ValueError(
+        f"unsupported database URL scheme {parsed.drivername!r} (sqlite or postgresql)"
+    )
 
 
 def engine_kind(url: str) -> str:
@@ -76,15 +78,28 @@ class Engines:
 def create_engines(url: str, *, busy_timeout_ms: int = 5000, echo: bool = False) -> Engines:
     async_url = normalize_url(url)
     if engine_kind(url) == "sqlite":
+        # No overflow: an overflow connection is opened and closed per use (a thread and the
+        # PRAGMAs each time); waiting briefly for one of eight pooled readers is cheaper.
         reader = create_async_engine(
-            async_url, echo=echo, poolclass=AsyncAdaptedQueuePool, pool_size=4, max_overflow=4
+            async_url,
+            echo=echo,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=8,
+            max_overflow=0,
+            pool_timeout=30,
         )
         writer = create_async_engine(
-            async_url, echo=echo, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0,
+            async_url,
+            echo=echo,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=1,
+            max_overflow=0,
             pool_timeout=60,
         )
         _configure_sqlite(reader, immediate=False, busy_timeout_ms=busy_timeout_ms)
         _configure_sqlite(writer, immediate=True, busy_timeout_ms=busy_timeout_ms)
         return Engines("sqlite", reader, writer)
-    engine = create_async_engine(async_url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_async_engine(
+        async_url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+    )
     return Engines("postgres", engine, engine)

@@ -32,8 +32,7 @@ def head_revision() -> str:
 
 async def current_revision_async(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
-        return await conn.run_sync(
-            lambda c: MigrationContext.configure(c).get_current_revision())
+        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
 
 
 async def _run(url: str, fn: Any, revision: str) -> None:
@@ -44,10 +43,12 @@ async def _run(url: str, fn: Any, revision: str) -> None:
     engine = create_async_engine(normalize_url(url), poolclass=NullPool)
     try:
         async with engine.begin() as conn:
+
             def go(sync_conn: Any) -> None:
                 cfg = alembic_config()
                 cfg.attributes["connection"] = sync_conn
                 fn(cfg, revision)
+
             await conn.run_sync(go)
     finally:
         await engine.dispose()
@@ -76,4 +77,5 @@ def current(url: str) -> str | None:
             return await current_revision_async(engine)
         finally:
             await engine.dispose()
+
     return asyncio.run(go())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, or_, select, update
 
 from opstage.store.agents import effective_agent_status_sql
 from opstage.store.base import Repo, Row, SortSpec, like_pattern
@@ -30,12 +31,12 @@ def effective_service_status_sql(
     )
 
 
-_WITH_AGENT = (
-    select(svc, agents.c.status.label("agent_status"),
-           agents.c.last_heartbeat_at.label("agent_last_heartbeat_at"),
-           agents.c.created_at.label("agent_created_at"))
-    .join(agents, agents.c.id == svc.c.agent_id)
-)
+_WITH_AGENT = select(
+    svc,
+    agents.c.status.label("agent_status"),
+    agents.c.last_heartbeat_at.label("agent_last_heartbeat_at"),
+    agents.c.created_at.label("agent_created_at"),
+).join(agents, agents.c.id == svc.c.agent_id)
 
 
 class ServiceRepo(Repo):
@@ -45,9 +46,10 @@ class ServiceRepo(Repo):
     async def get_by_code(self, code: str) -> Row | None:
         return await self.one(_WITH_AGENT.where(svc.c.code == code))
 
-    async def by_agent(self, agent_id: str) -> list[Row]:
+    async def by_agent(self, agent_id: str) -> builtins.list[Row]:
         return await self.all(
-            _WITH_AGENT.where(svc.c.agent_id == agent_id).order_by(svc.c.created_at.desc()))
+            _WITH_AGENT.where(svc.c.agent_id == agent_id).order_by(svc.c.created_at.desc())
+        )
 
     async def insert(self, row: Row) -> None:
         await self.conn.execute(svc.insert().values(**row))
@@ -56,14 +58,24 @@ class ServiceRepo(Repo):
         await self.conn.execute(update(svc).where(svc.c.id == service_id).values(**values))
 
     async def list(
-        self, *, statuses: Sequence[str], health_statuses: Sequence[str], agent_ids: Sequence[str],
-        q: str | None, sort: SortSpec, page: int, page_size: int, now: datetime,
-        offline_threshold_seconds: int, stale_threshold_seconds: int,
-    ) -> tuple[list[Row], int]:
+        self,
+        *,
+        statuses: Sequence[str],
+        health_statuses: Sequence[str],
+        agent_ids: Sequence[str],
+        q: str | None,
+        sort: SortSpec,
+        page: int,
+        page_size: int,
+        now: datetime,
+        offline_threshold_seconds: int,
+        stale_threshold_seconds: int,
+    ) -> tuple[builtins.list[Row], int]:
         stmt = _WITH_AGENT
         if statuses:
-            eff = effective_service_status_sql(now, offline_threshold_seconds,
-                                               stale_threshold_seconds)
+            eff = effective_service_status_sql(
+                now, offline_threshold_seconds, stale_threshold_seconds
+            )
             stmt = stmt.where(eff.in_(list(statuses)))
         if health_statuses:
             stmt = stmt.where(svc.c.health_status.in_(list(health_statuses)))
@@ -72,57 +84,118 @@ class ServiceRepo(Repo):
         if q:
             p = like_pattern(q)
             stmt = stmt.where(or_(svc.c.code.like(p, escape="\\"), svc.c.name.like(p, escape="\\")))
-        columns = {"createdAt": svc.c.created_at, "lastReportedAt": svc.c.last_reported_at,
-                   "code": svc.c.code, "name": svc.c.name}
-        return await self.page(stmt, sort=sort, columns=columns, tiebreak=svc.c.id, page=page,
-                               page_size=page_size)
+        columns = {
+            "createdAt": svc.c.created_at,
+            "lastReportedAt": svc.c.last_reported_at,
+            "code": svc.c.code,
+            "name": svc.c.name,
+        }
+        return await self.page(
+            stmt, sort=sort, columns=columns, tiebreak=svc.c.id, page=page, page_size=page_size
+        )
 
-    async def counts_by_status(self, now: datetime, offline_threshold_seconds: int,
-                               stale_threshold_seconds: int) -> dict[str, int]:
+    async def counts_by_status(
+        self, now: datetime, offline_threshold_seconds: int, stale_threshold_seconds: int
+    ) -> dict[str, int]:
         eff = effective_service_status_sql(
-            now, offline_threshold_seconds, stale_threshold_seconds).label("s")
+            now, offline_threshold_seconds, stale_threshold_seconds
+        ).label("s")
         rows = await self.conn.execute(
-            select(eff, func.count()).select_from(svc.join(agents, agents.c.id == svc.c.agent_id))
-            .group_by(eff))
+            select(eff, func.count())
+            .select_from(svc.join(agents, agents.c.id == svc.c.agent_id))
+            .group_by(eff)
+        )
         return {status: int(n) for status, n in rows.all()}
 
     # --- declared configs and actions ---
-    async def configs(self, service_id: str) -> list[Row]:
-        return await self.all(select(config_items).where(config_items.c.service_id == service_id)
-                              .order_by(config_items.c.position))
-
-    async def actions(self, service_id: str) -> list[Row]:
+    async def configs(self, service_id: str) -> builtins.list[Row]:
         return await self.all(
-            select(action_definitions).where(action_definitions.c.service_id == service_id)
-            .order_by(action_definitions.c.position))
+            select(config_items)
+            .where(config_items.c.service_id == service_id)
+            .order_by(config_items.c.position)
+        )
+
+    async def actions(self, service_id: str) -> builtins.list[Row]:
+        return await self.all(
+            select(action_definitions)
+            .where(action_definitions.c.service_id == service_id)
+            .order_by(action_definitions.c.position)
+        )
 
     async def action(self, service_id: str, name: str) -> Row | None:
-        return await self.one(select(action_definitions).where(
-            action_definitions.c.service_id == service_id, action_definitions.c.name == name))
+        return await self.one(
+            select(action_definitions).where(
+                action_definitions.c.service_id == service_id, action_definitions.c.name == name
+            )
+        )
 
-    async def replace_configs(self, service_id: str, items: list[Row]) -> None:
+    async def replace_configs(self, service_id: str, items: builtins.list[Row]) -> None:
         await self.conn.execute(delete(config_items).where(config_items.c.service_id == service_id))
         if items:
             await self.conn.execute(config_items.insert(), items)
 
-    async def replace_actions(self, service_id: str, items: list[Row]) -> None:
+    async def replace_actions(self, service_id: str, items: builtins.list[Row]) -> None:
         await self.conn.execute(
-            delete(action_definitions).where(action_definitions.c.service_id == service_id))
+            delete(action_definitions).where(action_definitions.c.service_id == service_id)
+        )
         if items:
             await self.conn.execute(action_definitions.insert(), items)
 
     async def action_ids(self, service_id: str) -> dict[str, tuple[str, datetime]]:
-        rows = await self.all(select(action_definitions.c.name, action_definitions.c.id,
-                                     action_definitions.c.created_at)
-                              .where(action_definitions.c.service_id == service_id))
+        rows = await self.all(
+            select(
+                action_definitions.c.name, action_definitions.c.id, action_definitions.c.created_at
+            ).where(action_definitions.c.service_id == service_id)
+        )
         return {r["name"]: (r["id"], r["created_at"]) for r in rows}
 
     async def config_ids(self, service_id: str) -> dict[str, str]:
-        rows = await self.all(select(config_items.c.key, config_items.c.id)
-                              .where(config_items.c.service_id == service_id))
+        rows = await self.all(
+            select(config_items.c.key, config_items.c.id).where(
+                config_items.c.service_id == service_id
+            )
+        )
         return {r["key"]: r["id"] for r in rows}
 
+    async def health_targets(self, agent_ids: Sequence[str]) -> builtins.list[Row]:
+        return await self.all(
+            select(svc.c.id, svc.c.agent_id, svc.c.health_status).where(
+                svc.c.agent_id.in_(list(agent_ids))
+            )
+        )
+
+    async def set_health_many(self, updates: Sequence[Row]) -> None:
+        if not updates:
+            return
+        at = bindparam("b_at", type_=svc.c.last_health_at.type)
+        stmt = (
+            update(svc)
+            .where(svc.c.id == bindparam("b_id"))
+            .values(
+                health_status=bindparam("b_status"),
+                health_message=bindparam("b_message"),
+                health_details=bindparam("b_details", type_=svc.c.health_details.type),
+                last_health_at=at,
+                updated_at=bindparam("b_at2", type_=svc.c.updated_at.type),
+            )
+        )
+        await self.conn.execute(
+            stmt,
+            [
+                {
+                    "b_id": u["id"],
+                    "b_status": u["health_status"],
+                    "b_message": u["health_message"],
+                    "b_details": u["health_details"],
+                    "b_at": u["at"],
+                    "b_at2": u["at"],
+                }
+                for u in updates
+            ],
+        )
+
     async def sole_service_of(self, agent_id: str) -> Row | None:
-        rows = await self.all(select(svc.c.id, svc.c.health_status)
-                              .where(svc.c.agent_id == agent_id).limit(2))
+        rows = await self.all(
+            select(svc.c.id, svc.c.health_status).where(svc.c.agent_id == agent_id).limit(2)
+        )
         return rows[0] if len(rows) == 1 else None

@@ -18,6 +18,7 @@ class SettingRepo(Repo):
 
     async def put(self, key: str, value: Any, now: datetime) -> None:
         changed = await self.conn.execute(
-            update(s).where(s.c.key == key).values(value=value, updated_at=now))
+            update(s).where(s.c.key == key).values(value=value, updated_at=now)
+        )
         if not changed.rowcount:
             await self.conn.execute(s.insert().values(key=key, value=value, updated_at=now))

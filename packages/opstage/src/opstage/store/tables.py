@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -43,9 +44,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 NAMING = {
@@ -160,9 +160,7 @@ config_items = Table(
     "config_items",
     metadata,
     Column("id", ID, primary_key=True),
-    Column(
-        "service_id", ID, ForeignKey("capsule_services.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("service_id", ID, ForeignKey("capsule_services.id", ondelete="CASCADE"), nullable=False),
     Column("position", Integer, nullable=False),
     Column("key", String(200), nullable=False),
     Column("label", String(200)),
@@ -180,9 +178,7 @@ action_definitions = Table(
     "action_definitions",
     metadata,
     Column("id", ID, primary_key=True),
-    Column(
-        "service_id", ID, ForeignKey("capsule_services.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("service_id", ID, ForeignKey("capsule_services.id", ondelete="CASCADE"), nullable=False),
     Column("position", Integer, nullable=False),
     Column("name", String(120), nullable=False),
     Column("label", String(200), nullable=False),
@@ -211,6 +207,9 @@ commands = Table(
     Column("confirmed", Boolean, nullable=False),
     Column("created_by_user_id", ID),
     Column("retry_of_command_id", ID),
+    # Set when the Capsule Bus created the command (same transaction as the event).
+    Column("bus_event_id", ID, ForeignKey("bus_events.id")),
+    Column("bus_route_id", ID),
     Column("error_code", String(80)),
     Column("error_message", Text),
     _ts("created_at", False),
@@ -228,7 +227,10 @@ command_results = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column(
-        "command_id", ID, ForeignKey("commands.id", ondelete="CASCADE"), nullable=False,
+        "command_id",
+        ID,
+        ForeignKey("commands.id", ondelete="CASCADE"),
+        nullable=False,
         unique=True,
     ),
     Column("success", Boolean, nullable=False),
@@ -265,4 +267,66 @@ system_settings = Table(
     Column("key", String(120), primary_key=True),
     Column("value", JSON, nullable=False),
     _ts("updated_at", False),
+)
+
+bus_routes = Table(
+    "bus_routes",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text),
+    Column("status", String(16), nullable=False),
+    Column("event_type", String(200), nullable=False),
+    Column("source_service_code", String(80)),
+    Column("target_service_code", String(80), nullable=False),
+    Column("target_action_name", String(120), nullable=False),
+    Column("input_mapping", JSON, nullable=False),
+    Column("filters", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("pre_approved", Boolean, nullable=False),
+    Column("pre_approved_by_user_id", ID),
+    _ts("pre_approved_at"),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+    Index("ix_bus_routes_event_type_created", "event_type", "created_at"),
+)
+
+bus_events = Table(
+    "bus_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("agent_id", ID, ForeignKey("agents.id"), nullable=False),
+    Column("source_service_id", ID, nullable=False),
+    Column("source_service_code", String(80), nullable=False),
+    Column("event_type", String(200), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("correlation_id", String(200)),
+    Column("causation_id", String(200)),
+    Column("depth", Integer, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("route_count", Integer, nullable=False),
+    Column("idempotency_key", String(200)),
+    Column("response", JSON),
+    _ts("occurred_at"),
+    _ts("accepted_at", False),
+    Index("ix_bus_events_accepted_at", "accepted_at"),
+    Index("ix_bus_events_event_type_accepted", "event_type", "accepted_at"),
+    Index("ix_bus_events_agent_accepted", "agent_id", "accepted_at"),
+    UniqueConstraint("agent_id", "idempotency_key"),
+)
+
+# The durable domain-event log (observability): every DomainEvent a committed unit of work
+# recorded, written in that same transaction. ``id`` is the live stream's SSE id, so it must
+# never be reused: AUTOINCREMENT on SQLite (rowids would restart after a full prune), BIGSERIAL
+# on PostgreSQL. Pruned by age in the maintenance sweep (OPSTAGE_EVENT_LOG_RETENTION_HOURS).
+domain_event_log = Table(
+    "domain_event_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("kind", String(80), nullable=False),
+    Column("data", JSON, nullable=False),
+    _ts("created_at", False),
+    Index("ix_domain_event_log_created_at", "created_at"),
+    sqlite_autoincrement=True,
 )

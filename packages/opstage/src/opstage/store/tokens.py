@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -30,20 +31,30 @@ class RegistrationTokenRepo(Repo):
     async def delete(self, token_id: str) -> None:
         await self.conn.execute(delete(t).where(t.c.id == token_id))
 
-    async def list(self, *, statuses: Sequence[str], sort: SortSpec, page: int,
-                   page_size: int) -> tuple[list[Row], int]:
+    async def list(
+        self, *, statuses: Sequence[str], sort: SortSpec, page: int, page_size: int
+    ) -> tuple[builtins.list[Row], int]:
         stmt = select(t)
         if statuses:
             stmt = stmt.where(t.c.status.in_(list(statuses)))
         columns = {"createdAt": t.c.created_at, "expiresAt": t.c.expires_at, "name": t.c.name}
-        return await self.page(stmt, sort=sort, columns=columns, tiebreak=t.c.id, page=page,
-                               page_size=page_size)
+        return await self.page(
+            stmt, sort=sort, columns=columns, tiebreak=t.c.id, page=page, page_size=page_size
+        )
 
-    async def expire_due(self, now: datetime) -> list[str]:
-        ids = [r["id"] for r in await self.all(
-            select(t.c.id).where(t.c.status == "ACTIVE", t.c.expires_at.is_not(None),
-                                 t.c.expires_at < now))]
+    async def expire_due(self, now: datetime) -> builtins.list[str]:
+        ids = [
+            r["id"]
+            for r in await self.all(
+                select(t.c.id).where(
+                    t.c.status == "ACTIVE", t.c.expires_at.is_not(None), t.c.expires_at < now
+                )
+            )
+        ]
         if ids:
-            await self.conn.execute(update(t).where(t.c.id.in_(ids), t.c.status == "ACTIVE")
-                                    .values(status="EXPIRED", updated_at=now))
+            await self.conn.execute(
+                update(t)
+                .where(t.c.id.in_(ids), t.c.status == "ACTIVE")
+                .values(status="EXPIRED", updated_at=now)
+            )
         return ids

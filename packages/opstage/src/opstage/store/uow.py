@@ -13,15 +13,20 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
-from opstage.domain.errors import Unavailable
+from opstage.domain.errors import DuplicateRow, Unavailable
 from opstage.domain.events import DomainEvent
+from opstage.domain.timeutil import utcnow
 from opstage.store.agents import AgentRepo
 from opstage.store.audit import AuditRepo
+from opstage.store.bus import BusEventRepo, BusRouteRepo
 from opstage.store.commands import CommandRepo
 from opstage.store.engine import Engines
+from opstage.store.event_log import EventLogRepo
+from opstage.store.observability import ObservabilityRepo
 from opstage.store.services import ServiceRepo
 from opstage.store.settings import SettingRepo
 from opstage.store.tokens import RegistrationTokenRepo
@@ -64,40 +69,59 @@ class SqlUnitOfWork:
             if self._conn is not None:
                 await self._conn.close()
             if _is_unavailable(exc):
-                raise Unavailable("The database is busy or unreachable; retry shortly.",
-                                  code="DATABASE_UNAVAILABLE",
-                                  headers={"Retry-After": "1"}) from exc
+                raise Unavailable(
+                    "The database is busy or unreachable; retry shortly.",
+                    code="DATABASE_UNAVAILABLE",
+                    headers={"Retry-After": "1"},
+                ) from exc
             raise
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._conn is not None and self._tx is not None
+        assert self._conn is not None
+        assert self._tx is not None
         committed = False
         try:
             if exc is None and self.write:
+                if self.events:  # durable in this transaction (the live stream's resume log)
+                    await self.event_log.append(self.events, utcnow())
                 await self._tx.commit()
                 committed = True
             else:
                 await self._tx.rollback()
         except Exception as commit_exc:
+            if isinstance(commit_exc, IntegrityError):
+                raise DuplicateRow("The write conflicts with an existing row.") from commit_exc
             if _is_unavailable(commit_exc):
-                raise Unavailable("The database is busy; retry shortly.",
-                                  code="DATABASE_UNAVAILABLE",
-                                  headers={"Retry-After": "1"}) from commit_exc
+                raise Unavailable(
+                    "The database is busy; retry shortly.",
+                    code="DATABASE_UNAVAILABLE",
+                    headers={"Retry-After": "1"},
+                ) from commit_exc
             raise
         finally:
             await self._conn.close()
+        if isinstance(exc, IntegrityError):
+            raise DuplicateRow("The write conflicts with an existing row.") from exc
         if exc is not None and _is_unavailable(exc):
-            raise Unavailable("The database is busy or unreachable; retry shortly.",
-                              code="DATABASE_UNAVAILABLE", headers={"Retry-After": "1"}) from exc
+            raise Unavailable(
+                "The database is busy or unreachable; retry shortly.",
+                code="DATABASE_UNAVAILABLE",
+                headers={"Retry-After": "1"},
+            ) from exc
         if committed:
             for hook in self._hooks:
                 hook()
             if self._bus is not None and self.events:
                 self._bus.publish_all(self.events)
+
+    async def ping(self) -> None:
+        await self.conn.execute(text("SELECT 1"))
 
     def record(self, event: DomainEvent) -> None:
         self.events.append(event)
@@ -136,3 +160,19 @@ class SqlUnitOfWork:
     @cached_property
     def settings(self) -> SettingRepo:
         return SettingRepo(self.conn, self.kind)
+
+    @cached_property
+    def bus_routes(self) -> BusRouteRepo:
+        return BusRouteRepo(self.conn, self.kind)
+
+    @cached_property
+    def bus_events(self) -> BusEventRepo:
+        return BusEventRepo(self.conn, self.kind)
+
+    @cached_property
+    def event_log(self) -> EventLogRepo:
+        return EventLogRepo(self.conn, self.kind)
+
+    @cached_property
+    def observability(self) -> ObservabilityRepo:
+        return ObservabilityRepo(self.conn, self.kind)

@@ -22,18 +22,45 @@ class UserRepo(Repo):
         return int((await self.conn.execute(select(func.count()).select_from(users))).scalar_one())
 
     async def count_active_owners(self) -> int:
-        stmt = select(func.count()).select_from(users).where(
-            users.c.role == "owner", users.c.status == "ACTIVE")
+        stmt = (
+            select(func.count())
+            .select_from(users)
+            .where(users.c.role == "owner", users.c.status == "ACTIVE")
+        )
         return int((await self.conn.execute(stmt)).scalar_one())
+
+    async def lock_active_owners(self) -> int:
+        """Count the active owners, row-locking them (PostgreSQL) until the transaction ends.
+
+        Two concurrent demotions of the last two owners would otherwise both see two owners
+        under READ COMMITTED; SQLite needs no lock (its write transactions are serial).
+        """
+        stmt = (
+            select(users.c.id)
+            .where(users.c.role == "owner", users.c.status == "ACTIVE")
+            .with_for_update()
+        )
+        return len((await self.conn.execute(stmt)).all())
 
     async def insert(self, row: Row) -> None:
         await self.conn.execute(users.insert().values(**row))
 
+    async def delete(self, user_id: str) -> int:
+        return int((await self.conn.execute(delete(users).where(users.c.id == user_id))).rowcount)
+
     async def update(self, user_id: str, values: Row) -> None:
         await self.conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
-    async def list(self, *, roles: Sequence[str], statuses: Sequence[str], q: str | None,
-                   sort: SortSpec, page: int, page_size: int) -> tuple[list[Row], int]:
+    async def list(
+        self,
+        *,
+        roles: Sequence[str],
+        statuses: Sequence[str],
+        q: str | None,
+        sort: SortSpec,
+        page: int,
+        page_size: int,
+    ) -> tuple[list[Row], int]:
         stmt = select(users)
         if roles:
             stmt = stmt.where(users.c.role.in_(list(roles)))
@@ -41,29 +68,42 @@ class UserRepo(Repo):
             stmt = stmt.where(users.c.status.in_(list(statuses)))
         if q:
             p = like_pattern(q)
-            stmt = stmt.where(or_(users.c.username.like(p, escape="\\"),
-                                  users.c.display_name.like(p, escape="\\")))
+            stmt = stmt.where(
+                or_(
+                    users.c.username.like(p, escape="\\"), users.c.display_name.like(p, escape="\\")
+                )
+            )
         columns = {"createdAt": users.c.created_at, "username": users.c.username}
-        return await self.page(stmt, sort=sort, columns=columns, tiebreak=users.c.id, page=page,
-                               page_size=page_size)
+        return await self.page(
+            stmt, sort=sort, columns=columns, tiebreak=users.c.id, page=page, page_size=page_size
+        )
 
 
 class SessionRepo(Repo):
     async def by_token_hash(self, token_hash: str) -> Row | None:
         stmt = (
-            select(sessions, users.c.username, users.c.display_name, users.c.role,
-                   users.c.status.label("user_status"), users.c.last_login_at,
-                   users.c.created_at.label("user_created_at"),
-                   users.c.updated_at.label("user_updated_at"))
+            select(
+                sessions,
+                users.c.username,
+                users.c.display_name,
+                users.c.role,
+                users.c.status.label("user_status"),
+                users.c.last_login_at,
+                users.c.created_at.label("user_created_at"),
+                users.c.updated_at.label("user_updated_at"),
+            )
             .join(users, sessions.c.user_id == users.c.id)
-            .where(sessions.c.token_hash == token_hash))
+            .where(sessions.c.token_hash == token_hash)
+        )
         return await self.one(stmt)
 
     async def insert(self, row: Row) -> None:
         await self.conn.execute(sessions.insert().values(**row))
 
     async def update(self, session_id: str, values: Row) -> None:
-        await self.conn.execute(update(sessions).where(sessions.c.id == session_id).values(**values))
+        await self.conn.execute(
+            update(sessions).where(sessions.c.id == session_id).values(**values)
+        )
 
     async def delete(self, session_id: str) -> None:
         await self.conn.execute(delete(sessions).where(sessions.c.id == session_id))
@@ -75,5 +115,6 @@ class SessionRepo(Repo):
         return int((await self.conn.execute(stmt)).rowcount)
 
     async def delete_expired(self, now: datetime) -> int:
-        return int((await self.conn.execute(
-            delete(sessions).where(sessions.c.expires_at < now))).rowcount)
+        return int(
+            (await self.conn.execute(delete(sessions).where(sessions.c.expires_at < now))).rowcount
+        )

@@ -1,62 +1,66 @@
-"""The maintenance sweeper: records what time alone changes.
+"""The maintenance sweeper: runs ``app.maintenance.run_maintenance`` every interval.
 
-Agents silent past the threshold are stored OFFLINE (reads already derive it), commands past
-``expiresAt`` become EXPIRED, registration tokens past expiry become EXPIRED. Each transition
-is audited and published. The operations issue extends this with retention and settings.
+What a run does (offline agents and their services, expired commands and registration tokens,
+expired sessions, audit retention — each transition audited and published) lives in the
+application layer, so ``POST /api/admin/maintenance/run`` runs exactly the same thing.
+
+The interval is read on every tick (``maintenanceIntervalSeconds`` can change at runtime through
+``PATCH /api/admin/settings/maintenance``; 0 pauses the timer without stopping the service), and
+the stored settings are reloaded every ``RELOAD_SECONDS`` so that a change made on another node
+applies here too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+import time
 from typing import Any
 
-from opstage.app.audit import write_audit
-from opstage.app.commands import expire_due_commands
-from opstage.app.context import Actor, AppContext
-from opstage.domain.events import AgentStatusChanged, RegistrationTokenChanged
+from opstage.app import maintenance_settings
+from opstage.app.context import AppContext
+from opstage.app.event_log import prune_event_log
+from opstage.app.maintenance import run_maintenance
 
 log = logging.getLogger("opstage.maintenance")
+RELOAD_SECONDS = 30.0
 
 
 async def sweep_once(ctx: AppContext) -> dict[str, Any]:
-    now = ctx.clock()
-    cutoff = now - timedelta(seconds=ctx.settings.agent_offline_threshold_seconds)
-    offline = 0
-    async with ctx.writer() as uow:
-        for agent in await uow.agents.stale_live(cutoff):
-            await uow.agents.update(agent["id"], {"status": "OFFLINE", "updated_at": now})
-            await write_audit(uow, Actor.system(), "system.agent.offline", target_type="Agent",
-                              target_id=agent["id"], metadata={"fromStatus": agent["status"]},
-                              now=now)
-            uow.record(AgentStatusChanged(agent["id"], agent["status"], "OFFLINE"))
-            offline += 1
-        expired_tokens = await uow.tokens.expire_due(now)
-        for token_id in expired_tokens:
-            await write_audit(uow, Actor.system(), "registration_token.expired",
-                              target_type="RegistrationToken", target_id=token_id, now=now)
-            uow.record(RegistrationTokenChanged(token_id, "EXPIRED"))
-        await uow.sessions.delete_expired(now)
-    expired_commands = await expire_due_commands(ctx)
-    return {"offlineAgents": offline, "expiredCommands": expired_commands,
-            "expiredRegistrationTokens": len(expired_tokens), "ranAt": now}
+    result = await run_maintenance(ctx)
+    result["prunedDomainEvents"] = await prune_event_log(ctx)  # the live stream's durable log
+    return result
 
 
 class MaintenanceSweeper:
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, *, tick_seconds: float = 1.0) -> None:
         self.ctx = ctx
+        self.tick = tick_seconds
+
+    async def _reload(self) -> None:
+        try:
+            await maintenance_settings.load(self.ctx)
+        except Exception:
+            log.exception("could not load the stored maintenance settings; keeping current ones")
 
     async def run(self) -> None:
-        interval = self.ctx.settings.maintenance_interval_seconds
-        if interval <= 0:
-            return
+        await self._reload()
+        last_run = last_reload = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.tick)
+            now = time.monotonic()
+            if now - last_reload >= RELOAD_SECONDS:
+                await self._reload()
+                last_reload = now
+            interval = self.ctx.settings.maintenance_interval_seconds
+            if interval <= 0 or now - last_run < interval:
+                continue
+            last_run = last_reload = now  # a run reloads the settings itself
             try:
                 result = await sweep_once(self.ctx)
-                if any(v for k, v in result.items() if k != "ranAt"):
-                    log.info("maintenance sweep", extra={k: v for k, v in result.items()
-                                                         if k != "ranAt"})
             except Exception:
                 log.exception("maintenance sweep failed; will retry next interval")
+                continue
+            counts = {k: v for k, v in result.items() if k != "ranAt" and v}
+            if counts:
+                log.info("maintenance sweep", extra=counts)

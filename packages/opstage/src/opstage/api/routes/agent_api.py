@@ -17,23 +17,26 @@ from opstage.api.models import (
 )
 from opstage.api.views import command_view, result_view, service_view
 from opstage.app import agents, commands, services
+from opstage.app.context import AppContext
 from opstage.app.system import capabilities
 
 router = APIRouter(prefix="/api/agents", tags=["Agent"])
 
 
-def _timing(ctx: Ctx) -> dict[str, object]:
+def timing(ctx: AppContext) -> dict[str, object]:
     s = ctx.settings
-    return {"heartbeatIntervalSeconds": s.heartbeat_interval_seconds,
-            "commandPollIntervalSeconds": s.command_poll_interval_seconds,
-            "capabilities": capabilities(ctx)}
+    return {
+        "heartbeatIntervalSeconds": s.heartbeat_interval_seconds,
+        "commandPollIntervalSeconds": s.command_poll_interval_seconds,
+        "capabilities": capabilities(ctx),
+    }
 
 
 @router.post("/register")
 async def register(request: Request, ctx: Ctx) -> Response:
     body = await read_json(request, RegisterAgentRequest)
     data = await agents.register_agent(ctx, request_actor(request, type_="AGENT"), body.dump())
-    return ok({**data, **_timing(ctx)})
+    return ok({**data, **timing(ctx)})
 
 
 @router.post("/{agentId}/heartbeat")
@@ -41,34 +44,51 @@ async def heartbeat(request: Request, ctx: Ctx, agent: Agent) -> Response:
     body = await read_json(request, HeartbeatRequest, required=False)
     health = body.health.dump() if body.health is not None else None
     await agents.record_contact(ctx, agent, health, body.serviceId)
-    return ok(_timing(ctx))
+    return ok(timing(ctx))
 
 
 @router.post("/{agentId}/services/report")
 async def report(request: Request, ctx: Ctx, agent: Agent) -> Response:
     body = await read_json(request, ServiceReportRequest)
     actor = request_actor(request, type_="AGENT", id_=agent.agent_id)
-    rows = await services.report_services(ctx, actor, agent.agent_id,
-                                          [s.dump() for s in body.services])
+    rows = await services.report_services(
+        ctx, actor, agent.agent_id, [s.dump() for s in body.services]
+    )
     now = ctx.clock()
     return ok({"services": [service_view(r, now, ctx.settings) for r in rows]})
 
 
 @router.get("/{agentId}/commands")
 async def poll(
-    ctx: Ctx, agent: Agent,
+    ctx: Ctx,
+    agent: Agent,
     limit: Annotated[str | None, Query()] = None,
     wait_seconds: Annotated[float, Query(alias="waitSeconds", ge=0)] = 0,
 ) -> Response:
-    wait = min(wait_seconds, ctx.settings.long_poll_max_seconds) \
-        if ctx.settings.long_poll_enabled else 0
+    wait = (
+        min(wait_seconds, ctx.settings.long_poll_max_seconds)
+        if ctx.settings.long_poll_enabled
+        else 0
+    )
     claimed = await commands.poll_commands(ctx, agent, commands.clamp_poll_limit(limit), wait)
     return ok([command_view(c, for_agent=True) for c in claimed])
 
 
 @router.post("/{agentId}/commands/{commandId}/result")
-async def result(request: Request, ctx: Ctx, agent: Agent, commandId: str  # noqa: N803
-                 ) -> Response:
-    body = await read_json(request, CommandResultRequest)
+async def result(
+    request: Request,
+    ctx: Ctx,
+    agent: Agent,
+    commandId: str,
+) -> Response:
+    # The result cap (OPSTAGE_COMMAND_RESULT_MAX_BYTES) governs this body, plus room for the
+    # envelope fields, so an oversized result is named as such rather than as a generic 413.
+    cap = ctx.settings.command_result_max_bytes
+    body = await read_json(
+        request,
+        CommandResultRequest,
+        limit=max(ctx.settings.request_body_max_bytes, cap + 65_536),
+        too_large_code="COMMAND_RESULT_TOO_LARGE",
+    )
     row = await commands.report_result(ctx, agent, commandId, body.dump())
     return ok(result_view(row, agent.agent_id))

@@ -22,23 +22,35 @@ Writer = Annotated[SessionInfo, Depends(require("agents:write"))]
 
 
 @router.get("")
-async def list_(ctx: Ctx, _: Reader,
-                page_: Annotated[int, Query(alias="page", ge=1)] = 1, page_size: PageSize = 20,
-                sort: str | None = None,
-                status: Annotated[list[AgentStatus] | None, Query()] = None,
-                q: Annotated[str | None, Query(min_length=1, max_length=120)] = None
-                ) -> Response:
+async def list_(
+    ctx: Ctx,
+    _: Reader,
+    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_size: PageSize = 20,
+    sort: str | None = None,
+    status: Annotated[list[AgentStatus] | None, Query()] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=120)] = None,
+) -> Response:
     order = parse_sort(sort, ("createdAt", "lastSeenAt", "lastHeartbeatAt", "name", "code"))
     rows, total, counts = await agents.list_agents(
-        ctx, statuses=status or [], q=q.strip() if q else None, sort=order, page=page_,
-        page_size=page_size)
+        ctx,
+        statuses=status or [],
+        q=q.strip() if q else None,
+        sort=order,
+        page=page_,
+        page_size=page_size,
+    )
     now = ctx.clock()
-    return page([agent_view(r, now, ctx.settings, counts.get(r["id"], 0)) for r in rows],
-                page=page_, page_size=page_size, total=total)
+    return page(
+        [agent_view(r, now, ctx.settings, counts.get(r["id"], 0)) for r in rows],
+        page=page_,
+        page_size=page_size,
+        total=total,
+    )
 
 
 @router.get("/{agentId}")
-async def get(ctx: Ctx, _: Reader, agentId: str) -> Response:  # noqa: N803
+async def get(ctx: Ctx, _: Reader, agentId: str) -> Response:
     agent, services = await agents.get_agent(ctx, agentId)
     now = ctx.clock()
     data = agent_view(agent, now, ctx.settings, len(services))
@@ -46,25 +58,38 @@ async def get(ctx: Ctx, _: Reader, agentId: str) -> Response:  # noqa: N803
     return ok(data)
 
 
-async def _change(request: Request, ctx: Ctx, session: SessionInfo, agent_id: str,
-                  change: str) -> Response:
+async def _change(
+    request: Request, ctx: Ctx, session: SessionInfo, agent_id: str, change: str
+) -> Response:
     row = await agents.set_agent_standing(ctx, admin_actor(request, session), agent_id, change)
     return ok(agent_view(row, ctx.clock(), ctx.settings))
 
 
 @router.post("/{agentId}/disable")
-async def disable(request: Request, ctx: Ctx, session: Writer, agentId: str  # noqa: N803
-                  ) -> Response:
+async def disable(
+    request: Request,
+    ctx: Ctx,
+    session: Writer,
+    agentId: str,
+) -> Response:
     return await _change(request, ctx, session, agentId, "disable")
 
 
 @router.post("/{agentId}/enable")
-async def enable(request: Request, ctx: Ctx, session: Writer, agentId: str  # noqa: N803
-                 ) -> Response:
+async def enable(
+    request: Request,
+    ctx: Ctx,
+    session: Writer,
+    agentId: str,
+) -> Response:
     return await _change(request, ctx, session, agentId, "enable")
 
 
 @router.post("/{agentId}/revoke")
-async def revoke(request: Request, ctx: Ctx, session: Writer, agentId: str  # noqa: N803
-                 ) -> Response:
+async def revoke(
+    request: Request,
+    ctx: Ctx,
+    session: Writer,
+    agentId: str,
+) -> Response:
     return await _change(request, ctx, session, agentId, "revoke")

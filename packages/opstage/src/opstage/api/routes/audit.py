@@ -1,13 +1,25 @@
-"""The audit trail, filtered and paginated."""
+"""The audit trail: filtered list, detail, and a streaming CSV/JSON export of the filtered set.
+
+The export (``GET /api/admin/audit-events/export?format=csv|json`` with the list's filters, as
+the reference server exposes it) is written batch by batch while the client reads, so its memory
+does not grow with the number of rows. CSV follows RFC 4180 (every field quoted when it holds a
+comma, quote or line break; quotes doubled; CRLF line ends); a text cell that a spreadsheet
+would run as a formula (leading ``=``, ``+``, ``-``, ``@``, tab or CR) is prefixed with ``'``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
-from starlette.responses import Response
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import StringConstraints
+from starlette.responses import Response, StreamingResponse
 
-from opstage.api.deps import Ctx, require
+from opstage.api.deps import Ctx, admin_actor, require
 from opstage.api.envelope import ok, page
 from opstage.api.queries import PageSize, parse_sort
 from opstage.api.rbac import READ
@@ -19,22 +31,41 @@ from opstage.domain.timeutil import parse_iso
 
 router = APIRouter(prefix="/api/admin/audit-events", tags=["AdminAuditEvents"])
 Reader = Annotated[SessionInfo, Depends(require(READ))]
-ActorType = Annotated[list[str] | None, Query(alias="actorType", pattern="^(USER|AGENT|SYSTEM)$")]
-Result = Annotated[list[str] | None, Query(pattern="^(SUCCESS|FAILURE|DENIED)$")]
+Exporter = Annotated[SessionInfo, Depends(require("audit:export"))]
+ActorType = Annotated[list[Literal["USER", "AGENT", "SYSTEM"]] | None, Query(alias="actorType")]
+Result = Annotated[list[Literal["SUCCESS", "FAILURE", "DENIED"]] | None, Query()]
+ActionName = Annotated[str, StringConstraints(min_length=1, max_length=160)]
+Action = Annotated[list[ActionName] | None, Query()]
+
+CSV_COLUMNS = (
+    "id",
+    "createdAt",
+    "actorType",
+    "actorId",
+    "action",
+    "targetType",
+    "targetId",
+    "result",
+    "message",
+    "ipAddress",
+    "userAgent",
+    "requestId",
+    "metadata",
+)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-@router.get("")
-async def list_(ctx: Ctx, _: Reader,
-                page_: Annotated[int, Query(alias="page", ge=1)] = 1, page_size: PageSize = 20,
-                sort: str | None = None, actor_type: ActorType = None, result: Result = None,
-                action: Annotated[list[str] | None, Query(min_length=1, max_length=160)] = None,
-                target_type: Annotated[str | None, Query(alias="targetType", min_length=1,
-                                                         max_length=120)] = None,
-                target_id: Annotated[str | None, Query(alias="targetId", min_length=1,
-                                                       max_length=160)] = None,
-                from_: Annotated[str | None, Query(alias="from")] = None,
-                to: Annotated[str | None, Query()] = None) -> Response:
-    order = parse_sort(sort, ("createdAt",))
+def audit_filters(
+    actor_type: ActorType = None,
+    result: Result = None,
+    action: Action = None,
+    target_type: Annotated[
+        str | None, Query(alias="targetType", min_length=1, max_length=120)
+    ] = None,
+    target_id: Annotated[str | None, Query(alias="targetId", min_length=1, max_length=160)] = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+) -> audit.AuditFilters:
     issues = []
     since = until = None
     for name, raw in (("from", from_), ("to", to)):
@@ -55,14 +86,118 @@ async def list_(ctx: Ctx, _: Reader,
         issues.append({"path": "targetId", "message": "targetId must not be blank"})
     if issues:
         raise ValidationFailed("Audit event query validation failed.", issues)
-    rows, total = await audit.list_audit(
-        ctx, actor_types=actor_type or [], results=result or [], actions=action or [],
+    return audit.AuditFilters(
+        actor_types=tuple(actor_type or ()),
+        results=tuple(result or ()),
+        actions=tuple(action or ()),
         target_type=target_type.strip() if target_type else None,
-        target_id=target_id.strip() if target_id else None, since=since, until=until,
-        sort=order, page=page_, page_size=page_size)
+        target_id=target_id.strip() if target_id else None,
+        since=since,
+        until=until,
+    )
+
+
+Filters = Annotated[audit.AuditFilters, Depends(audit_filters)]
+
+
+@router.get("")
+async def list_(
+    ctx: Ctx,
+    _: Reader,
+    filters: Filters,
+    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_size: PageSize = 20,
+    sort: str | None = None,
+) -> Response:
+    order = parse_sort(sort, ("createdAt",))
+    rows, total = await audit.list_audit(
+        ctx,
+        actor_types=filters.actor_types,
+        results=filters.results,
+        actions=filters.actions,
+        target_type=filters.target_type,
+        target_id=filters.target_id,
+        since=filters.since,
+        until=filters.until,
+        sort=order,
+        page=page_,
+        page_size=page_size,
+    )
     return page([audit_view(r) for r in rows], page=page_, page_size=page_size, total=total)
 
 
+@router.get("/export")
+async def export(
+    request: Request,
+    ctx: Ctx,
+    session: Exporter,
+    filters: Filters,
+    format_: Annotated[Literal["csv", "json"], Query(alias="format")] = "json",
+    sort: str | None = None,
+) -> Response:
+    order = parse_sort(sort, ("createdAt",))
+    descending = order[0][1] if order else True
+    batches = audit.export_audit(
+        ctx, admin_actor(request, session), filters, fmt=format_, descending=descending
+    )
+    # Read the first batch before answering, so a database error is a clean error response.
+    first: list[dict[str, Any]] = await anext(batches, [])
+    stamp = ctx.clock().strftime("%Y%m%dT%H%M%SZ")
+    headers = {
+        "Content-Disposition": f'attachment; filename="opstage-audit-{stamp}.{format_}"',
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if format_ == "csv":
+        body = _csv(first, batches)
+        return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
+    return StreamingResponse(_json(first, batches), media_type="application/json", headers=headers)
+
+
+async def _csv(
+    first: list[dict[str, Any]], rest: AsyncIterator[list[dict[str, Any]]]
+) -> AsyncIterator[bytes]:
+    yield _csv_lines([CSV_COLUMNS])
+    batch = first
+    while batch:
+        yield _csv_lines([_csv_row(audit_view(r)) for r in batch])
+        batch = await anext(rest, [])
+
+
+def _csv_lines(rows: list[Any]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _csv_row(view: dict[str, Any]) -> list[str]:
+    cells = []
+    for column in CSV_COLUMNS:
+        value = view.get(column)
+        if value is None:
+            text = ""
+        elif isinstance(value, dict | list):
+            text = orjson.dumps(value).decode()
+        else:
+            text = str(value)
+        if text.startswith(FORMULA_PREFIXES):
+            text = "'" + text
+        cells.append(text)
+    return cells
+
+
+async def _json(
+    first: list[dict[str, Any]], rest: AsyncIterator[list[dict[str, Any]]]
+) -> AsyncIterator[bytes]:
+    yield b'{"success":true,"data":['
+    batch, separator = first, b""
+    while batch:
+        yield separator + b",".join(orjson.dumps(audit_view(r)) for r in batch)
+        separator = b","
+        batch = await anext(rest, [])
+    yield b"]}"
+
+
 @router.get("/{auditEventId}")
-async def get(ctx: Ctx, _: Reader, auditEventId: str) -> Response:  # noqa: N803
+async def get(ctx: Ctx, _: Reader, auditEventId: str) -> Response:
     return ok(audit_view(await audit.get_audit(ctx, auditEventId)))

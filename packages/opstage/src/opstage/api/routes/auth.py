@@ -21,8 +21,11 @@ Session = Annotated[SessionInfo, Depends(require(READ))]
 
 
 def _session_data(session: SessionInfo) -> dict[str, object]:
-    return {"user": user_view(session.user), "csrfToken": session.csrf_token,
-            "expiresAt": iso(session.expires_at)}
+    return {
+        "user": user_view(session.user),
+        "csrfToken": session.csrf_token,
+        "expiresAt": iso(session.expires_at),
+    }
 
 
 @router.post("/login")
@@ -30,8 +33,15 @@ async def login(request: Request, ctx: Ctx) -> Response:
     body = await read_json(request, LoginRequest)
     raw, session = await auth.login(ctx, request_actor(request), body.username, body.password)
     response = ok(_session_data(session))
-    response.set_cookie(SESSION_COOKIE, raw, max_age=ctx.settings.session_ttl_seconds, path="/",
-                        httponly=True, samesite="lax", secure=ctx.settings.secure_cookies)
+    response.set_cookie(
+        SESSION_COOKIE,
+        raw,
+        max_age=ctx.settings.session_ttl_seconds,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=ctx.settings.secure_cookies,
+    )
     return response
 
 
@@ -39,8 +49,9 @@ async def login(request: Request, ctx: Ctx) -> Response:
 async def logout(request: Request, ctx: Ctx, session: Session) -> Response:
     await auth.logout(ctx, admin_actor(request, session), session)
     response = ok()
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
-                           secure=ctx.settings.secure_cookies)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.settings.secure_cookies
+    )
     return response
 
 

@@ -23,45 +23,62 @@ Writer = Annotated[SessionInfo, Depends(require("commands:write"))]
 
 
 @router.get("")
-async def list_(ctx: Ctx, _: Reader,
-                page_: Annotated[int, Query(alias="page", ge=1)] = 1, page_size: PageSize = 20,
-                sort: str | None = None,
-                status: Annotated[list[CommandStatus] | None, Query()] = None,
-                type_: Annotated[list[CommandType] | None, Query(alias="type")] = None,
-                action_name: Annotated[list[str] | None,
-                                       Query(alias="actionName", max_length=128)] = None,
-                service_id: Annotated[list[str] | None,
-                                      Query(alias="serviceId", pattern=r"^svc_")] = None,
-                agent_id: Annotated[list[str] | None,
-                                    Query(alias="agentId", pattern=r"^agt_")] = None
-                ) -> Response:
+async def list_(
+    ctx: Ctx,
+    _: Reader,
+    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_size: PageSize = 20,
+    sort: str | None = None,
+    status: Annotated[list[CommandStatus] | None, Query()] = None,
+    type_: Annotated[list[CommandType] | None, Query(alias="type")] = None,
+    action_name: Annotated[list[str] | None, Query(alias="actionName", max_length=128)] = None,
+    service_id: Annotated[list[str] | None, Query(alias="serviceId", pattern=r"^svc_")] = None,
+    agent_id: Annotated[list[str] | None, Query(alias="agentId", pattern=r"^agt_")] = None,
+) -> Response:
     order = parse_sort(sort, ("createdAt", "finishedAt", "completedAt", "startedAt"))
     rows, total = await commands.list_commands(
-        ctx, statuses=status or [], types=type_ or [], action_names=action_name or [],
-        service_ids=service_id or [], agent_ids=agent_id or [], sort=order, page=page_,
-        page_size=page_size)
+        ctx,
+        statuses=status or [],
+        types=type_ or [],
+        action_names=action_name or [],
+        service_ids=service_id or [],
+        agent_ids=agent_id or [],
+        sort=order,
+        page=page_,
+        page_size=page_size,
+    )
     return page([command_view(r) for r in rows], page=page_, page_size=page_size, total=total)
 
 
 @router.get("/{commandId}")
-async def get(ctx: Ctx, session: Reader, commandId: str) -> Response:  # noqa: N803
+async def get(ctx: Ctx, session: Reader, commandId: str) -> Response:
     command, result = await commands.get_command(ctx, commandId, session.user_id)
     data = command_view(command)
-    data["result"] = result_view(result, command["agent_id"])
+    if result is not None:  # no result yet: the key is absent (CommandResult is an object)
+        data["result"] = result_view(result, command["agent_id"])
     return ok(data, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/{commandId}/cancel")
-async def cancel(request: Request, ctx: Ctx, session: Writer, commandId: str  # noqa: N803
-                 ) -> Response:
+async def cancel(
+    request: Request,
+    ctx: Ctx,
+    session: Writer,
+    commandId: str,
+) -> Response:
     row = await commands.cancel_command(ctx, admin_actor(request, session), commandId)
     return ok(command_view(row))
 
 
 @router.post("/{commandId}/retry")
-async def retry(request: Request, ctx: Ctx, session: Writer, commandId: str  # noqa: N803
-                ) -> Response:
+async def retry(
+    request: Request,
+    ctx: Ctx,
+    session: Writer,
+    commandId: str,
+) -> Response:
     body = await read_json(request, RetryCommandRequest, required=False)
-    row = await commands.retry_command(ctx, admin_actor(request, session), commandId,
-                                       body.confirmation)
+    row = await commands.retry_command(
+        ctx, admin_actor(request, session), commandId, body.confirmation
+    )
     return ok(command_view(row))

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from opstage.api.deps import Ctx, admin_actor, read_json, require
 from opstage.api.envelope import ok, page
-from opstage.api.models import CreateActionCommandRequest
+from opstage.api.models import CreateActionCommandRequest, TransferServiceRequest
 from opstage.api.queries import PageSize, parse_sort
 from opstage.api.rbac import READ
 from opstage.api.views import (
@@ -22,96 +22,140 @@ from opstage.api.views import (
 )
 from opstage.app import commands, services
 from opstage.app.auth import SessionInfo
+from opstage.domain.errors import NotFound
 from opstage.domain.status import HealthStatus, ServiceStatus
 
 router = APIRouter(prefix="/api/admin/capsule-services", tags=["AdminCapsuleServices"])
 Reader = Annotated[SessionInfo, Depends(require(READ))]
 Executor = Annotated[SessionInfo, Depends(require("actions:execute"))]
 # Prepare runs agent code that may mint a secret: an operator's act, CSRF-protected even on GET.
+ServiceWriter = Annotated[SessionInfo, Depends(require("services:write"))]
 Preparer = Annotated[SessionInfo, Depends(require("actions:prepare", csrf=True))]
 
 
 @router.get("")
-async def list_(ctx: Ctx, _: Reader,
-                page_: Annotated[int, Query(alias="page", ge=1)] = 1, page_size: PageSize = 20,
-                sort: str | None = None,
-                status: Annotated[list[ServiceStatus] | None, Query()] = None,
-                health_status: Annotated[list[HealthStatus] | None,
-                                         Query(alias="healthStatus")] = None,
-                agent_id: Annotated[list[str] | None,
-                                    Query(alias="agentId", max_length=40)] = None,
-                q: Annotated[str | None, Query(min_length=1, max_length=120)] = None
-                ) -> Response:
+async def list_(
+    ctx: Ctx,
+    _: Reader,
+    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_size: PageSize = 20,
+    sort: str | None = None,
+    status: Annotated[list[ServiceStatus] | None, Query()] = None,
+    health_status: Annotated[list[HealthStatus] | None, Query(alias="healthStatus")] = None,
+    agent_id: Annotated[list[str] | None, Query(alias="agentId", max_length=40)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=120)] = None,
+) -> Response:
     order = parse_sort(sort, ("createdAt", "lastReportedAt", "code", "name"))
     bad = [a for a in agent_id or [] if not a.startswith("agt_")]
     if bad:
         from opstage.domain.errors import ValidationFailed
 
-        raise ValidationFailed("Query validation failed.",
-                               [{"path": "agentId", "message": "agentId must start with agt_"}])
+        raise ValidationFailed(
+            "Query validation failed.",
+            [{"path": "agentId", "message": "agentId must start with agt_"}],
+        )
     rows, total = await services.list_services(
-        ctx, statuses=status or [], health_statuses=health_status or [],
-        agent_ids=agent_id or [], q=q.strip() if q else None, sort=order, page=page_,
-        page_size=page_size)
+        ctx,
+        statuses=status or [],
+        health_statuses=health_status or [],
+        agent_ids=agent_id or [],
+        q=q.strip() if q else None,
+        sort=order,
+        page=page_,
+        page_size=page_size,
+    )
     now = ctx.clock()
-    return page([service_view(r, now, ctx.settings) for r in rows], page=page_,
-                page_size=page_size, total=total)
+    return page(
+        [service_view(r, now, ctx.settings) for r in rows],
+        page=page_,
+        page_size=page_size,
+        total=total,
+    )
 
 
 def _detail(row: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
     data = service_view(row, ctx.clock(), ctx.settings)
-    data.update(manifest=row["manifest"], health=health_view(row),
-                configs=[config_view(c) for c in row["configs"]],
-                actions=[action_view(a) for a in row["actions"]])
+    data.update(
+        manifest=row["manifest"],
+        configs=[config_view(c) for c in row["configs"]],
+        actions=[action_view(a) for a in row["actions"]],
+    )
+    health = health_view(row)
+    if health is not None:  # no report yet: the key is absent, as HealthReport is an object
+        data["health"] = health
     return data
 
 
 @router.get("/{serviceId}")
-async def get(ctx: Ctx, _: Reader, serviceId: str) -> Response:  # noqa: N803
+async def get(ctx: Ctx, _: Reader, serviceId: str) -> Response:
     return ok(_detail(await services.get_service(ctx, serviceId), ctx))
 
 
 @router.get("/{serviceId}/manifest")
-async def manifest(ctx: Ctx, _: Reader, serviceId: str) -> Response:  # noqa: N803
+async def manifest(ctx: Ctx, _: Reader, serviceId: str) -> Response:
     return ok((await services.get_service(ctx, serviceId, with_children=False))["manifest"])
 
 
 @router.get("/{serviceId}/health")
-async def health(ctx: Ctx, _: Reader, serviceId: str) -> Response:  # noqa: N803
+async def health(ctx: Ctx, _: Reader, serviceId: str) -> Response:
     row = await services.get_service(ctx, serviceId, with_children=False)
-    return ok(health_view(row) or {"id": None, "serviceId": row["id"], "agentId": row["agent_id"],
-                                   "status": "UNKNOWN", "message": None, "details": {},
-                                   "reportedAt": None})
+    health = health_view(row)
+    if health is None:
+        raise NotFound(
+            "This Capsule Service has not reported its health yet.",
+            code="NOT_FOUND",
+            details={"serviceId": serviceId},
+        )
+    return ok(health)
 
 
 @router.get("/{serviceId}/configs")
-async def configs(ctx: Ctx, _: Reader, serviceId: str) -> Response:  # noqa: N803
+async def configs(ctx: Ctx, _: Reader, serviceId: str) -> Response:
     row = await services.get_service(ctx, serviceId)
     return ok([config_view(c) for c in row["configs"]])
 
 
 @router.get("/{serviceId}/actions")
-async def actions(ctx: Ctx, _: Reader, serviceId: str) -> Response:  # noqa: N803
+async def actions(ctx: Ctx, _: Reader, serviceId: str) -> Response:
     row = await services.get_service(ctx, serviceId)
     return ok([action_view(a) for a in row["actions"]])
 
 
 @router.get("/{serviceId}/actions/{actionName}")
-async def prepare(request: Request, ctx: Ctx, session: Preparer,
-                  serviceId: str, actionName: str) -> Response:  # noqa: N803
-    out = await commands.prepare_action(ctx, admin_actor(request, session), serviceId,
-                                        actionName)
+async def prepare(
+    request: Request, ctx: Ctx, session: Preparer, serviceId: str, actionName: str
+) -> Response:
+    out = await commands.prepare_action(ctx, admin_actor(request, session), serviceId, actionName)
     prepare_command = command_view(out["command"])
-    prepare_command["result"] = result_view(out["result"], out["command"]["agent_id"])
-    return ok({"action": action_view(out["action"]), "initialPayload": out["initialPayload"],
-               "currentState": out["currentState"], "prepareCommand": prepare_command},
-              headers={"Cache-Control": "no-store"})
+    if out["result"] is not None:
+        prepare_command["result"] = result_view(out["result"], out["command"]["agent_id"])
+    return ok(
+        {
+            "action": action_view(out["action"]),
+            "initialPayload": out["initialPayload"],
+            "currentState": out["currentState"],
+            "prepareCommand": prepare_command,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.post("/{serviceId}/actions/{actionName}")
-async def execute(request: Request, ctx: Ctx, session: Executor,
-                  serviceId: str, actionName: str) -> Response:  # noqa: N803
+async def execute(
+    request: Request, ctx: Ctx, session: Executor, serviceId: str, actionName: str
+) -> Response:
     body = await read_json(request, CreateActionCommandRequest, required=False)
-    row = await commands.request_action(ctx, admin_actor(request, session), serviceId,
-                                        actionName, body.payload, body.confirmation)
+    row = await commands.request_action(
+        ctx, admin_actor(request, session), serviceId, actionName, body.payload, body.confirmation
+    )
     return ok(command_view(row))
+
+
+@router.post("/{serviceId}/transfer")
+async def transfer(request: Request, ctx: Ctx, session: ServiceWriter, serviceId: str) -> Response:
+    """Extension (docs/compatibility.md): move a service to another agent, audited."""
+    body = await read_json(request, TransferServiceRequest)
+    row = await services.transfer_service(
+        ctx, admin_actor(request, session), serviceId, body.agentId
+    )
+    return ok(_detail(await services.get_service(ctx, row["id"]), ctx))

@@ -23,10 +23,17 @@ async def system_health(ctx: Ctx) -> Response:
     database = await probe_database(ctx)
     now = ctx.clock()
     info = version_info(ctx)
-    return ok({"status": database["status"], "timestamp": iso(now), "version": info["version"],
-               "edition": "ce", "database": database,
-               "uptimeSeconds": int((now - ctx.started_at).total_seconds())},
-              status=200 if database["status"] != "DOWN" else 503)
+    return ok(
+        {
+            "status": database["status"],
+            "timestamp": iso(now),
+            "version": info["version"],
+            "edition": "ce",
+            "database": database,
+            "uptimeSeconds": int((now - ctx.started_at).total_seconds()),
+        },
+        status=200 if database["status"] != "DOWN" else 503,
+    )
 
 
 @router.get("/api/system/version")

@@ -1,0 +1,169 @@
+"""The agents' hot paths — heartbeat and command poll — served without FastAPI's machinery.
+
+Every agent calls these every few seconds, so per-request cost decides how many agents one
+node carries (bench/README.md). This ASGI layer answers exactly
+``POST /api/agents/{id}/heartbeat`` and ``GET /api/agents/{id}/commands`` with the same use
+cases, models, error codes and envelopes as the FastAPI routes in ``routes/agent_api.py``
+(which stay, for the OpenAPI document and as the reference behaviour the tests pin), and
+passes every other request through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from opstage.api.deps import body_issues
+from opstage.api.errors import error_body, issues_from, status_for
+from opstage.api.models import HeartbeatRequest
+from opstage.api.routes.agent_api import timing
+from opstage.api.views import command_view
+from opstage.app import agents, commands
+from opstage.app.context import AppContext
+from opstage.domain.errors import DomainError, ValidationFailed
+from opstage.domain.redaction import redact
+
+log = logging.getLogger("opstage")
+PREFIX = "/api/agents/"
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What the access log and the HTTP metrics read as ``scope["route"].path``."""
+
+    path: str
+
+
+HEARTBEAT = _Route("/api/agents/{agentId}/heartbeat")
+POLL = _Route("/api/agents/{agentId}/commands")
+Handler = Callable[[AppContext, Scope, Receive, str], Awaitable[Any]]
+
+
+class AgentHotPath:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            parts = scope["path"][len(PREFIX) :].split("/")
+            if len(parts) == 2 and parts[0]:
+                method = scope["method"]
+                if parts[1] == "heartbeat" and method == "POST":
+                    return await self._serve(scope, receive, send, parts[0], HEARTBEAT, _beat)
+                if parts[1] == "commands" and method == "GET":
+                    return await self._serve(scope, receive, send, parts[0], POLL, _poll)
+        await self.app(scope, receive, send)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        agent_id: str,
+        route: _Route,
+        handler: Handler,
+    ) -> None:
+        scope["route"] = route
+        ctx: AppContext = scope["app"].state.ctx
+        status, headers = 200, JSON_HEADERS
+        try:
+            body = {"success": True, "data": await handler(ctx, scope, receive, agent_id)}
+        except DomainError as exc:
+            status = status_for(exc)
+            body = error_body(exc.code, exc.message, redact(exc.details) if exc.details else None)
+            headers = JSON_HEADERS + [
+                (k.lower().encode(), v.encode()) for k, v in exc.headers.items()
+            ]
+        except Exception:
+            log.exception("unhandled error on %s", route.path)
+            status, body = 500, error_body("INTERNAL_ERROR", "Internal server error.")
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": orjson.dumps(body)})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _read_body(ctx: AppContext, scope: Scope, receive: Receive) -> bytes:
+    limit = ctx.settings.request_body_max_bytes
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise DomainError("Client disconnected.", code="REQUEST_ERROR")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise DomainError(f"Request body exceeds {limit} bytes.", code="PAYLOAD_TOO_LARGE")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+async def _beat(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) -> Any:
+    principal = await agents.authenticate_agent(ctx, agent_id, _header(scope, b"authorization"))
+    raw = await _read_body(ctx, scope, receive)
+    if raw.strip():
+        ctype = _header(scope, b"content-type") or ""
+        if ctype and "json" not in ctype.split(";")[0].lower():
+            raise DomainError(
+                "Content-Type must be application/json.", code="UNSUPPORTED_MEDIA_TYPE"
+            )
+        try:
+            body = HeartbeatRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise ValidationFailed(
+                "Request body validation failed.", issues_from(body_issues(exc))
+            ) from None
+    else:
+        body = HeartbeatRequest()
+    health = body.health.dump() if body.health is not None else None
+    await agents.record_contact(ctx, principal, health, body.serviceId)
+    return timing(ctx)
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Completes when the client hangs up (the GET's empty body is consumed on the way)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _poll(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) -> Any:
+    principal = await agents.authenticate_agent(ctx, agent_id, _header(scope, b"authorization"))
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    wait = 0.0
+    if "waitSeconds" in query:
+        try:
+            wait = float(query["waitSeconds"][0])
+        except ValueError:
+            wait = -1.0
+        if not wait >= 0:  # also refuses NaN
+            raise ValidationFailed(
+                "Query validation failed.",
+                [{"path": "waitSeconds", "message": "must be a number >= 0"}],
+            )
+    s = ctx.settings
+    wait = min(wait, s.long_poll_max_seconds) if s.long_poll_enabled else 0.0
+    limit = commands.clamp_poll_limit(query.get("limit"))
+    gone = asyncio.ensure_future(_disconnect(receive)) if wait > 0 else None
+    try:
+        claimed = await commands.poll_commands(ctx, principal, limit, wait, gone)
+    finally:
+        if gone is not None:
+            gone.cancel()
+    return [command_view(c, for_agent=True) for c in claimed]

@@ -1,0 +1,129 @@
+"""Fixtures: real server processes on SQLite or PostgreSQL, and clients that drive them.
+
+``OPSTAGE_TEST_ENGINE=postgres`` runs the same suite with ``DATABASE_URL`` on PostgreSQL, each
+server on a database of its own (``make test`` does both passes).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support.clients import AdminClient, AgentClient, register
+from .support.server import ServerProcess
+
+ENGINE = os.environ.get("OPSTAGE_TEST_ENGINE", "sqlite")
+
+
+def pytest_report_header() -> str:
+    return f"opstage test engine: {ENGINE}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if ENGINE == "postgres" and item.get_closest_marker("sqlite_only"):
+            item.add_marker(pytest.mark.skip(reason="SQLite-specific test; PostgreSQL pass"))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> str | None:
+    if ENGINE != "postgres":
+        return None
+    from .support.postgres import find_or_start_postgres
+
+    dsn, how = find_or_start_postgres()
+    if dsn is None:
+        pytest.skip(f"PostgreSQL could not be started for the PostgreSQL pass: {how}")
+    print(f"\n[opstage-tests] PostgreSQL: {how}")
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def database_factory(pg_admin_dsn: str | None) -> Iterator[Callable[[Path], str | None]]:
+    """A fresh database per server: a file under its data dir, or a new PostgreSQL database."""
+    created: list[str] = []
+
+    def make(data_dir: Path) -> str | None:
+        if pg_admin_dsn is None:
+            return None  # the server's default: sqlite under its data dir
+        from .support.postgres import create_database
+
+        name = f"opstage_test_{os.getpid()}_{secrets.token_hex(4)}"
+        created.append(name)
+        return create_database(pg_admin_dsn, name)
+
+    yield make
+    if pg_admin_dsn is not None:
+        from .support.postgres import drop_database
+
+        for name in created:
+            drop_database(pg_admin_dsn, name)
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def make_server(
+    tmp_path: Path, database_factory: Callable[[Path], str | None]
+) -> Iterator[ServerFactory]:
+    """Start a dedicated server (for tests that restart it, throttle it or change settings)."""
+    started: list[ServerProcess] = []
+
+    def make(**env: str) -> ServerProcess:
+        data_dir = tmp_path / f"srv{len(started)}"
+        srv = ServerProcess(data_dir, database_factory(data_dir), dict(env))
+        started.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, database_factory: Callable[[Path], str | None]
+) -> Iterator[ServerProcess]:
+    """One server shared by the tests that do not change its settings."""
+    data_dir = tmp_path_factory.mktemp("shared-server")
+    srv = ServerProcess(data_dir, database_factory(data_dir), {}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def admin(server: ServerProcess) -> Iterator[AdminClient]:
+    with AdminClient(server.url) as client:
+        yield client.login()
+
+
+@pytest.fixture
+def anon(server: ServerProcess) -> Iterator[AdminClient]:
+    with AdminClient(server.url) as client:
+        yield client
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def new_agent(server: ServerProcess, admin: AdminClient) -> Iterator[Callable[..., AgentClient]]:
+    """Register a fresh agent (unique code) with a fresh registration token."""
+    clients: list[AgentClient] = []
+
+    def make(code: str | None = None, **token_body: Any) -> AgentClient:
+        raw = admin.create_token(**token_body)
+        agent = register(server.url, raw, code or unique("agent"))
+        clients.append(agent)
+        return agent
+
+    yield make
+    for c in clients:
+        c.close()

@@ -1,0 +1,125 @@
+"""HTTP clients that speak to a running server as an operator or as an agent would."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import httpx
+
+from .server import ADMIN_PASSWORD, ADMIN_USERNAME
+
+
+class AdminClient(httpx.Client):
+    """A browser-like session: cookie jar plus the CSRF header on every state change."""
+
+    csrf: str | None = None
+
+    def __init__(self, base_url: str, **kw: Any) -> None:
+        super().__init__(base_url=base_url, timeout=kw.pop("timeout", 40.0), **kw)
+
+    def login(self, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> AdminClient:
+        r = self.post("/api/admin/auth/login", json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        self.csrf = r.json()["data"]["csrfToken"]
+        return self
+
+    def request(self, method: str, url: Any, **kw: Any) -> httpx.Response:  # type: ignore[override]
+        # Like the console: the header rides on every call (prepare is a GET that needs it).
+        if self.csrf:
+            headers = dict(kw.pop("headers", None) or {})
+            headers.setdefault("X-CSRF-Token", self.csrf)
+            kw["headers"] = headers
+        return super().request(method, url, **kw)
+
+    def data(self, method: str, url: str, **kw: Any) -> Any:
+        r = self.request(method, url, **kw)
+        assert r.status_code == 200, f"{method} {url} -> {r.status_code} {r.text}"
+        body = r.json()
+        assert body["success"] is True
+        return body["data"]
+
+    def create_token(self, **body: Any) -> str:
+        data = self.data("POST", "/api/admin/registration-tokens", json=body)
+        raw: str = data["rawToken"]
+        return raw
+
+    def create_user(self, role: str, password: str | None = None) -> tuple[str, str]:
+        username = f"{role}-{secrets.token_hex(4)}"
+        password = password or "pw-" + secrets.token_hex(8)
+        self.data(
+            "POST",
+            "/api/admin/users",
+            json={"username": username, "password": password, "role": role},
+        )
+        return username, password
+
+
+class AgentClient(httpx.Client):
+    def __init__(self, base_url: str, agent_id: str, token: str, **kw: Any) -> None:
+        super().__init__(
+            base_url=base_url,
+            timeout=kw.pop("timeout", 40.0),
+            headers={"Authorization": f"Bearer {token}"},
+            **kw,
+        )
+        self.agent_id = agent_id
+        self.token = token
+
+    def ok(self, method: str, path: str, **kw: Any) -> Any:
+        r = self.request(method, f"/api/agents/{self.agent_id}{path}", **kw)
+        assert r.status_code == 200, f"{method} {path} -> {r.status_code} {r.text}"
+        return r.json()["data"]
+
+    def heartbeat(self, health: dict[str, Any] | None = None) -> Any:
+        return self.ok("POST", "/heartbeat", json={"health": health} if health else {})
+
+    def report(self, *services: dict[str, Any]) -> Any:
+        return self.ok("POST", "/services/report", json={"services": list(services)})
+
+    def poll(self, wait: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {}
+        if wait is not None:
+            params["waitSeconds"] = wait
+        if limit is not None:
+            params["limit"] = limit
+        data: list[dict[str, Any]] = self.ok("GET", "/commands", params=params)
+        return data
+
+    def result(self, command_id: str, **body: Any) -> httpx.Response:
+        body.setdefault("startedAt", "2026-01-01T00:00:00.000Z")
+        body.setdefault("finishedAt", "2026-01-01T00:00:01.000Z")
+        return self.post(f"/api/agents/{self.agent_id}/commands/{command_id}/result", json=body)
+
+
+def register(
+    base_url: str, registration_token: str, code: str, *, online: bool = True, **extra: Any
+) -> AgentClient:
+    """Register like the Node agent does; ``online`` also sends its first heartbeat."""
+    body = {"registrationToken": registration_token, "agent": {"code": code, "name": code, **extra}}
+    r = httpx.post(base_url + "/api/agents/register", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    agent = AgentClient(base_url, data["agentId"], data["agentToken"])
+    if online:
+        agent.heartbeat()
+    return agent
+
+
+def service(code: str, *actions: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A service report entry shaped like the Node agent's."""
+    return {
+        "code": code,
+        "name": extra.pop("name", code),
+        "version": "1.0.0",
+        "runtime": "python",
+        "manifest": {"kind": "CapsuleService", "code": code},
+        "health": extra.pop("health", {"status": "UP"}),
+        "configs": extra.pop("configs", []),
+        "actions": list(actions),
+        **extra,
+    }
+
+
+def action(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "label": extra.pop("label", name), **extra}
