@@ -197,6 +197,15 @@ def test_run_now_expires_tokens_and_commands(make_server: Any) -> None:
         agent.close()
 
 
+def test_run_now_prunes_the_domain_event_log_too(make_server: Any) -> None:
+    srv = make_server(**PAUSED, OPSTAGE_EVENT_LOG_RETENTION_HOURS="0.0005")  # 1.8 s
+    with _owner(srv) as owner:
+        owner.data("POST", "/api/admin/registration-tokens", json={})  # at least one event
+        time.sleep(2.5)
+        assert owner.data("POST", RUN, json={})["prunedDomainEvents"] >= 1
+        assert owner.data("POST", RUN, json={})["prunedDomainEvents"] == 0
+
+
 def test_audit_retention_prunes_old_rows_in_batches(make_server: Any) -> None:
     srv = make_server(**PAUSED)
     now = datetime.now(UTC)

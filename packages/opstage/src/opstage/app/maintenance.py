@@ -23,6 +23,7 @@ from opstage.app import maintenance_settings
 from opstage.app.audit import prune_audit, write_audit
 from opstage.app.commands import expire_due_commands
 from opstage.app.context import Actor, AppContext
+from opstage.app.event_log import prune_event_log
 from opstage.domain.events import (
     AgentStatusChanged,
     RegistrationTokenChanged,
@@ -31,6 +32,8 @@ from opstage.domain.events import (
 from opstage.domain.status import AgentStatus, effective_service_status
 from opstage.domain.timeutil import iso
 
+# Results that alone do not make a run worth an audit row (they happen on nearly every run).
+HOUSEKEEPING = frozenset({"ranAt", "expiredSessions", "prunedDomainEvents"})
 BATCH = 500
 MAX_BATCHES = 1000  # a bound, not a target: 500k transitions in one run
 
@@ -123,6 +126,7 @@ async def run_maintenance(ctx: AppContext, *, triggered_by: Actor | None = None)
             break
     expired_sessions = await delete_expired_sessions(ctx, now)
     deleted_audit = await prune_audit(ctx, ctx.settings.audit_retention_days, now=now)
+    pruned_events = await prune_event_log(ctx, now)  # the live stream's durable log
     result: dict[str, Any] = {
         "expiredRegistrationTokens": expired_tokens,
         "expiredCommands": expired_commands,
@@ -130,9 +134,10 @@ async def run_maintenance(ctx: AppContext, *, triggered_by: Actor | None = None)
         "offlineServices": offline_services,
         "deletedAuditEvents": deleted_audit,
         "expiredSessions": expired_sessions,
+        "prunedDomainEvents": pruned_events,
         "ranAt": iso(now),
     }
-    changed = any(v for k, v in result.items() if k not in ("ranAt", "expiredSessions"))
+    changed = any(v for k, v in result.items() if k not in HOUSEKEEPING)
     if triggered_by is not None or changed:
         async with ctx.writer() as uow:
             await write_audit(

@@ -15,21 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from opstage.app import maintenance_settings
 from opstage.app.context import AppContext
-from opstage.app.event_log import prune_event_log
 from opstage.app.maintenance import run_maintenance
 
 log = logging.getLogger("opstage.maintenance")
 RELOAD_SECONDS = 30.0
-
-
-async def sweep_once(ctx: AppContext) -> dict[str, Any]:
-    result = await run_maintenance(ctx)
-    result["prunedDomainEvents"] = await prune_event_log(ctx)  # the live stream's durable log
-    return result
 
 
 class MaintenanceSweeper:
@@ -57,7 +49,7 @@ class MaintenanceSweeper:
                 continue
             last_run = last_reload = now  # a run reloads the settings itself
             try:
-                result = await sweep_once(self.ctx)
+                result = await run_maintenance(self.ctx)
             except Exception:
                 log.exception("maintenance sweep failed; will retry next interval")
                 continue
