@@ -240,6 +240,31 @@ def test_concurrent_heartbeats_from_many_agents_all_succeed(new_agent: Any) -> N
     assert codes == [200] * len(codes)
 
 
+def test_repeated_health_moves_its_time_and_a_change_is_stored(
+    admin: AdminClient, new_agent: Any
+) -> None:
+    """An unchanged health takes the one-statement path; it must still refresh its time."""
+    agent = new_agent()
+    service_id = agent.report(service(unique("svc")))["services"][0]["id"]
+
+    def health() -> dict[str, Any]:
+        got: dict[str, Any] = admin.data("GET", f"/api/admin/capsule-services/{service_id}")
+        return dict(got["health"])
+
+    agent.heartbeat({"status": "UP", "message": "fine", "details": {"q": 1}})
+    first = health()
+    time.sleep(0.05)
+    agent.heartbeat({"status": "UP", "message": "fine", "details": {"q": 1}})
+    second = health()
+    assert (second["status"], second["message"], second["details"]) == ("UP", "fine", {"q": 1})
+    assert second["reportedAt"] > first["reportedAt"]
+    agent.heartbeat({"status": "UP", "message": "fine", "details": {"q": 2}})
+    assert health()["details"] == {"q": 2}
+    agent.heartbeat({"status": "DOWN", "message": "broken"})
+    third = health()
+    assert (third["status"], third["message"], third["details"]) == ("DOWN", "broken", {})
+
+
 def test_hot_path_speaks_the_same_errors(new_agent: Any) -> None:
     agent = new_agent()
     path = f"/api/agents/{agent.agent_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -54,6 +55,11 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
                 f"    password: {runtime.generated_password}\n",
                 flush=True,
             )
+        # Everything alive now (modules, compiled statements, settings) lives for the whole
+        # process: freezing it keeps the collector's full passes from rescanning it, which
+        # showed as 50-100 ms stalls in every request's tail under load (bench/README.md).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -66,6 +72,10 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        # Our metrics are Prometheus (/metrics). FastAPI's native OpenTelemetry, when on,
+        # looks up the global providers — environment reads — on every request: 10% of a
+        # heartbeat's CPU in the bench profile, for no OpenTelemetry configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
     # Routes match in order: the agents' hot paths (heartbeat, poll) come first.

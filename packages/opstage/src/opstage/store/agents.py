@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 
 from opstage.store.base import Repo, Row, SortSpec, like_pattern
 from opstage.store.tables import UtcDateTime, agent_tokens, agents, capsule_services
@@ -127,29 +127,32 @@ class AgentRepo(Repo):
         )
         return {r["id"]: r for r in rows}
 
-    async def touch_many(self, seen: Sequence[tuple[str, datetime]]) -> None:
-        """Record contact: live or silent agents become ONLINE; disabled/revoked stay put."""
-        stmt = (
+    async def touch_online(self, agent_ids: Sequence[str], at: datetime) -> int:
+        """Record contact of agents that are ONLINE already (the steady state) in one statement.
+
+        Returns how many it touched; the caller handles the others (status transitions).
+        """
+        result = await self.conn.execute(
             update(agents)
-            .where(agents.c.id == bindparam("b_id"))
+            .where(agents.c.id.in_(list(agent_ids)), agents.c.status == "ONLINE")
+            .values(last_heartbeat_at=at, updated_at=at)
+        )
+        return int(result.rowcount)
+
+    async def touch_many(self, agent_ids: Sequence[str], at: datetime) -> None:
+        """Record contact: live or silent agents become ONLINE; disabled/revoked stay put."""
+        await self.conn.execute(
+            update(agents)
+            .where(agents.c.id.in_(list(agent_ids)))
             .values(
-                last_heartbeat_at=bindparam("b_at", type_=UtcDateTime()),
-                updated_at=bindparam("b_at", type_=UtcDateTime()),
+                last_heartbeat_at=at,
+                updated_at=at,
                 status=case(
-                    # Not IN (...): expanding parameters cannot run under executemany.
-                    (
-                        or_(
-                            agents.c.status == "PENDING",
-                            agents.c.status == "ONLINE",
-                            agents.c.status == "OFFLINE",
-                        ),
-                        "ONLINE",
-                    ),
+                    (agents.c.status.in_(["PENDING", "ONLINE", "OFFLINE"]), "ONLINE"),
                     else_=agents.c.status,
                 ),
             )
         )
-        await self.conn.execute(stmt, [{"b_id": a, "b_at": t} for a, t in seen])
 
     async def mark_offline_if_stale(self, agent_id: str, cutoff: datetime, now: datetime) -> int:
         """Store OFFLINE only if the agent is still live and still silent since ``cutoff``.

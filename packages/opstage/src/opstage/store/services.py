@@ -159,10 +159,23 @@ class ServiceRepo(Repo):
 
     async def health_targets(self, agent_ids: Sequence[str]) -> builtins.list[Row]:
         return await self.all(
-            select(svc.c.id, svc.c.agent_id, svc.c.health_status).where(
-                svc.c.agent_id.in_(list(agent_ids))
-            )
+            select(
+                svc.c.id,
+                svc.c.agent_id,
+                svc.c.health_status,
+                svc.c.health_message,
+                svc.c.health_details,
+            ).where(svc.c.agent_id.in_(list(agent_ids)))
         )
+
+    async def refresh_health(self, service_ids: Sequence[str], at: datetime) -> None:
+        """The same health reported again: only its time moves, in one statement."""
+        if service_ids:
+            await self.conn.execute(
+                update(svc)
+                .where(svc.c.id.in_(list(service_ids)))
+                .values(last_health_at=at, updated_at=at)
+            )
 
     async def set_health_many(self, updates: Sequence[Row]) -> None:
         if not updates:
