@@ -286,13 +286,16 @@ class AsyncAgent(DeclaringMixin):
         occurred_at: datetime | None = None,
         dry_run: bool | None = None,
         idempotency_key: str | None = None,
+        source_service_code: str | None = None,
     ) -> PublishedEvent:
         """Publish an event from this agent's service to the Capsule Bus.
 
         Network errors and 5xx are retried for up to ``request_timeout_seconds`` under one
         idempotency key, so the bus stores the event once. Raises
         :class:`BusUnavailableError` when the server has no bus or it is switched off, and
-        :class:`RateLimitedError` when the bus asks to slow down.
+        :class:`RateLimitedError` when the bus asks to slow down. ``source_service_code``
+        (default: this agent's service) names another service this agent reports, as an
+        OpHub agent does for its adapters (see :mod:`opstage_agent.ophub`).
         """
         if self._client is None or self._core.credentials is None:
             raise AgentNotRunningError(
@@ -311,6 +314,7 @@ class AsyncAgent(DeclaringMixin):
                 metadata=metadata,
                 occurred_at=format_time(occurred_at) if occurred_at else None,
                 dry_run=dry_run,
+                source_service_code=source_service_code,
             )
 
         deadline = loop.time() + self.config.request_timeout_seconds

@@ -309,10 +309,11 @@ class AgentCore:
         metadata: JSONObject | None = None,
         occurred_at: str | None = None,
         dry_run: bool | None = None,
+        source_service_code: str | None = None,
     ) -> HttpRequest:
         body: BusEventBody = {
             "eventType": event_type,
-            "sourceServiceCode": self.config.effective_service_code,
+            "sourceServiceCode": source_service_code or self.config.effective_service_code,
             "payload": payload,
         }
         if metadata is not None:
@@ -496,7 +497,7 @@ def error_for(
         return ServiceCodeTakenError(message, **kw)
     if code == "COMMAND_RESULT_TOO_LARGE" or (operation == "result" and status == 413):
         return ResultTooLargeError(message, **kw)
-    if operation == "publish" and status == 404:
+    if operation == "publish" and status == 404 and not code.startswith("BUS_"):
         return BusUnavailableError(
             f"The Capsule Bus is not available on this server: {said} It needs "
             "OPSTAGE_CAPSULE_BUS_ENABLED=true on an Opstage that has the bus.",

@@ -168,6 +168,7 @@ class Agent(DeclaringMixin):
         occurred_at: datetime | None = None,
         dry_run: bool | None = None,
         idempotency_key: str | None = None,
+        source_service_code: str | None = None,
     ) -> PublishedEvent:
         """Publish to the Capsule Bus (see :meth:`AsyncAgent.publish_event`)."""
         return self._submit(
@@ -180,6 +181,7 @@ class Agent(DeclaringMixin):
                 occurred_at=occurred_at,
                 dry_run=dry_run,
                 idempotency_key=idempotency_key,
+                source_service_code=source_service_code,
             )
         ).result()
 
