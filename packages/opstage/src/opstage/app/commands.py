@@ -326,23 +326,14 @@ async def _prepare_timed_out(
             only_statuses=LIVE,
         )
         if moved:
-            await write_audit(
+            await _transitioned(
                 uow,
                 Actor.system(),
                 "system.command.expired",
-                target_type="Command",
-                target_id=command["id"],
-                metadata={"reason": "ACTION_PREPARE_TIMEOUT"},
-                now=now,
-            )
-            uow.record(
-                CommandStatusChanged(
-                    command["id"],
-                    command["agent_id"],
-                    command["type"],
-                    command["action_name"],
-                    CommandStatus.EXPIRED,
-                )
+                command,
+                CommandStatus.EXPIRED,
+                {"reason": "ACTION_PREPARE_TIMEOUT"},
+                now,
             )
     ctx.counters.action_prepare_timeouts += 1
     raise DomainError(
@@ -413,23 +404,14 @@ async def _claim(
         claimed: list[dict[str, Any]] = await uow.commands.claim_pending(agent.agent_id, limit, now)
         actor = Actor("AGENT", agent.agent_id)
         for cmd in claimed:
-            await write_audit(
+            await _transitioned(
                 uow,
                 actor,
                 "command.dispatched",
-                target_type="Command",
-                target_id=cmd["id"],
-                metadata={"actionName": cmd["action_name"], "type": cmd["type"]},
-                now=now,
-            )
-            uow.record(
-                CommandStatusChanged(
-                    cmd["id"],
-                    cmd["agent_id"],
-                    cmd["type"],
-                    cmd["action_name"],
-                    CommandStatus.RUNNING,
-                )
+                cmd,
+                CommandStatus.RUNNING,
+                {"actionName": cmd["action_name"], "type": cmd["type"]},
+                now,
             )
     return claimed
 
@@ -540,24 +522,15 @@ async def _complete(
         uow.after_commit(
             lambda: ctx.one_time_secrets.hold(command["id"], command["created_by_user_id"], data)
         )
-    await write_audit(
+    await _transitioned(
         uow,
         actor,
         "command.completed" if success else "command.failed",
-        target_type="Command",
-        target_id=command["id"],
+        command,
+        status,
+        {"actionName": command["action_name"], "type": command["type"], "errorCode": error_code},
+        now,
         result="SUCCESS" if success else "FAILURE",
-        metadata={
-            "actionName": command["action_name"],
-            "type": command["type"],
-            "errorCode": error_code,
-        },
-        now=now,
-    )
-    uow.record(
-        CommandStatusChanged(
-            command["id"], command["agent_id"], command["type"], command["action_name"], status
-        )
     )
     if command.get("bus_event_id") and ctx.settings.capsule_bus_outcome_events:
         # Imported here: the bus builds on this module, not the other way round.
@@ -589,23 +562,14 @@ async def _expire(uow: UnitOfWork, command: dict[str, Any], now: datetime, reaso
         only_statuses=LIVE,
     )
     if moved:
-        await write_audit(
+        await _transitioned(
             uow,
             Actor.system(),
             "system.command.expired",
-            target_type="Command",
-            target_id=command["id"],
-            metadata={"actionName": command["action_name"], "fromStatus": command["status"]},
-            now=now,
-        )
-        uow.record(
-            CommandStatusChanged(
-                command["id"],
-                command["agent_id"],
-                command["type"],
-                command["action_name"],
-                CommandStatus.EXPIRED,
-            )
+            command,
+            CommandStatus.EXPIRED,
+            {"actionName": command["action_name"], "fromStatus": command["status"]},
+            now,
         )
     return moved
 
@@ -636,23 +600,14 @@ async def cancel_command(ctx: AppContext, actor: Actor, command_id: str) -> dict
                 code="COMMAND_ALREADY_COMPLETED",
                 details={"status": command["status"]},
             )
-        await write_audit(
+        await _transitioned(
             uow,
             actor,
             "command.cancelled",
-            target_type="Command",
-            target_id=command_id,
-            metadata={"fromStatus": command["status"]},
-            now=now,
-        )
-        uow.record(
-            CommandStatusChanged(
-                command_id,
-                command["agent_id"],
-                command["type"],
-                command["action_name"],
-                CommandStatus.CANCELLED,
-            )
+            command,
+            CommandStatus.CANCELLED,
+            {"fromStatus": command["status"]},
+            now,
         )
         row = await uow.commands.get(command_id)
     assert row is not None
@@ -756,3 +711,32 @@ def clamp_poll_limit(raw: Sequence[str] | str | None) -> int:
     if n == 0:
         return POLL_LIMIT_MAX
     return max(1, min(POLL_LIMIT_MAX, n))
+
+
+async def _transitioned(
+    uow: UnitOfWork,
+    actor: Actor,
+    audit_action: str,
+    command: dict[str, Any],
+    status: CommandStatus,
+    metadata: dict[str, Any],
+    now: datetime,
+    *,
+    result: str = "SUCCESS",
+) -> None:
+    """A command's status change: its audit row and its domain event, in the caller's txn."""
+    await write_audit(
+        uow,
+        actor,
+        audit_action,
+        target_type="Command",
+        target_id=command["id"],
+        result=result,
+        metadata=metadata,
+        now=now,
+    )
+    uow.record(
+        CommandStatusChanged(
+            command["id"], command["agent_id"], command["type"], command["action_name"], status
+        )
+    )
