@@ -10,7 +10,6 @@ models are written from the contract, not from the server, so this is where they
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from functools import cache
 from pathlib import Path
@@ -30,20 +29,11 @@ from jsonschema import Draft202012Validator
 from opstage_agent import AsyncAgent, ConfigItem, Health, Prepared
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from tests.support.contracts import contract_dir
 
 URI = "urn:opstage:contract:opstage-ce-v0.1"
-CANDIDATES = [
-    os.environ.get("OPSTAGE_CONTRACTS_DIR"),
-    str(Path(__file__).resolve().parents[4] / "shared" / "contracts"),
-]
-CONTRACT = next(
-    (
-        Path(c) / "opstage-ce-v0.1.yaml"
-        for c in CANDIDATES
-        if c and (Path(c) / "opstage-ce-v0.1.yaml").exists()
-    ),
-    None,
-)
+_DIR = contract_dir()
+CONTRACT = _DIR / "opstage-ce-v0.1.yaml" if _DIR is not None else None
 pytestmark = pytest.mark.skipif(CONTRACT is None, reason="the shared contract is not available")
 
 

@@ -16,7 +16,6 @@ use case's 404 (proof that the gate let the call through) and the shared fixture
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -29,6 +28,7 @@ from opstage.api import rbac
 
 from ..conftest import unique
 from ..support.clients import AdminClient, action, register, service
+from ..support.contracts import contract_dir
 from ..support.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -194,18 +194,6 @@ def app_openapi() -> dict[str, Any]:
     app = create_app(Settings(session_secret="collection-only-" + "x" * 32))
     spec: dict[str, Any] = app.openapi()
     return spec
-
-
-def contract_dir() -> Path | None:
-    candidates = [
-        os.environ.get("OPSTAGE_CONTRACTS_DIR"),
-        str(REPO_ROOT.parent / "shared" / "contracts"),
-        "/work/shared/contracts",
-    ]
-    for c in candidates:
-        if c and (Path(c) / "opstage-ce-v0.1.yaml").exists():
-            return Path(c)
-    return None
 
 
 @cache

@@ -19,7 +19,6 @@ contract are accepted only when ``docs/compatibility.md`` documents them.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -38,23 +37,12 @@ from referencing.jsonschema import DRAFT202012
 
 from ..conftest import unique
 from ..support.clients import AdminClient, AgentClient
+from ..support.contracts import contract_dir
 from ..support.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 COMPATIBILITY_DOC = REPO_ROOT / "docs" / "compatibility.md"
 URI = "urn:opstage:contract:opstage-ce-v0.1"
-
-
-def contract_dir() -> Path | None:
-    candidates = [
-        os.environ.get("OPSTAGE_CONTRACTS_DIR"),
-        str(REPO_ROOT.parent / "shared" / "contracts"),
-        "/work/shared/contracts",
-    ]
-    for c in candidates:
-        if c and (Path(c) / "opstage-ce-v0.1.yaml").exists():
-            return Path(c)
-    return None
 
 
 CONTRACTS = contract_dir()
