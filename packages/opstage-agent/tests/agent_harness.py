@@ -52,16 +52,8 @@ class StablePortServer(ServerProcess):
 
     fixed_port: int = field(default_factory=free_port)
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
-        import tests.support.server as support
-
-        # ServerProcess.start() picks a fresh port each time; pin it to ours for this call.
-        original = support.free_port
-        support.free_port = lambda: self.fixed_port
-        try:
-            return super().start(timeout)
-        finally:
-            support.free_port = original
+    def pick_port(self) -> int:
+        return self.fixed_port
 
 
 class Operator:

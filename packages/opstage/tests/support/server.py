@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "test-owner-password-" + secrets.token_hex(4)
@@ -81,7 +82,7 @@ class ServerProcess:
         if not self.env.get("OPSTAGE_SESSION_SECRET"):
             # Keep one secret across restarts of this server so sessions survive them.
             self.env["OPSTAGE_SESSION_SECRET"] = "s" * 16 + secrets.token_hex(16)
-        self.port = free_port()
+        self.port = self.pick_port()
         self.log_path = self.data_dir / f"server-{self.port}.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -97,13 +98,26 @@ class ServerProcess:
                 raise RuntimeError(f"opstage exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 r = httpx.get(self.url + "/api/system/health", timeout=1.0)
-                if r.status_code == 200:
+                # Another test's server may hold this port (a lost race for it): only our own
+                # process listening on it counts, or this object would point at a stranger.
+                if r.status_code == 200 and self._listening():
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"opstage did not become healthy in {timeout}s:\n{self.log()}")
+
+    def pick_port(self) -> int:
+        return free_port()
+
+    def _listening(self) -> bool:
+        assert self.proc is not None
+        try:
+            sockets = psutil.Process(self.proc.pid).net_connections(kind="tcp")
+        except psutil.Error:
+            return False
+        return any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in sockets)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
