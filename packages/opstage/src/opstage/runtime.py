@@ -16,6 +16,7 @@ from typing import Any
 
 from opstage.app.agents import AgentAuthCache
 from opstage.app.auth import LoginThrottle, bootstrap_owner
+from opstage.app.bus_batch import BusIngestWriter
 from opstage.app.context import AppContext
 from opstage.app.eventbus import DomainEventBus
 from opstage.app.heartbeats import HeartbeatWriter
@@ -81,6 +82,8 @@ class Runtime:
                 backup=backup_for(settings.database_url),
             )
             heartbeats.bind(ctx)
+            ctx.bus_ingest = BusIngestWriter()
+            ctx.bus_ingest.bind(ctx)
             runtime = cls(settings, engines, ctx)
             if bootstrap:  # one-off CLI commands (e.g. `admin create-user`) skip it
                 runtime.generated_password = await bootstrap_owner(ctx)
@@ -89,6 +92,7 @@ class Runtime:
             raise
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
+        runtime.tasks.append(asyncio.create_task(ctx.bus_ingest.run(), name="bus-ingest"))
         for service in services:
             runtime.tasks.append(asyncio.create_task(service(ctx), name=service.__name__))
         return runtime

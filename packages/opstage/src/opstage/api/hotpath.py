@@ -1,11 +1,12 @@
-"""The agents' hot paths — heartbeat and command poll — served without FastAPI's machinery.
+"""The agents' hot paths — heartbeat, command poll, bus publish — without FastAPI's machinery.
 
-Every agent calls these every few seconds, so per-request cost decides how many agents one
-node carries (bench/README.md). This ASGI layer answers exactly
-``POST /api/agents/{id}/heartbeat`` and ``GET /api/agents/{id}/commands`` with the same use
-cases, models, error codes and envelopes as the FastAPI routes in ``routes/agent_api.py``
-(which stay, for the OpenAPI document and as the reference behaviour the tests pin), and
-passes every other request through untouched.
+Every agent calls these every few seconds (publish: in bursts), so per-request cost decides
+how many agents one node carries (bench/README.md). This ASGI layer answers exactly
+``POST /api/agents/{id}/heartbeat``, ``GET /api/agents/{id}/commands`` and
+``POST /api/agents/{id}/bus/events`` with the same use cases, models, error codes and
+envelopes as the FastAPI routes in ``routes/agent_api.py`` and ``routes/bus.py`` (which stay,
+for the OpenAPI document and as the reference behaviour the tests pin), and passes every other
+request through untouched.
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opstage.api.deps import body_issues
 from opstage.api.errors import error_body, issues_from, status_for
-from opstage.api.models import HeartbeatRequest
+from opstage.api.models import BusEventRequest, HeartbeatRequest
 from opstage.api.routes.agent_api import timing
 from opstage.api.views import command_view
-from opstage.app import agents, commands
-from opstage.app.context import AppContext
+from opstage.app import agents, bus, commands
+from opstage.app.context import Actor, AppContext
+from opstage.domain.bus import EXPERIMENTAL
 from opstage.domain.errors import DomainError, ValidationFailed
 from opstage.domain.redaction import redact
 
 log = logging.getLogger("opstage")
 PREFIX = "/api/agents/"
 JSON_HEADERS = [(b"content-type", b"application/json")]
+EXPERIMENTAL_MARK = {"experimental": EXPERIMENTAL}  # every bus response, as CE v0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class _Route:
 
 HEARTBEAT = _Route("/api/agents/{agentId}/heartbeat")
 POLL = _Route("/api/agents/{agentId}/commands")
+PUBLISH = _Route("/api/agents/{agentId}/bus/events")
 Handler = Callable[[AppContext, Scope, Receive, str], Awaitable[Any]]
 
 
@@ -61,6 +65,11 @@ class AgentHotPath:
                     return await self._serve(scope, receive, send, parts[0], HEARTBEAT, _beat)
                 if parts[1] == "commands" and method == "GET":
                     return await self._serve(scope, receive, send, parts[0], POLL, _poll)
+            publish = len(parts) == 3 and parts[1:] == ["bus", "events"]
+            if publish and parts[0] and scope["method"] == "POST":
+                return await self._serve(
+                    scope, receive, send, parts[0], PUBLISH, _publish, EXPERIMENTAL_MARK
+                )
         await self.app(scope, receive, send)
 
     async def _serve(
@@ -71,6 +80,7 @@ class AgentHotPath:
         agent_id: str,
         route: _Route,
         handler: Handler,
+        extra: dict[str, str] | None = None,
     ) -> None:
         scope["route"] = route
         ctx: AppContext = scope["app"].state.ctx
@@ -86,6 +96,8 @@ class AgentHotPath:
         except Exception:
             log.exception("unhandled error on %s", route.path)
             status, body = 500, error_body("INTERNAL_ERROR", "Internal server error.")
+        if extra:
+            body.update(extra)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(body)})
 
@@ -135,6 +147,38 @@ async def _beat(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) 
     health = body.health.dump() if body.health is not None else None
     await agents.record_contact(ctx, principal, health, body.serviceId)
     return timing(ctx)
+
+
+async def _publish(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) -> Any:
+    principal = await agents.authenticate_agent(ctx, agent_id, _header(scope, b"authorization"))
+    if not ctx.settings.capsule_bus_enabled:  # after authentication, as the reference does
+        raise bus.bus_disabled()
+    raw = await _read_body(ctx, scope, receive)
+    if not raw.strip():
+        raise ValidationFailed(
+            "Request body is required.", [{"path": "", "message": "body is required"}]
+        )
+    ctype = _header(scope, b"content-type") or ""
+    if ctype and "json" not in ctype.split(";")[0].lower():
+        raise DomainError("Content-Type must be application/json.", code="UNSUPPORTED_MEDIA_TYPE")
+    try:
+        body = BusEventRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "Request body validation failed.", issues_from(body_issues(exc))
+        ) from None
+    key = _header(scope, b"idempotency-key") or body.eventId
+    client = scope.get("client")
+    actor = Actor(
+        "AGENT",
+        principal.agent_id,
+        client[0] if client else None,
+        _header(scope, b"user-agent"),
+        scope.get("state", {}).get("request_id"),
+    )
+    if ctx.bus_ingest is not None:
+        return await ctx.bus_ingest.submit(ctx, actor, principal.agent_id, body.model_dump(), key)
+    return await bus.ingest_event(ctx, actor, principal.agent_id, body.model_dump(), key)
 
 
 async def _disconnect(receive: Receive) -> None:

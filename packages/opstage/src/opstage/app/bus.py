@@ -48,95 +48,127 @@ async def replay_for(ctx: AppContext, agent_id: str, key: str) -> Row | None:
     return _replay(found)
 
 
+def replay_of(found: Row) -> Row:
+    """The answer to a publish whose key is already stored (within the replay window)."""
+    return _replay(found) or {"eventId": found["id"], "routedCommands": []}
+
+
 def _replay(found: Row | None) -> Row | None:
     if found is None or found["response"] is None:
         return None
     return {**found["response"], "replay": True}
 
 
-async def ingest_event(
-    ctx: AppContext, actor: Actor, agent_id: str, body: Row, idempotency_key: str | None
-) -> Row:
-    settings = ctx.settings
+async def seed_window(ctx: AppContext, agent_id: str) -> None:
+    """The first publish after a start loads the agent's last minute from the database."""
     windows = ctx.bus_windows
-    if idempotency_key:
-        replay = await replay_for(ctx, agent_id, idempotency_key)
-        if replay is not None:
-            return replay
     if not windows.seeded(agent_id):
         since = ctx.clock() - timedelta(seconds=60)
         async with ctx.reader() as uow:
             recent = await uow.bus_events.recent_accepts(
-                agent_id, since, settings.capsule_bus_ingest_per_min
+                agent_id, since, ctx.settings.capsule_bus_ingest_per_min
             )
         windows.seed(agent_id, [t.timestamp() for t in recent])
+
+
+def check_source(source: Row | None, body: Row, agent_id: str) -> Row:
+    if source is None:
+        raise NotFound(
+            "Source Capsule Service not found.",
+            code="BUS_SOURCE_SERVICE_NOT_FOUND",
+            details={"sourceServiceCode": body["sourceServiceCode"]},
+        )
+    if source["agent_id"] != agent_id:
+        raise Forbidden(
+            "The source Capsule Service belongs to another agent.",
+            code="BUS_SOURCE_SERVICE_FORBIDDEN",
+        )
+    return source
+
+
+def reserve_slot(ctx: AppContext, agent_id: str, stamp: float) -> None:
+    """Take a slot in the agent's 60 s window, or refuse with BUS_RATE_LIMITED."""
+    limit = ctx.settings.capsule_bus_ingest_per_min
+    wait = ctx.bus_windows.reserve(agent_id, stamp, limit)
+    if wait is not None:
+        raise DomainError(
+            "Too many bus events from this agent; slow down.",
+            code="BUS_RATE_LIMITED",
+            headers={"Retry-After": str(int(wait) + 1)},
+            details={"limitPerMinute": limit, "retryAfterSeconds": int(wait) + 1},
+        )
+
+
+async def new_event(
+    uow: UnitOfWork,
+    ctx: AppContext,
+    agent_id: str,
+    source: Row,
+    body: Row,
+    key: str | None,
+    now: datetime,
+) -> Row:
+    """The row to store for an admitted event, after the depth guard."""
+    causation_id = body.get("causationId")
+    cause = await uow.bus_events.get(causation_id) if causation_id else None
+    depth = depth_for(cause, causation_id)
+    if depth > ctx.settings.capsule_bus_max_depth:
+        raise DomainError(
+            "Router-caused re-entry beyond the allowed depth.",
+            code="BUS_DEPTH_EXCEEDED",
+            details={"depth": depth, "maxDepth": ctx.settings.capsule_bus_max_depth},
+        )
+    return {
+        "id": new_id("bev"),
+        "agent_id": agent_id,
+        "source_service_id": source["id"],
+        "source_service_code": source["code"],
+        "event_type": body["eventType"],
+        "payload": redact(body.get("payload") or {}),
+        "metadata": redact(body.get("metadata") or {}),
+        "correlation_id": body.get("correlationId"),
+        "causation_id": causation_id,
+        "depth": depth,
+        "dry_run": bool((body.get("routePolicy") or {}).get("dryRun")),
+        "route_count": 0,
+        "idempotency_key": key,
+        "response": None,
+        "occurred_at": _instant(body.get("occurredAt")),
+        "accepted_at": now,
+    }
+
+
+async def ingest_event(
+    ctx: AppContext, actor: Actor, agent_id: str, body: Row, idempotency_key: str | None
+) -> Row:
+    """One event in its own transaction (the batch writer's fallback, and outcome events)."""
+    if idempotency_key:
+        replay = await replay_for(ctx, agent_id, idempotency_key)
+        if replay is not None:
+            return replay
+    await seed_window(ctx, agent_id)
     now = ctx.clock()
     slot: float | None = None
     try:
         async with ctx.writer() as uow:
-            source = await uow.services.get_by_code(body["sourceServiceCode"])
-            if source is None:
-                raise NotFound(
-                    "Source Capsule Service not found.",
-                    code="BUS_SOURCE_SERVICE_NOT_FOUND",
-                    details={"sourceServiceCode": body["sourceServiceCode"]},
-                )
-            if source["agent_id"] != agent_id:
-                raise Forbidden(
-                    "The source Capsule Service belongs to another agent.",
-                    code="BUS_SOURCE_SERVICE_FORBIDDEN",
-                )
+            source = check_source(
+                await uow.services.get_by_code(body["sourceServiceCode"]), body, agent_id
+            )
             if idempotency_key:
                 # Inside the write transaction: concurrent retries of one key see each other.
-                since = now - timedelta(hours=settings.capsule_bus_idempotency_hours)
+                since = now - timedelta(hours=ctx.settings.capsule_bus_idempotency_hours)
                 found = await uow.bus_events.by_idempotency_key(agent_id, idempotency_key, since)
                 if found is not None:
-                    return _replay(found) or {"eventId": found["id"], "routedCommands": []}
+                    return replay_of(found)
                 await uow.bus_events.release_idempotency_key(agent_id, idempotency_key, since)
             stamp = now.timestamp()
-            wait = windows.reserve(agent_id, stamp, settings.capsule_bus_ingest_per_min)
-            if wait is not None:
-                raise DomainError(
-                    "Too many bus events from this agent; slow down.",
-                    code="BUS_RATE_LIMITED",
-                    headers={"Retry-After": str(int(wait) + 1)},
-                    details={
-                        "limitPerMinute": settings.capsule_bus_ingest_per_min,
-                        "retryAfterSeconds": int(wait) + 1,
-                    },
-                )
+            reserve_slot(ctx, agent_id, stamp)
             slot = stamp
-            causation_id = body.get("causationId")
-            cause = await uow.bus_events.get(causation_id) if causation_id else None
-            depth = depth_for(cause, causation_id)
-            if depth > settings.capsule_bus_max_depth:
-                raise DomainError(
-                    "Router-caused re-entry beyond the allowed depth.",
-                    code="BUS_DEPTH_EXCEEDED",
-                    details={"depth": depth, "maxDepth": settings.capsule_bus_max_depth},
-                )
-            event = {
-                "id": new_id("bev"),
-                "agent_id": agent_id,
-                "source_service_id": source["id"],
-                "source_service_code": source["code"],
-                "event_type": body["eventType"],
-                "payload": redact(body.get("payload") or {}),
-                "metadata": redact(body.get("metadata") or {}),
-                "correlation_id": body.get("correlationId"),
-                "causation_id": causation_id,
-                "depth": depth,
-                "dry_run": bool((body.get("routePolicy") or {}).get("dryRun")),
-                "route_count": 0,
-                "idempotency_key": idempotency_key,
-                "response": None,
-                "occurred_at": _instant(body.get("occurredAt")),
-                "accepted_at": now,
-            }
+            event = await new_event(uow, ctx, agent_id, source, body, idempotency_key, now)
             response = await store_and_route(uow, ctx, actor, event)
     except DuplicateRow:
         if slot is not None:
-            windows.release(agent_id, slot)
+            ctx.bus_windows.release(agent_id, slot)
         # A concurrent retry with the same key committed first: answer as its replay.
         replay = await replay_for(ctx, agent_id, idempotency_key) if idempotency_key else None
         if replay is None:
@@ -144,7 +176,7 @@ async def ingest_event(
         return replay
     except BaseException:
         if slot is not None:
-            windows.release(agent_id, slot)
+            ctx.bus_windows.release(agent_id, slot)
         raise
     return response
 

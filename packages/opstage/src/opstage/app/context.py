@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from opstage.app.agents import AgentAuthCache
     from opstage.app.auth import LoginThrottle
     from opstage.app.backup import DatabaseBackup
+    from opstage.app.bus_batch import BusIngestWriter
     from opstage.app.heartbeats import HeartbeatWriter
     from opstage.app.secrets_once import OneTimeSecrets
     from opstage.app.waiters import Waiters
@@ -64,6 +65,8 @@ class AppContext:
     started_at: datetime = field(default_factory=utcnow)
     # Online backup of the database (SQLite only; None on PostgreSQL): see app/backup.py.
     backup: DatabaseBackup | None = None
+    # Group commit for Capsule Bus publishes (app/bus_batch.py); None: one transaction each.
+    bus_ingest: BusIngestWriter | None = None
     # The settings as started; ``settings`` may carry runtime overrides (app/maintenance_settings).
     base_settings: Settings | None = None
 

@@ -61,6 +61,10 @@ class AuditRepo(Repo):
     async def insert(self, row: Row) -> None:
         await self.conn.execute(a.insert().values(**row))
 
+    async def insert_many(self, rows: Sequence[Row]) -> None:
+        if rows:
+            await self.conn.execute(a.insert(), list(rows))
+
     async def get(self, audit_id: str) -> Row | None:
         return await self.one(select(a).where(a.c.id == audit_id))
 

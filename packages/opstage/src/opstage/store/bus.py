@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 
 from opstage.store.base import Repo, Row
 from opstage.store.tables import bus_events, bus_routes
@@ -57,6 +58,17 @@ class BusEventRepo(Repo):
             )
         )
 
+    async def by_idempotency_keys(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Row]:
+        """Stored events holding any of these (agent, key) pairs, whatever their age."""
+        if not pairs:
+            return {}
+        rows = await self.all(
+            select(e).where(tuple_(e.c.agent_id, e.c.idempotency_key).in_(list(pairs)))
+        )
+        return {(row["agent_id"], row["idempotency_key"]): row for row in rows}
+
     async def release_idempotency_key(self, agent_id: str, key: str, before: datetime) -> None:
         """An expired key (accepted before the replay window) may be used again."""
         await self.conn.execute(
@@ -67,6 +79,10 @@ class BusEventRepo(Repo):
 
     async def insert(self, row: Row) -> None:
         await self.conn.execute(e.insert().values(**row))
+
+    async def insert_many(self, rows: Sequence[Row]) -> None:
+        if rows:
+            await self.conn.execute(e.insert(), list(rows))
 
     async def set_outcome(self, event_id: str, route_count: int, response: Row) -> None:
         await self.conn.execute(

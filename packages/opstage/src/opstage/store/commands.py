@@ -21,6 +21,10 @@ class CommandRepo(Repo):
     async def insert(self, row: Row) -> None:
         await self.conn.execute(c.insert().values(**row))
 
+    async def insert_many(self, rows: Sequence[Row]) -> None:
+        if rows:
+            await self.conn.execute(c.insert(), list(rows))
+
     async def update(
         self, command_id: str, values: Row, *, only_statuses: Sequence[str] | None = None
     ) -> int:

@@ -179,5 +179,8 @@ async def ingest(request: Request, ctx: Ctx, agent: Agent) -> Response:
     body = await read_json(request, BusEventRequest)
     key = request.headers.get("idempotency-key") or body.eventId
     actor = request_actor(request, type_="AGENT", id_=agent.agent_id)
-    data = await bus.ingest_event(ctx, actor, agent.agent_id, body.model_dump(), key)
+    if ctx.bus_ingest is not None:
+        data = await ctx.bus_ingest.submit(ctx, actor, agent.agent_id, body.model_dump(), key)
+    else:
+        data = await bus.ingest_event(ctx, actor, agent.agent_id, body.model_dump(), key)
     return ok(data, experimental=EXPERIMENTAL)
