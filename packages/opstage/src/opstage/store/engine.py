@@ -82,7 +82,14 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-JSON_OPTIONS: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+def _json_loads(value: Any) -> Any:
+    # SQLite's numeric affinity hands a stored JSON number back as a number, not as text.
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
+JSON_OPTIONS: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
 
 
 def create_engines(url: str, *, busy_timeout_ms: int = 5000, echo: bool = False) -> Engines:

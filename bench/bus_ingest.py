@@ -1,0 +1,205 @@
+"""Capsule Bus ingest throughput with one ENABLED route, at 0, 100k and 1M stored events.
+
+    .venv/bin/python bench/bus_ingest.py [--duration 10] [--connections 16]
+                                          [--sizes 0,100000,1000000]
+
+One `opstage serve` (SQLite, bus on, rate limit lifted) is measured by wrk from another
+process. Each size: the server is stopped, `bus_events` is filled to that many rows straight in
+SQLite (old timestamps, as history would be), the server is started again, then `GET /health`
+(the ceiling) and `POST /api/agents/{id}/bus/events` are measured back to back. Every accepted
+event is stored, audited and routed to a PENDING command for a live agent, as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from run import (  # noqa: E402
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    ServerProcess,
+    ensure_wrk,
+    machine,
+    run_load,
+)
+
+SERVER_ENV = {
+    "OPSTAGE_ACCESS_LOG": "false",
+    "OPSTAGE_LOG_LEVEL": "WARNING",
+    "OPSTAGE_CAPSULE_BUS_ENABLED": "true",
+    "OPSTAGE_CAPSULE_BUS_INGEST_PER_MIN": "100000000",
+    "OPSTAGE_AGENT_OFFLINE_THRESHOLD_SECONDS": "3600",
+}
+TARGET_EPS = 2000.0
+
+
+def setup(url: str) -> dict[str, str]:
+    with httpx.Client(base_url=url, timeout=30) as admin:
+        r = admin.post(
+            "/api/admin/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+        )
+        r.raise_for_status()
+        admin.headers["X-CSRF-Token"] = r.json()["data"]["csrfToken"]
+
+        def agent(code: str, service: dict[str, Any]) -> dict[str, str]:
+            raw = admin.post("/api/admin/registration-tokens", json={}).json()["data"]["rawToken"]
+            body = {"registrationToken": raw, "agent": {"code": code, "name": code}}
+            data = admin.post("/api/agents/register", json=body).json()["data"]
+            auth = {"Authorization": f"Bearer {data['agentToken']}"}
+            base = f"/api/agents/{data['agentId']}"
+            admin.post(f"{base}/heartbeat", json={}, headers=auth).raise_for_status()
+            r = admin.post(f"{base}/services/report", json={"services": [service]}, headers=auth)
+            r.raise_for_status()
+            return {"id": data["agentId"], "token": data["agentToken"], "code": service["code"]}
+
+        publisher = agent("bus-pub", {"code": "orders", "name": "orders", "manifest": {}})
+        agent(
+            "bus-worker",
+            {
+                "code": "fulfilment",
+                "name": "fulfilment",
+                "manifest": {},
+                "actions": [{"name": "ship", "label": "Ship", "dangerLevel": "LOW"}],
+            },
+        )
+        admin.post(
+            "/api/admin/bus/routes",
+            json={
+                "name": "ship paid orders",
+                "status": "ENABLED",
+                "match": {"eventType": "bench.event", "sourceServiceCode": "orders"},
+                "target": {"serviceCode": "fulfilment", "actionName": "ship"},
+            },
+        ).raise_for_status()
+    return publisher
+
+
+def fill_events(db: Path, total: int) -> tuple[int, float]:
+    """Bring bus_events to ``total`` rows by copying the newest one with old timestamps."""
+    started = time.monotonic()
+    conn = sqlite3.connect(db)
+    try:
+        have = conn.execute("SELECT count(*) FROM bus_events").fetchone()[0]
+        if have >= total:
+            return have, 0.0
+        cur = conn.execute("SELECT * FROM bus_events ORDER BY accepted_at DESC LIMIT 1")
+        names = [d[0] for d in cur.description]
+        template = dict(zip(names, cur.fetchone(), strict=True))
+        marks = ",".join("?" for _ in names)
+        sql = f"INSERT INTO bus_events ({','.join(names)}) VALUES ({marks})"
+        batch: list[tuple[Any, ...]] = []
+        for i in range(have, total):
+            row = dict(template)
+            row["id"] = f"bev_seed{i:024d}"
+            # A year ago and earlier, one second apart: history, outside any rate window.
+            t = 1_700_000_000 - i
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime(t))
+            row["accepted_at"] = row["occurred_at"] = stamp
+            row["idempotency_key"] = None
+            batch.append(tuple(row[n] for n in names))
+            if len(batch) == 50_000:
+                conn.executemany(sql, batch)
+                batch.clear()
+        if batch:
+            conn.executemany(sql, batch)
+        conn.commit()
+        return conn.execute("SELECT count(*) FROM bus_events").fetchone()[0], (
+            time.monotonic() - started
+        )
+    finally:
+        conn.close()
+
+
+def wrk(url: str, seconds: float, connections: int, script: str, *args: str) -> list[str]:
+    return [
+        "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+        "-s", str(BENCH / script), url, "--", *args,
+    ]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--sizes", default="0,100000,1000000")
+    parser.add_argument("--output", type=Path, default=BENCH / "results" / "bus-latest.json")
+    args = parser.parse_args()
+    if ensure_wrk() is None:
+        raise SystemExit("wrk is needed (apt-get install wrk)")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows: list[dict[str, Any]] = []
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    print(f"Capsule Bus ingest bench  {started}  wrk -t1 -c{args.connections}  "
+          f"{args.duration:g}s after {args.warmup:g}s warm-up")  # fmt: skip
+    info = machine()
+    print(f"machine: {info.get('nproc')} CPU, Python {info.get('python')}; "
+          f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}\n")  # fmt: skip
+    print(f"{'stored events':>14} {'bare req/s':>11} {'ingest ev/s':>12} {'ratio':>7} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>7} {'server CPU%':>11}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="opstage-bus-bench-") as tmp:
+        server = ServerProcess(data_dir=Path(tmp), env=dict(SERVER_ENV)).start()
+        try:
+            pub = setup(server.url)
+            db = next(Path(tmp).rglob("*.db"))
+            bare_file = Path(tmp) / "bare.txt"  # agents.lua wants one line, even for /health
+            bare_file.write_text("none none\n")
+            for size in sizes:
+                server.stop()
+                stored, fill_s = fill_events(db, size) if size else (0, 0.0)
+                server.start()
+                assert server.proc is not None
+                pid = server.proc.pid
+                bus_args = (pub["id"], pub["token"], pub["code"])
+                conns, seconds = args.connections, args.duration
+                if args.warmup:
+                    run_load(wrk(server.url, args.warmup, conns, "bus.lua", *bus_args), pid)
+                bare_args = (str(bare_file), "bare")
+                bare = run_load(wrk(server.url, seconds, conns, "agents.lua", *bare_args), pid)
+                bus = run_load(wrk(server.url, seconds, conns, "bus.lua", *bus_args), pid)
+                with sqlite3.connect(db) as conn:
+                    after = conn.execute("SELECT count(*) FROM bus_events").fetchone()[0]
+                row = {
+                    "stored_events_at_start": stored,
+                    "stored_events_at_end": after,
+                    "fill_seconds": round(fill_s, 1),
+                    "bare": bare,
+                    "bus": bus,
+                    "ratio_pct": 100 * bus["rps"] / bare["rps"],
+                }
+                rows.append(row)
+                print(f"{stored:>14,} {bare['rps']:>11.0f} {bus['rps']:>12.0f} "
+                      f"{row['ratio_pct']:>6.1f}% {bus['p50_ms']:>7.1f} {bus['p99_ms']:>7.1f} "
+                      f"{bus['errors']:>7} {bus['server_cpu_pct']:>11.0f}")  # fmt: skip
+        finally:
+            server.stop()
+    print()
+    for row in rows:
+        eps = row["bus"]["rps"]
+        verdict = "PASS" if eps >= TARGET_EPS and not row["bus"]["errors"] else (
+            f"MISS by {100 * (1 - eps / TARGET_EPS):.1f}%"
+        )  # fmt: skip
+        print(f"  ingest >= {TARGET_EPS:.0f} ev/s at {row['stored_events_at_start']:>9,} stored: "
+              f"{eps:7.0f} ev/s  {verdict}")  # fmt: skip
+    if len(rows) > 1:
+        first, last = rows[0]["bus"]["rps"], rows[-1]["bus"]["rps"]
+        print(f"  rate at the largest size vs empty: {100 * last / first:.1f}%")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

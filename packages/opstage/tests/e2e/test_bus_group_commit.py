@@ -1,0 +1,98 @@
+"""Group commit of bus publishes: what HTTP tests cannot force (a batch the database rejects)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opstage.app import bus_batch
+from opstage.app.agents import register_agent
+from opstage.app.context import Actor
+from opstage.app.services import report_services
+from opstage.app.tokens import create_token
+from opstage.runtime import Runtime
+from opstage.settings import Settings
+from opstage.store.migrate import upgrade_async
+from pydantic import SecretStr
+
+from ..support.clients import service
+
+
+async def _runtime(tmp_path: Path, url: str) -> Runtime:
+    await upgrade_async(url)
+    settings = Settings(
+        database_url=url,
+        data_dir=tmp_path,
+        session_secret=SecretStr(secrets.token_urlsafe(40)),
+        admin_username="owner",
+        admin_password=SecretStr("owner-password-1234"),
+        maintenance_interval_seconds=0,
+        capsule_bus_enabled=True,
+    )
+    return await Runtime.start(settings)
+
+
+async def test_a_batch_the_database_rejects_is_replayed_event_by_event(
+    tmp_path: Path,
+    database_factory: Callable[[Path], str | None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'bus.db'}"
+    runtime = await _runtime(tmp_path, url)
+    try:
+        ctx = runtime.ctx
+        system = Actor.system()
+        _, raw = await create_token(ctx, system, name="t", expires_in_seconds=None, agent_code=None)
+        agent_id = (
+            await register_agent(ctx, system, {"registrationToken": raw, "agent": {"code": "pub"}})
+        )["agentId"]
+        await report_services(ctx, Actor("AGENT", agent_id), agent_id, [service("pub-svc")])
+
+        failed: list[int] = []
+        real = bus_batch._ingest_batch
+
+        async def once_broken(c: Any, batch: list[Any]) -> Any:
+            if not failed:
+                failed.append(len(batch))
+                raise RuntimeError("the database refused the batch")
+            return await real(c, batch)
+
+        monkeypatch.setattr(bus_batch, "_ingest_batch", once_broken)
+        writer = ctx.bus_ingest
+        assert writer is not None
+
+        def publish(i: int, key: str | None) -> Any:
+            body = {"eventType": "t", "sourceServiceCode": "pub-svc", "payload": {"i": i}}
+            return writer.submit(ctx, Actor("AGENT", agent_id), agent_id, body, key)
+
+        first = await asyncio.gather(*(publish(i, f"k{i}") for i in range(5)))
+        assert failed and writer.fallbacks == 1
+        assert len({r["eventId"] for r in first}) == 5  # each stored once, by the fallback
+        # Retries of the same keys now go through a healthy batch and are replays.
+        again = await asyncio.gather(*(publish(i, f"k{i}") for i in range(5)))
+        assert [r["eventId"] for r in again] == [r["eventId"] for r in first]
+        assert all(r.get("replay") for r in again)
+        # A refusal inside a healthy batch is that event's alone.
+        mixed = await asyncio.gather(
+            publish(10, None),
+            writer.submit(
+                ctx,
+                Actor("AGENT", agent_id),
+                agent_id,
+                {"eventType": "t", "sourceServiceCode": "nobody"},
+                None,
+            ),
+            publish(11, None),
+            return_exceptions=True,
+        )
+        assert isinstance(mixed[0], dict) and isinstance(mixed[2], dict)
+        assert getattr(mixed[1], "code", None) == "BUS_SOURCE_SERVICE_NOT_FOUND"
+        async with ctx.reader() as uow:
+            _, total = await uow.bus_events.list(page=1, page_size=50)
+        assert total == 7
+    finally:
+        await runtime.stop()
