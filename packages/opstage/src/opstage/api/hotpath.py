@@ -15,11 +15,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opstage.api.deps import body_issues
@@ -127,23 +127,26 @@ async def _read_body(ctx: AppContext, scope: Scope, receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(scope: Scope, raw: bytes, model: type[M]) -> M:
+    """A non-empty JSON body, with the same codes as ``deps.read_json``."""
+    ctype = _header(scope, b"content-type") or ""
+    if ctype and "json" not in ctype.split(";")[0].lower():
+        raise DomainError("Content-Type must be application/json.", code="UNSUPPORTED_MEDIA_TYPE")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "Request body validation failed.", issues_from(body_issues(exc))
+        ) from None
+
+
 async def _beat(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) -> Any:
     principal = await agents.authenticate_agent(ctx, agent_id, _header(scope, b"authorization"))
     raw = await _read_body(ctx, scope, receive)
-    if raw.strip():
-        ctype = _header(scope, b"content-type") or ""
-        if ctype and "json" not in ctype.split(";")[0].lower():
-            raise DomainError(
-                "Content-Type must be application/json.", code="UNSUPPORTED_MEDIA_TYPE"
-            )
-        try:
-            body = HeartbeatRequest.model_validate_json(raw)
-        except ValidationError as exc:
-            raise ValidationFailed(
-                "Request body validation failed.", issues_from(body_issues(exc))
-            ) from None
-    else:
-        body = HeartbeatRequest()
+    body = _parse(scope, raw, HeartbeatRequest) if raw.strip() else HeartbeatRequest()
     health = body.health.dump() if body.health is not None else None
     await agents.record_contact(ctx, principal, health, body.serviceId)
     return timing(ctx)
@@ -158,15 +161,7 @@ async def _publish(ctx: AppContext, scope: Scope, receive: Receive, agent_id: st
         raise ValidationFailed(
             "Request body is required.", [{"path": "", "message": "body is required"}]
         )
-    ctype = _header(scope, b"content-type") or ""
-    if ctype and "json" not in ctype.split(";")[0].lower():
-        raise DomainError("Content-Type must be application/json.", code="UNSUPPORTED_MEDIA_TYPE")
-    try:
-        body = BusEventRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "Request body validation failed.", issues_from(body_issues(exc))
-        ) from None
+    body = _parse(scope, raw, BusEventRequest)
     key = _header(scope, b"idempotency-key") or body.eventId
     client = scope.get("client")
     actor = Actor(
