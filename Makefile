@@ -9,7 +9,7 @@ DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test setup lint types layers unit pytest pytest-postgres bench clean demo
+.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus clean demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Capsule Bus ingest at 0, 100k and 1M stored events (bench/README.md).
+bench-bus: $(STAMP)
+	$(BIN)/python bench/bus_ingest.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
