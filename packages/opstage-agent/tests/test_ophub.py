@@ -23,6 +23,7 @@ class LocalAdapter:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.afters: list[str | None] = []
+        self.override: bytes | None = None  # a broken adapter's answer
         adapter = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +40,9 @@ class LocalAdapter:
                 start = ids.index(after) + 1 if after in ids else 0
                 page = adapter.events[start : start + limit]
                 body = {"events": page, "nextCursor": page[-1]["id"] if page else after}
-                raw = json.dumps(body).encode()
+                raw = (
+                    adapter.override if adapter.override is not None else json.dumps(body).encode()
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
@@ -150,3 +153,25 @@ async def test_an_unreachable_adapter_does_not_stop_the_others(
         assert await hub.forward_once() == 1
         assert hub.stats.adapter_errors == 1
         assert hub.stats.forwarded == 1
+
+
+async def test_a_broken_adapter_answer_forwards_nothing_and_keeps_the_cursor(
+    polling_server: ServerProcess,
+    polling_operator: Operator,
+    tmp_path: Path,
+    adapter: LocalAdapter,
+) -> None:
+    adapter.add("b1", "thing.seen", {"n": 1})
+    cursors = tmp_path / "c.json"
+    async with AsyncAgent(agent_config(polling_server, polling_operator, tmp_path)) as agent:
+        await agent.wait_ready(15)
+        hub = OpHubForwarder(agent, [Adapter("flaky", adapter.url)], cursor_file=cursors)
+        for broken in (b"not json", b'{"events": "nope"}', b'{"events": [{"eventType": "x"}]}'):
+            adapter.override = broken
+            assert await hub.forward_once() == 0
+        assert hub.stats.adapter_errors == 3
+        assert (hub.stats.forwarded, hub.stats.rejected) == (0, [])
+        assert not cursors.exists()
+        adapter.override = None  # healed: the first event is still the next one
+        assert await hub.forward_once() == 1
+        assert adapter.afters[-1] is None and hub.stats.forwarded == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,35 @@ def test_ingest_refusals_in_order(bus_server: ServerProcess, world: World) -> No
     }
     assert first in ids
     assert len([i for i in ids if i]) >= 2
+
+
+def test_bad_publish_bodies_get_the_envelope_and_store_nothing(world: World) -> None:
+    """The publish route is served by the agent hot path: same codes as every FastAPI route."""
+    url = f"/api/agents/{world.publisher.agent_id}/bus/events"
+    json_type = {"Content-Type": "application/json"}
+    valid = {"eventType": world.event_type, "sourceServiceCode": world.source_code}
+    cases = [
+        (b"", json_type, 422, "VALIDATION_FAILED"),
+        (b'{"eventType": ', json_type, 422, "VALIDATION_FAILED"),
+        (b'{"sourceServiceCode": "x"}', json_type, 422, "VALIDATION_FAILED"),
+        (b'{"eventType": 7, "sourceServiceCode": []}', json_type, 422, "VALIDATION_FAILED"),
+        (json.dumps(valid).encode(), {"Content-Type": "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (
+            json.dumps({**valid, "payload": {"blob": "x" * 2_100_000}}).encode(),
+            json_type,
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ]
+    for content, headers, status, code in cases:
+        r = world.publisher.post(url, content=content, headers=headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), content[:40]
+        assert r.json()["success"] is False
+        assert r.json()["experimental"] == "v0.4-experimental"
+    malformed = world.publisher.post(url, content=b"{", headers=json_type).json()["error"]
+    assert malformed["details"]["issues"]
+    stored = world.ops.data("GET", "/api/admin/bus/events", params={"pageSize": 100})
+    assert not [e for e in stored if e["eventType"] == world.event_type]
 
 
 def test_rate_limit_is_exact_under_concurrency(tmp_path: Path, database_factory: Any) -> None:
