@@ -27,7 +27,7 @@ from opstage.api.errors import error_body, issues_from, status_for
 from opstage.api.models import BusEventRequest, HeartbeatRequest
 from opstage.api.routes.agent_api import timing
 from opstage.api.views import command_view
-from opstage.app import agents, bus, commands
+from opstage.app import agents, bus, bus_batch, commands
 from opstage.app.context import Actor, AppContext
 from opstage.domain.bus import EXPERIMENTAL
 from opstage.domain.errors import DomainError, ValidationFailed
@@ -171,9 +171,7 @@ async def _publish(ctx: AppContext, scope: Scope, receive: Receive, agent_id: st
         _header(scope, b"user-agent"),
         scope.get("state", {}).get("request_id"),
     )
-    if ctx.bus_ingest is not None:
-        return await ctx.bus_ingest.submit(ctx, actor, principal.agent_id, body.model_dump(), key)
-    return await bus.ingest_event(ctx, actor, principal.agent_id, body.model_dump(), key)
+    return await bus_batch.publish(ctx, actor, principal.agent_id, body.model_dump(), key)
 
 
 async def _disconnect(receive: Receive) -> None:

@@ -101,7 +101,7 @@ class _BatchUnit:
         self.bus_events = _BufferedInserts(
             uow.bus_events, {"set_outcome": self._set_outcome, "get": self._get_event}
         )
-        self._recorded: list[Any] = getattr(uow, "events")  # noqa: B009 - the unit's own list
+        self._recorded = uow.events
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.uow, name)
@@ -272,3 +272,10 @@ async def _one(
     if key:
         accepted[(agent_id, key)] = response
     return response
+
+
+async def publish(ctx: AppContext, actor: Actor, agent_id: str, body: Row, key: str | None) -> Row:
+    """A publish through the group-commit writer when this process runs one."""
+    if ctx.bus_ingest is not None:
+        return await ctx.bus_ingest.submit(ctx, actor, agent_id, body, key)
+    return await bus.ingest_event(ctx, actor, agent_id, body, key)

@@ -17,6 +17,7 @@ from opstage.domain.events import DomainEvent
 class UnitOfWork(Protocol):
     write: bool
     kind: str
+    events: list[DomainEvent]  # recorded, published after commit
 
     @property
     def agents(self) -> Any: ...

@@ -53,6 +53,24 @@ def _revision(conn: sqlite3.Connection) -> str | None:
     return str(row[0]) if row else None
 
 
+def _copy(src: sqlite3.Connection, destination: Path, failure: str) -> None:
+    """SQLite's online backup of ``src`` into a self-contained, checked file (closes ``src``)."""
+    try:
+        dst = _connect(destination)
+        try:
+            src.backup(dst, pages=-1)
+            dst.execute("PRAGMA journal_mode=DELETE")
+            _quick_check(dst)
+        finally:
+            dst.close()
+    except sqlite3.Error as exc:
+        with contextlib.suppress(OSError):
+            destination.unlink()
+        raise BackupError(f"{failure}: {exc}") from exc
+    finally:
+        src.close()
+
+
 @dataclass(frozen=True)
 class SqliteBackup:
     """The backup port for a SQLite database file (``app.backup.DatabaseBackup``)."""
@@ -64,21 +82,7 @@ class SqliteBackup:
         """Write a consistent, checked, self-contained copy of the live database."""
         if not self.database.exists():
             raise BackupError(f"database file {self.database} does not exist")
-        src = _connect(self.database)
-        try:
-            dst = _connect(destination)
-            try:
-                src.backup(dst, pages=-1)
-                dst.execute("PRAGMA journal_mode=DELETE")
-                _quick_check(dst)
-            finally:
-                dst.close()
-        except sqlite3.Error as exc:
-            with contextlib.suppress(OSError):
-                destination.unlink()
-            raise BackupError(f"SQLite backup failed: {exc}") from exc
-        finally:
-            src.close()
+        _copy(_connect(self.database), destination, "SQLite backup failed")
 
 
 def backup_for(database_url: str) -> SqliteBackup | None:
@@ -127,21 +131,7 @@ def restore_sqlite(source: Path, target: Path, *, replace: bool) -> RestoreResul
     staging = target.with_name(target.name + ".restoring")
     with contextlib.suppress(FileNotFoundError):
         staging.unlink()
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    try:
-        dst = _connect(staging)
-        try:
-            src.backup(dst, pages=-1)
-            dst.execute("PRAGMA journal_mode=DELETE")
-            _quick_check(dst)
-        finally:
-            dst.close()
-    except sqlite3.Error as exc:
-        with contextlib.suppress(OSError):
-            staging.unlink()
-        raise BackupError(f"restore failed: {exc}") from exc
-    finally:
-        src.close()
+    _copy(sqlite3.connect(f"file:{source}?mode=ro", uri=True), staging, "restore failed")
     previous = None
     if target.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -17,7 +17,7 @@ from opstage.api.models import BusEventRequest, BusRouteRequest, SimulateRequest
 from opstage.api.queries import PageSize
 from opstage.api.rbac import READ
 from opstage.api.views import audit_view
-from opstage.app import audit, bus, bus_routes
+from opstage.app import audit, bus, bus_batch, bus_routes
 from opstage.app.auth import SessionInfo
 from opstage.domain.bus import EXPERIMENTAL
 from opstage.domain.timeutil import iso
@@ -179,8 +179,5 @@ async def ingest(request: Request, ctx: Ctx, agent: Agent) -> Response:
     body = await read_json(request, BusEventRequest)
     key = request.headers.get("idempotency-key") or body.eventId
     actor = request_actor(request, type_="AGENT", id_=agent.agent_id)
-    if ctx.bus_ingest is not None:
-        data = await ctx.bus_ingest.submit(ctx, actor, agent.agent_id, body.model_dump(), key)
-    else:
-        data = await bus.ingest_event(ctx, actor, agent.agent_id, body.model_dump(), key)
+    data = await bus_batch.publish(ctx, actor, agent.agent_id, body.model_dump(), key)
     return ok(data, experimental=EXPERIMENTAL)
