@@ -1,4 +1,5 @@
-"""Group commit of bus publishes: what HTTP tests cannot force (a batch the database rejects)."""
+"""Group commit of bus publishes: what HTTP tests cannot force (a batch the database rejects),
+and the driver-level statements it runs on, read back against SQLAlchemy's own."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from typing import Any
 import pytest
 from opstage.app import bus_batch
 from opstage.app.agents import register_agent
+from opstage.app.bus_routes import create_route
 from opstage.app.context import Actor
+from opstage.app.heartbeats import Contact
 from opstage.app.services import report_services
 from opstage.app.tokens import create_token
 from opstage.runtime import Runtime
 from opstage.settings import Settings
+from opstage.store.driver import Query
 from opstage.store.migrate import upgrade_async
+from opstage.store.tables import metadata
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from ..support.clients import service
 
@@ -94,5 +100,53 @@ async def test_a_batch_the_database_rejects_is_replayed_event_by_event(
         async with ctx.reader() as uow:
             _, total = await uow.bus_events.list(page=1, page_size=50)
         assert total == 7
+    finally:
+        await runtime.stop()
+
+
+def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: (type(v), v, getattr(v, "tzinfo", None)) for k, v in r.items()} for r in rows]
+
+
+async def test_driver_reads_equal_core_reads_on_every_table(
+    tmp_path: Path, database_factory: Callable[[Path], str | None]
+) -> None:
+    """store/driver.py's decoders against SQLAlchemy's, on rows the real use cases wrote."""
+    url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'reads.db'}"
+    runtime = await _runtime(tmp_path, url)
+    try:
+        ctx = runtime.ctx
+        system = Actor.system()
+        ids = {}
+        for code in ("src", "dst"):
+            _, raw = await create_token(
+                ctx, system, name=code, expires_in_seconds=None, agent_code=None
+            )
+            body = {"registrationToken": raw, "agent": {"code": code}}
+            ids[code] = (await register_agent(ctx, system, body))["agentId"]
+        await report_services(ctx, Actor("AGENT", ids["src"]), ids["src"], [service("src-svc")])
+        target = service("dst-svc", {"name": "ship", "label": "Ship", "inputSchema": {}})
+        await report_services(ctx, Actor("AGENT", ids["dst"]), ids["dst"], [target])
+        await ctx.heartbeats.submit(Contact(ids["dst"], ctx.clock(), None, None))  # ONLINE
+        route = {
+            "name": "r",
+            "status": "ENABLED",
+            "match": {"eventType": "t", "sourceServiceCode": "src-svc"},
+            "target": {"serviceCode": "dst-svc", "actionName": "ship"},
+            "filters": [{"path": "/payload/n", "op": "exists"}],
+        }
+        await create_route(ctx, system, route)
+        writer = ctx.bus_ingest
+        assert writer is not None
+        body = {"eventType": "t", "sourceServiceCode": "src-svc", "payload": {"n": 1.5}}
+        answer = await writer.submit(ctx, Actor("AGENT", ids["src"]), ids["src"], body, "key-1")
+        assert answer["routedCommands"][0]["status"] == "CREATED", answer
+        async with ctx.reader() as uow:
+            for table in metadata.sorted_tables:
+                stmt = select(table).order_by(*table.primary_key.columns)
+                core = [dict(r) for r in (await uow.conn.execute(stmt)).mappings().all()]
+                driver = await Query(stmt).rows(uow.conn)
+                assert _typed(driver) == _typed(core), table.name  # 1 == True: compare types too
+                assert core or table.name not in {"bus_events", "commands", "audit_events"}
     finally:
         await runtime.stop()

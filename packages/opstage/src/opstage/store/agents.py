@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, update
 
 from opstage.store.base import Repo, Row, SortSpec, like_pattern
+from opstage.store.driver import Query
 from opstage.store.tables import UtcDateTime, agent_tokens, agents, capsule_services
 
 LIVE_STATUSES = ("ONLINE", "PENDING")
@@ -25,9 +26,12 @@ def effective_agent_status_sql(now: datetime, offline_threshold_seconds: int) ->
     )
 
 
+_BY_ID = Query(select(agents).where(agents.c.id == bindparam("id")))
+
+
 class AgentRepo(Repo):
     async def get(self, agent_id: str) -> Row | None:
-        return await self.one(select(agents).where(agents.c.id == agent_id))
+        return await _BY_ID.one(self.conn, id=agent_id)
 
     async def get_by_code(self, code: str) -> Row | None:
         return await self.one(select(agents).where(agents.c.code == code))

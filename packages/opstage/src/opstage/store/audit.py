@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, delete, or_, select
 
 from opstage.store.base import Repo, Row, SortSpec
+from opstage.store.driver import insert_rows
 from opstage.store.tables import audit_events as a
 
 
@@ -62,8 +63,7 @@ class AuditRepo(Repo):
         await self.conn.execute(a.insert().values(**row))
 
     async def insert_many(self, rows: Sequence[Row]) -> None:
-        if rows:
-            await self.conn.execute(a.insert(), list(rows))
+        await insert_rows(self.conn, a, rows)
 
     async def get(self, audit_id: str) -> Row | None:
         return await self.one(select(a).where(a.c.id == audit_id))

@@ -6,13 +6,23 @@ import builtins
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import bindparam, delete, select, tuple_, update
 
 from opstage.store.base import Repo, Row
+from opstage.store.driver import Query, insert_rows
 from opstage.store.tables import bus_events, bus_routes
 
 r = bus_routes
 e = bus_events
+_CANDIDATES = Query(
+    select(r)
+    .where(
+        r.c.event_type == bindparam("event_type"),
+        r.c.status.in_([bindparam("live", "ENABLED"), bindparam("trial", "DRY_RUN")]),
+    )
+    .order_by(r.c.created_at, r.c.id)
+)
+_EVENT = Query(select(e).where(e.c.id == bindparam("id")))
 
 
 class BusRouteRepo(Repo):
@@ -40,16 +50,12 @@ class BusRouteRepo(Repo):
 
     async def candidates(self, event_type: str) -> builtins.list[Row]:
         """Live routes for an event type, oldest first (filters are applied by the caller)."""
-        return await self.all(
-            select(r)
-            .where(r.c.event_type == event_type, r.c.status.in_(["ENABLED", "DRY_RUN"]))
-            .order_by(r.c.created_at, r.c.id)
-        )
+        return await _CANDIDATES.rows(self.conn, event_type=event_type)
 
 
 class BusEventRepo(Repo):
     async def get(self, event_id: str) -> Row | None:
-        return await self.one(select(e).where(e.c.id == event_id))
+        return await _EVENT.one(self.conn, id=event_id)
 
     async def by_idempotency_key(self, agent_id: str, key: str, since: datetime) -> Row | None:
         return await self.one(
@@ -81,8 +87,7 @@ class BusEventRepo(Repo):
         await self.conn.execute(e.insert().values(**row))
 
     async def insert_many(self, rows: Sequence[Row]) -> None:
-        if rows:
-            await self.conn.execute(e.insert(), list(rows))
+        await insert_rows(self.conn, e, rows)
 
     async def set_outcome(self, event_id: str, route_count: int, response: Row) -> None:
         await self.conn.execute(

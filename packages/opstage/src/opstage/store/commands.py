@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, or_, select, update
 
 from opstage.store.base import Repo, Row, SortSpec
+from opstage.store.driver import insert_rows
 from opstage.store.tables import command_results, commands
 
 c = commands
@@ -22,8 +23,7 @@ class CommandRepo(Repo):
         await self.conn.execute(c.insert().values(**row))
 
     async def insert_many(self, rows: Sequence[Row]) -> None:
-        if rows:
-            await self.conn.execute(c.insert(), list(rows))
+        await insert_rows(self.conn, c, rows)
 
     async def update(
         self, command_id: str, values: Row, *, only_statuses: Sequence[str] | None = None

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, or_, 
 
 from opstage.store.agents import effective_agent_status_sql
 from opstage.store.base import Repo, Row, SortSpec, like_pattern
+from opstage.store.driver import Query
 from opstage.store.tables import action_definitions, agents, capsule_services, config_items
 
 svc = capsule_services
@@ -39,12 +40,22 @@ _WITH_AGENT = select(
 ).join(agents, agents.c.id == svc.c.agent_id)
 
 
+_BY_ID = Query(_WITH_AGENT.where(svc.c.id == bindparam("id")))
+_BY_CODE = Query(_WITH_AGENT.where(svc.c.code == bindparam("code")))
+_ACTION = Query(
+    select(action_definitions).where(
+        action_definitions.c.service_id == bindparam("service_id"),
+        action_definitions.c.name == bindparam("name"),
+    )
+)
+
+
 class ServiceRepo(Repo):
     async def get(self, service_id: str) -> Row | None:
-        return await self.one(_WITH_AGENT.where(svc.c.id == service_id))
+        return await _BY_ID.one(self.conn, id=service_id)
 
     async def get_by_code(self, code: str) -> Row | None:
-        return await self.one(_WITH_AGENT.where(svc.c.code == code))
+        return await _BY_CODE.one(self.conn, code=code)
 
     async def by_agent(self, agent_id: str) -> builtins.list[Row]:
         return await self.all(
@@ -123,11 +134,7 @@ class ServiceRepo(Repo):
         )
 
     async def action(self, service_id: str, name: str) -> Row | None:
-        return await self.one(
-            select(action_definitions).where(
-                action_definitions.c.service_id == service_id, action_definitions.c.name == name
-            )
-        )
+        return await _ACTION.one(self.conn, service_id=service_id, name=name)
 
     async def replace_configs(self, service_id: str, items: builtins.list[Row]) -> None:
         await self.conn.execute(delete(config_items).where(config_items.c.service_id == service_id))

@@ -1,0 +1,224 @@
+"""Hot statements compiled once and handed to the driver, on the unit of work's own connection.
+
+Through SQLAlchemy's asyncio layer every statement costs 200-700 µs of the event loop's CPU on
+this kind of machine (statement cache key, execution context, parameter and result
+processing, four thread hand-offs to aiosqlite for cursor, execute, fetch and close); the same
+statement sent to aiosqlite directly costs about 25 µs (bench/README.md, "Capsule Bus
+ingest"). The statements on the hot paths (the bus batch's reference reads and its inserts) are
+therefore written as SQLAlchemy Core, compiled once per dialect into plain SQL with positional
+parameters, and executed:
+
+- on SQLite, on the aiosqlite connection under the unit's SQLAlchemy connection, inside the
+  transaction the unit began (``BEGIN IMMEDIATE`` for writers); SQLAlchemy still commits or
+  rolls back;
+- on PostgreSQL, through ``exec_driver_sql``, so that SQLAlchemy's asyncpg adapter keeps
+  starting and ending the transaction (it starts it lazily, on the first statement).
+
+Values are converted per column, by type, chosen once: ``UtcDateTime`` is SQLite's stored text
+(``YYYY-MM-DD HH:MM:SS.ffffff``, naive UTC, what SQLAlchemy writes) and an aware datetime on
+PostgreSQL; ``JSON`` is orjson text (``None`` is JSON ``null``, as SQLAlchemy's ``JSON`` type
+stores it) and is decoded on SQLite (asyncpg's codec decodes it on PostgreSQL); ``Boolean`` is
+read back as ``bool`` on SQLite. Rows read this way equal what the Core statement returns, and
+rows written this way are stored byte for byte as Core stores them (tests/store/test_driver.py).
+Driver errors are raised as SQLAlchemy's own (``IntegrityError``, ``OperationalError``), so the
+unit of work maps them as before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Select, Table
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opstage.store.engine import json_dumps, json_loads
+from opstage.store.tables import UtcDateTime
+
+Row = dict[str, Any]
+Convert = Callable[[Any], Any]
+Columns = tuple[tuple[str, Convert | None], ...]
+# SQL, positional bind names, bind defaults, selected columns with their decoders.
+_QueryPlan = tuple[str, tuple[str, ...], dict[str, Any], Columns]
+
+
+# --- values -----------------------------------------------------------------------------------
+def _timestamp_in(dialect: str) -> Convert:
+    last: list[Any] = [None, None]  # a batch stamps many rows with one instant: remember it
+
+    def convert(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        if value is last[0]:
+            return last[1]
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+        out = (
+            utc.replace(tzinfo=None).isoformat(" ", "microseconds") if dialect == "sqlite" else utc
+        )
+        last[0], last[1] = value, out
+        return out
+
+    return convert
+
+
+def _json_in(value: Any) -> str:
+    return "null" if value is None else json_dumps(value)
+
+
+def _timestamp_out_sqlite(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _timestamp_out_postgres(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _json_out_sqlite(value: Any) -> Any:
+    return None if value is None else json_loads(value)
+
+
+def _bool_out_sqlite(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _writer(column_type: Any, dialect: str) -> Convert | None:
+    if isinstance(column_type, UtcDateTime):
+        return _timestamp_in(dialect)
+    if isinstance(column_type, JSON):
+        return _json_in
+    return None
+
+
+def _reader(column_type: Any, dialect: str) -> Convert | None:
+    sqlite = dialect == "sqlite"
+    if isinstance(column_type, UtcDateTime):
+        return _timestamp_out_sqlite if sqlite else _timestamp_out_postgres
+    if isinstance(column_type, JSON):
+        return _json_out_sqlite if sqlite else None
+    if isinstance(column_type, Boolean):
+        return _bool_out_sqlite if sqlite else None
+    return None
+
+
+# --- execution --------------------------------------------------------------------------------
+def _raise_as_sqlalchemy(exc: sqlite3.Error, sql: str, params: Any) -> None:
+    if isinstance(exc, sqlite3.IntegrityError):
+        raise sa_exc.IntegrityError(sql, params, exc) from exc
+    if isinstance(exc, sqlite3.OperationalError):
+        raise sa_exc.OperationalError(sql, params, exc) from exc
+    raise sa_exc.DBAPIError(sql, params, exc) from exc
+
+
+def _aiosqlite(conn: AsyncConnection) -> Any:
+    # The unit has begun its transaction, so the pooled connection is checked out and live.
+    return conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+
+
+async def _fetch(conn: AsyncConnection, sql: str, params: tuple[Any, ...]) -> Sequence[Any]:
+    if conn.dialect.name == "sqlite":
+        try:
+            return await _aiosqlite(conn).execute_fetchall(sql, params)  # type: ignore[no-any-return]
+        except sqlite3.Error as exc:
+            _raise_as_sqlalchemy(exc, sql, params)
+    return (await conn.exec_driver_sql(sql, params)).all()
+
+
+async def _execute_many(conn: AsyncConnection, sql: str, params: list[tuple[Any, ...]]) -> None:
+    if conn.dialect.name == "sqlite":
+        try:
+            await _aiosqlite(conn).executemany(sql, params)
+        except sqlite3.Error as exc:
+            _raise_as_sqlalchemy(exc, sql, params)
+        return
+    await conn.exec_driver_sql(sql, params if len(params) > 1 else params[0])
+
+
+# --- statements -------------------------------------------------------------------------------
+class Query:
+    """A Core ``SELECT`` with named ``bindparam``s, compiled once per dialect.
+
+    ``rows(conn, **params)`` returns the rows as dicts keyed by the selected column names; a
+    ``bindparam`` given a value in the statement (e.g. a fixed ``IN`` list) keeps it unless
+    passed.
+    """
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+        self._plans: dict[str, _QueryPlan] = {}
+
+    def _plan(self, dialect: Dialect) -> _QueryPlan:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            binds = tuple(compiled.positiontup or ())
+            columns = tuple(
+                (name, _reader(col.type, dialect.name))
+                for name, col in zip(
+                    self.stmt.selected_columns.keys(), self.stmt.selected_columns, strict=True
+                )
+            )
+            plan = self._plans[dialect.name] = (str(compiled), binds, compiled.params, columns)
+        return plan
+
+    async def rows(self, conn: AsyncConnection, **params: Any) -> list[Row]:
+        sql, binds, defaults, columns = self._plan(conn.dialect)
+        values = tuple(params[name] if name in params else defaults[name] for name in binds)
+        found = await _fetch(conn, sql, values)
+        return [
+            {
+                name: (v if conv is None else conv(v))
+                for (name, conv), v in zip(columns, raw, strict=True)
+            }
+            for raw in found
+        ]
+
+    async def one(self, conn: AsyncConnection, **params: Any) -> Row | None:
+        found = await self.rows(conn, **params)
+        return found[0] if found else None
+
+
+# Per table, column set and dialect: the SQL, a getter for the row's values in bind order, and
+# the positions that need converting (timestamps, JSON) with their converters.
+_InsertPlan = tuple[str, Callable[[Row], Any], tuple[tuple[int, Convert], ...]]
+_inserts: dict[tuple[str, tuple[str, ...], str], _InsertPlan] = {}
+
+
+def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _InsertPlan:
+    cache_key = (table.name, keys, dialect.name)
+    plan = _inserts.get(cache_key)
+    if plan is None:
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(keys))
+        order = tuple(compiled.positiontup or ())
+        if len(order) < 2 or sorted(order) != sorted(keys):
+            raise ValueError(f"cannot bind {keys} positionally for {table.name}")
+        converts = tuple(
+            (i, conv)
+            for i, k in enumerate(order)
+            if (conv := _writer(table.c[k].type, dialect.name)) is not None
+        )
+        plan = _inserts[cache_key] = (str(compiled), itemgetter(*order), converts)
+    return plan
+
+
+async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> None:
+    """Insert ``rows`` (all with the same keys) into ``table`` in one driver call."""
+    if not rows:
+        return
+    sql, values_of, converts = _insert_plan(table, tuple(rows[0]), conn.dialect)
+    params = []
+    for row in rows:
+        values = list(values_of(row))
+        for i, conv in converts:
+            values[i] = conv(values[i])
+        params.append(tuple(values))
+    await _execute_many(conn, sql, params)
