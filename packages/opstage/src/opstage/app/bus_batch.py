@@ -51,21 +51,22 @@ class _CachedRepo:
 
     def __init__(self, repo: Any, cached: frozenset[str]) -> None:
         self._repo = repo
-        self._cached = cached
-        self._memo: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        memo: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        for name in cached:
+            setattr(self, name, self._memoised(memo, name, getattr(repo, name)))
 
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._repo, name)
-        if name not in self._cached:
-            return target
-
+    @staticmethod
+    def _memoised(memo: dict[tuple[str, tuple[Any, ...]], Any], name: str, read: Any) -> Any:
         async def cached(*args: Any) -> Any:
             key = (name, args)
-            if key not in self._memo:
-                self._memo[key] = await target(*args)
-            return self._memo[key]
+            if key not in memo:
+                memo[key] = await read(*args)
+            return memo[key]
 
         return cached
+
+    def __getattr__(self, name: str) -> Any:  # only for what is not memoised
+        return getattr(self._repo, name)
 
 
 class _BufferedInserts:

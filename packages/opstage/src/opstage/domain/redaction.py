@@ -7,6 +7,7 @@ Two nets: by key name (the reference's pattern, widened), and by value shape (an
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -23,6 +24,7 @@ TOKEN_VALUE_PATTERN = re.compile(r"opstage_(reg|agent|agt)_[A-Za-z0-9_\-]+")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+):[^@\s]*@")
 
 
+@lru_cache(maxsize=8192)  # keys repeat (payload schemas); bounded, as callers choose them
 def is_secret_key(key: str) -> bool:
     return key not in _SAFE_KEYS and bool(SECRET_KEY_PATTERN.search(key))
 
