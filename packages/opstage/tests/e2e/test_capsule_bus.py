@@ -193,6 +193,33 @@ def test_event_routed_to_a_command(world: World) -> None:
     assert {"bus.event.received", "bus.route.matched", "bus.command.created"} <= actions
 
 
+def test_group_commit_counters_are_reported(bus_server: ServerProcess, world: World) -> None:
+    world.route()
+
+    def counters() -> tuple[dict[str, int], dict[str, float]]:
+        runtime = world.ops.data("GET", "/api/admin/diagnostics/runtime")["busIngest"]
+        scraped = httpx.get(bus_server.url + "/metrics", timeout=30).text
+        metrics = {
+            line.split()[0]: float(line.split()[1])
+            for line in scraped.splitlines()
+            if line.startswith("opstage_bus_ingest_")
+        }
+        return runtime, metrics
+
+    before, scraped_before = counters()
+    for i in range(3):
+        assert world.publish(payload={"orderId": f"o-{i}"}).status_code == 200
+    after, scraped_after = counters()
+    # Other tests may publish to this server meanwhile: at least ours were counted.
+    assert after["events"] - before["events"] >= 3
+    assert after["batches"] - before["batches"] >= 1
+    assert after["batches"] <= after["events"]
+    assert after["fallbacks"] == before["fallbacks"] == 0
+    moved = scraped_after["opstage_bus_ingest_events_total"]
+    assert moved - scraped_before["opstage_bus_ingest_events_total"] >= 3
+    assert scraped_after["opstage_bus_ingest_fallbacks_total"] == 0
+
+
 def test_unmatched_dry_run_and_failed_entries(world: World) -> None:
     assert world.publish().json()["data"]["routedCommands"] == []
     dry = world.route(status="DRY_RUN", action="note")

@@ -158,6 +158,21 @@ class SnapshotCollector(Collector):
             "Agent contacts (heartbeats, polls) recorded since start.",
             value=s.heartbeat_contacts,
         )
+        yield CounterMetricFamily(
+            "opstage_bus_ingest_batches",
+            "Group-commit transactions of Capsule Bus publishes since start.",
+            value=s.bus_ingest_batches,
+        )
+        yield CounterMetricFamily(
+            "opstage_bus_ingest_events",
+            "Capsule Bus publishes those transactions carried (replays and refusals included).",
+            value=s.bus_ingest_events,
+        )
+        yield CounterMetricFamily(
+            "opstage_bus_ingest_fallbacks",
+            "Bus batches the database refused, replayed event by event since start.",
+            value=s.bus_ingest_fallbacks,
+        )
         yield GaugeMetricFamily(
             "opstage_uptime_seconds", "Seconds since this process started.", value=s.uptime_seconds
         )

@@ -223,10 +223,18 @@ async def runtime_diagnostics(ctx: AppContext) -> dict[str, Any]:
             "retentionHours": s.event_log_retention_hours,
         },
         "heartbeats": {"batches": ctx.heartbeats.batches, "contacts": ctx.heartbeats.contacts},
+        "busIngest": _bus_ingest(ctx),
         "waiters": {"waiting": ctx.waiters.waiting, "lagWakeups": ctx.waiters.lag_wakeups},
         "config": s.masked(),
         "generatedAt": iso(now),
     }
+
+
+def _bus_ingest(ctx: AppContext) -> dict[str, int]:
+    writer = ctx.bus_ingest
+    if writer is None:
+        return {"batches": 0, "events": 0, "fallbacks": 0}
+    return {"batches": writer.batches, "events": writer.events, "fallbacks": writer.fallbacks}
 
 
 @dataclass
@@ -248,6 +256,9 @@ class PrometheusSnapshot:
     action_prepare_timeouts: int = 0
     heartbeat_batches: int = 0
     heartbeat_contacts: int = 0
+    bus_ingest_batches: int = 0
+    bus_ingest_events: int = 0
+    bus_ingest_fallbacks: int = 0
     uptime_seconds: float = 0.0
 
 
@@ -277,5 +288,9 @@ async def prometheus_snapshot(ctx: AppContext) -> PrometheusSnapshot:
     snap.action_prepare_timeouts = ctx.counters.action_prepare_timeouts
     snap.heartbeat_batches = ctx.heartbeats.batches
     snap.heartbeat_contacts = ctx.heartbeats.contacts
+    ingest = _bus_ingest(ctx)
+    snap.bus_ingest_batches = ingest["batches"]
+    snap.bus_ingest_events = ingest["events"]
+    snap.bus_ingest_fallbacks = ingest["fallbacks"]
     snap.uptime_seconds = (now - ctx.started_at).total_seconds()
     return snap
