@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from run import (  # noqa: E402
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     ServerProcess,
+    ensure_py_spy,
     ensure_wrk,
     machine,
     run_load,
@@ -42,6 +44,7 @@ SERVER_ENV = {
     "OPSTAGE_AGENT_OFFLINE_THRESHOLD_SECONDS": "3600",
 }
 TARGET_EPS = 2000.0
+PROFILE_PATH = BENCH / "results" / "bus-profile.txt"
 
 
 def setup(url: str) -> dict[str, str]:
@@ -128,6 +131,18 @@ def wrk(url: str, seconds: float, connections: int, script: str, *args: str) -> 
     ]  # fmt: skip
 
 
+def start_profiler(pid: int, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy on the server for one phase; --gil: shares of the server's Python CPU time."""
+    flags = ["--rate", "200", "--format", "raw", "--nonblocking", "--threads", "--gil"]
+    PROFILE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [ensure_py_spy(), "record", *flags, "--pid", str(pid), "--duration", f"{seconds:g}",
+         "--output", str(PROFILE_PATH)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10)
@@ -135,6 +150,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--sizes", default="0,100000,1000000")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "bus-latest.json")
+    parser.add_argument("--profile", action="store_true", help="py-spy the first ingest phase")
     args = parser.parse_args()
     if ensure_wrk() is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
@@ -167,7 +183,10 @@ def main() -> int:
                     run_load(wrk(server.url, args.warmup, conns, "bus.lua", *bus_args), pid)
                 bare_args = (str(bare_file), "bare")
                 bare = run_load(wrk(server.url, seconds, conns, "agents.lua", *bare_args), pid)
+                profiler = start_profiler(pid, seconds) if args.profile and not rows else None
                 bus = run_load(wrk(server.url, seconds, conns, "bus.lua", *bus_args), pid)
+                if profiler is not None:
+                    profiler.wait(timeout=60)
                 with sqlite3.connect(db) as conn:
                     after = conn.execute("SELECT count(*) FROM bus_events").fetchone()[0]
                 row = {
@@ -198,6 +217,10 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
     print(f"\nwrote {args.output}")
+    if args.profile:
+        from profile_summary import summarise
+
+        print(f"\ningest profile ({PROFILE_PATH}):\n" + summarise(PROFILE_PATH, top=30))
     return 0
 
 
