@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opstage import __version__
 from opstage.api import errors
@@ -34,6 +35,33 @@ from opstage.runtime import BackgroundService, Runtime
 from opstage.settings import Settings
 
 log = logging.getLogger("opstage")
+
+
+class OpstageApi(FastAPI):
+    """FastAPI with the request context and the agents' hot paths in front of its middleware.
+
+    Agents call heartbeat, poll and bus publish thousands of times a second; through
+    Starlette's stack (error, telemetry and body-limit middleware, each wrapping ``send``) a
+    request paid for five layers it does not use. Here every request first meets
+    ``RequestContext`` (request id, access log, metrics) and ``AgentHotPath``; everything
+    else then takes FastAPI's usual way, so a 500 from a route is still rendered by
+    ``ServerErrorMiddleware`` and still logged with its status here.
+    """
+
+    front: ASGIApp | None = None
+
+    def serve_front(self, front: ASGIApp) -> None:
+        self.front = front
+
+    async def behind_front(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        if self.front is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
 
 
 def create_app(settings: Settings, *, background: Sequence[BackgroundService] = ()) -> FastAPI:
@@ -65,7 +93,7 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = OpstageApi(
         title="Opstage",
         version=__version__,
         lifespan=lifespan,
@@ -98,6 +126,6 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
         app.include_router(module.router)
     app.state.prometheus = PrometheusMetrics() if settings.metrics_enabled else None
     metrics = app.state.prometheus.http if app.state.prometheus else None
-    app.add_middleware(AgentHotPath)
-    app.add_middleware(RequestContext, access_log=settings.access_log, metrics=metrics)
+    hot = AgentHotPath(app.behind_front)
+    app.serve_front(RequestContext(hot, access_log=settings.access_log, metrics=metrics))
     return app
