@@ -51,9 +51,14 @@ class _CachedRepo:
 
     def __init__(self, repo: Any, cached: frozenset[str]) -> None:
         self._repo = repo
-        memo: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        self._memo: dict[tuple[str, tuple[Any, ...]], Any] = {}
         for name in cached:
-            setattr(self, name, self._memoised(memo, name, getattr(repo, name)))
+            setattr(self, name, self._memoised(self._memo, name, getattr(repo, name)))
+
+    def seed(self, name: str, answers: dict[Any, Any]) -> None:
+        """Answers read ahead: ``name(*args)`` for each args (a tuple, or one plain argument)."""
+        for args, value in answers.items():
+            self._memo[(name, args if isinstance(args, tuple) else (args,))] = value
 
     @staticmethod
     def _memoised(memo: dict[tuple[str, tuple[Any, ...]], Any], name: str, read: Any) -> Any:
@@ -70,7 +75,7 @@ class _CachedRepo:
 
 
 class _BufferedInserts:
-    """``insert`` collects rows; ``flush`` writes each table's rows in one statement."""
+    """``insert`` collects rows; the unit's ``flush`` writes them, one statement per table."""
 
     def __init__(self, repo: Any, extra: dict[str, Any] | None = None) -> None:
         self._repo = repo
@@ -84,9 +89,6 @@ class _BufferedInserts:
 
     async def insert(self, row: Row) -> None:
         self.rows.append(row)
-
-    async def flush(self) -> None:
-        await self._repo.insert_many(self.rows)
 
 
 class _BatchUnit:
@@ -103,6 +105,7 @@ class _BatchUnit:
             uow.bus_events, {"set_outcome": self._set_outcome, "get": self._get_event}
         )
         self._recorded = uow.events
+        self._causes: dict[str, Row | None] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.uow, name)
@@ -121,8 +124,23 @@ class _BatchUnit:
         for row in self.bus_events.rows:
             if row["id"] == event_id:
                 return row
+        if event_id in self._causes:
+            return self._causes[event_id]
         found: Row | None = await self.uow.bus_events.get(event_id)
         return found
+
+    async def read_ahead(self, batch: list[_Publish]) -> None:
+        """Everything routing will read for this batch, in one round trip."""
+        refs = await self.uow.bus_routes.references(
+            sorted({str(p.body["sourceServiceCode"]) for p in batch}),
+            sorted({str(p.body["eventType"]) for p in batch}),
+            sorted({str(p.body["causationId"]) for p in batch if p.body.get("causationId")}),
+        )
+        self.services.seed("get_by_code", refs.services_by_code)
+        self.services.seed("action", refs.actions)
+        self.bus_routes.seed("candidates", refs.routes_by_type)
+        self.agents.seed("get", refs.agents)
+        self._causes.update(refs.events)
 
     def mark(self) -> tuple[int, int, int, int]:
         return (
@@ -139,10 +157,15 @@ class _BatchUnit:
         del self._recorded[mark[3] :]
 
     async def flush(self) -> None:
-        # Foreign keys: commands point at their bus event.
-        await self.bus_events.flush()
-        await self.commands.flush()
-        await self.audit.flush()
+        # Foreign keys: commands point at their bus event. The events recorded so far (bus
+        # event, commands, audit) go to the event log in the same round trip.
+        await self.uow.insert_all(
+            [
+                ("bus_events", self.bus_events.rows),
+                ("commands", self.commands.rows),
+                ("audit_events", self.audit.rows),
+            ]
+        )
 
 
 class BusIngestWriter:
@@ -215,6 +238,7 @@ async def _ingest_batch(ctx: AppContext, batch: list[_Publish]) -> list[Row | Do
     try:
         async with ctx.writer() as uow:
             unit = _BatchUnit(uow)
+            await unit.read_ahead(batch)
             pairs = sorted({(p.agent_id, p.key) for p in batch if p.key})
             known: dict[tuple[str, str], Row] = await uow.bus_events.by_idempotency_keys(pairs)
             accepted: dict[tuple[str, str], Row] = {}

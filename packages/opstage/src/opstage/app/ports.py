@@ -7,7 +7,7 @@ behaviour is pinned by the store's own tests and the end-to-end suite.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -58,6 +58,9 @@ class UnitOfWork(Protocol):
     ) -> None: ...
 
     def record(self, event: DomainEvent) -> None: ...
+
+    async def insert_all(self, rows_by_table: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Each table's rows in order, then the events recorded so far, in one round trip."""
 
     async def ping(self) -> None: ...
 

@@ -26,12 +26,12 @@ def effective_agent_status_sql(now: datetime, offline_threshold_seconds: int) ->
     )
 
 
-_BY_ID = Query(select(agents).where(agents.c.id == bindparam("id")))
+AGENT_BY_ID = Query(select(agents).where(agents.c.id == bindparam("id")))
 
 
 class AgentRepo(Repo):
     async def get(self, agent_id: str) -> Row | None:
-        return await _BY_ID.one(self.conn, id=agent_id)
+        return await AGENT_BY_ID.one(self.conn, id=agent_id)
 
     async def get_by_code(self, code: str) -> Row | None:
         return await self.one(select(agents).where(agents.c.code == code))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from opstage.store.agents import AGENT_BY_ID
 from opstage.store.base import Repo, Row
-from opstage.store.driver import Query, insert_rows
+from opstage.store.driver import Query, Sql, in_driver, insert_rows
+from opstage.store.services import ACTION_BY_NAME, SERVICE_BY_CODE
 from opstage.store.tables import bus_events, bus_routes
 
 r = bus_routes
@@ -26,6 +31,11 @@ _EVENT = Query(select(e).where(e.c.id == bindparam("id")))
 
 
 class BusRouteRepo(Repo):
+    async def references(
+        self, source_codes: Iterable[str], event_types: Iterable[str], event_ids: Iterable[str]
+    ) -> RoutingReferences:
+        return await routing_references(self.conn, source_codes, event_types, event_ids)
+
     async def get(self, route_id: str) -> Row | None:
         return await self.one(select(r).where(r.c.id == route_id))
 
@@ -51,6 +61,74 @@ class BusRouteRepo(Repo):
     async def candidates(self, event_type: str) -> builtins.list[Row]:
         """Live routes for an event type, oldest first (filters are applied by the caller)."""
         return await _CANDIDATES.rows(self.conn, event_type=event_type)
+
+
+@dataclass
+class RoutingReferences:
+    """What routing a batch of events reads, fetched in one hand-off (store/driver.py)."""
+
+    services_by_code: dict[str, Row | None] = field(default_factory=dict)
+    routes_by_type: dict[str, builtins.list[Row]] = field(default_factory=dict)
+    actions: dict[tuple[str, str], Row | None] = field(default_factory=dict)
+    agents: dict[str, Row | None] = field(default_factory=dict)
+    events: dict[str, Row | None] = field(default_factory=dict)
+
+
+async def routing_references(
+    conn: AsyncConnection,
+    source_codes: Iterable[str],
+    event_types: Iterable[str],
+    event_ids: Iterable[str],
+) -> RoutingReferences:
+    """Source services, live routes, their targets (service, action, agent) and cause events.
+
+    The same statements as ``get_by_code``, ``candidates``, ``action``, ``AgentRepo.get`` and
+    ``BusEventRepo.get``; the targets depend on the routes found, so the whole walk runs where
+    the driver runs rather than one round trip per read.
+    """
+    dialect = conn.dialect
+    code_at, action_at = (
+        _CANDIDATES.index("target_service_code"),
+        _CANDIDATES.index("target_action_name"),
+    )
+    id_at, agent_at = SERVICE_BY_CODE.index("id"), SERVICE_BY_CODE.index("agent_id")
+    Raw = builtins.list[tuple[Any, ...]]
+
+    def work(
+        sql: Sql,
+    ) -> tuple[dict[str, Raw], dict[str, Raw], dict[Any, Raw], dict[str, Raw], dict[str, Raw]]:
+        services = {c: sql.fetch(*SERVICE_BY_CODE.bind(dialect, code=c)) for c in source_codes}
+        routes = {t: sql.fetch(*_CANDIDATES.bind(dialect, event_type=t)) for t in event_types}
+        events = {i: sql.fetch(*_EVENT.bind(dialect, id=i)) for i in event_ids}
+        actions: dict[Any, Raw] = {}
+        agents: dict[str, Raw] = {}
+        for rows in routes.values():
+            for route in rows:
+                code, name = route[code_at], route[action_at]
+                if code not in services:
+                    services[code] = sql.fetch(*SERVICE_BY_CODE.bind(dialect, code=code))
+                if not services[code]:
+                    continue
+                service_id, agent_id = services[code][0][id_at], services[code][0][agent_at]
+                if (service_id, name) not in actions:
+                    bound = ACTION_BY_NAME.bind(dialect, service_id=service_id, name=name)
+                    actions[(service_id, name)] = sql.fetch(*bound)
+                if agent_id not in agents:
+                    agents[agent_id] = sql.fetch(*AGENT_BY_ID.bind(dialect, id=agent_id))
+        return services, routes, actions, agents, events
+
+    services, routes, actions, agents, events = await in_driver(conn, work)
+
+    def one(query: Query, found: Raw) -> Row | None:
+        return query.decode(dialect, found)[0] if found else None
+
+    return RoutingReferences(
+        services_by_code={k: one(SERVICE_BY_CODE, v) for k, v in services.items()},
+        routes_by_type={k: _CANDIDATES.decode(dialect, v) for k, v in routes.items()},
+        actions={k: one(ACTION_BY_NAME, v) for k, v in actions.items()},
+        agents={k: one(AGENT_BY_ID, v) for k, v in agents.items()},
+        events={k: one(_EVENT, v) for k, v in events.items()},
+    )
 
 
 class BusEventRepo(Repo):

@@ -30,17 +30,18 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from sqlalchemy import JSON, Boolean, Select, Table
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opstage.store.engine import json_dumps, json_loads
 from opstage.store.tables import UtcDateTime
 
 Row = dict[str, Any]
+T = TypeVar("T")
 Convert = Callable[[Any], Any]
 Columns = tuple[tuple[str, Convert | None], ...]
 # SQL, positional bind names, bind defaults, selected columns with their decoders.
@@ -111,7 +112,56 @@ def _reader(column_type: Any, dialect: str) -> Convert | None:
 
 
 # --- execution --------------------------------------------------------------------------------
-def _raise_as_sqlalchemy(exc: sqlite3.Error, sql: str, params: Any) -> None:
+class Sql(Protocol):
+    """Plain SQL on the unit's connection, called synchronously where the driver runs."""
+
+    def fetch(self, sql: str, values: tuple[Any, ...]) -> list[tuple[Any, ...]]: ...
+
+    def execute_many(self, sql: str, params: list[tuple[Any, ...]]) -> None: ...
+
+
+class _Sqlite:
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self.raw = raw
+
+    def fetch(self, sql: str, values: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return self.raw.execute(sql, values).fetchall()
+
+    def execute_many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
+        self.raw.executemany(sql, params)
+
+
+class _Core:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def fetch(self, sql: str, values: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.conn.exec_driver_sql(sql, values).all()]
+
+    def execute_many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
+        self.conn.exec_driver_sql(sql, params if len(params) > 1 else params[0])
+
+
+async def in_driver(conn: AsyncConnection, work: Callable[[Sql], T]) -> T:
+    """Run ``work`` with the unit's connection in one hand-off.
+
+    SQLite: on aiosqlite's own thread, the thread that owns the sqlite3 connection, through
+    the same queue SQLAlchemy's adapter uses for what aiosqlite does not expose; a batch of
+    statements is one thread hand-off instead of one per statement (and one wait for the GIL
+    on the way back). PostgreSQL: in SQLAlchemy's greenlet (``run_sync``), statement by
+    statement as before, so its asyncpg adapter keeps managing the transaction.
+    """
+    if conn.dialect.name == "sqlite":
+        driver = _aiosqlite(conn)
+        try:
+            result: T = await driver._execute(lambda: work(_Sqlite(driver._conn)))
+        except sqlite3.Error as exc:
+            _raise_as_sqlalchemy(exc, "(driver batch)", None)
+        return result
+    return await conn.run_sync(lambda sync_conn: work(_Core(sync_conn)))
+
+
+def _raise_as_sqlalchemy(exc: sqlite3.Error, sql: str, params: Any) -> NoReturn:
     if isinstance(exc, sqlite3.IntegrityError):
         raise sa_exc.IntegrityError(sql, params, exc) from exc
     if isinstance(exc, sqlite3.OperationalError):
@@ -133,28 +183,19 @@ async def _fetch(conn: AsyncConnection, sql: str, params: tuple[Any, ...]) -> Se
     return (await conn.exec_driver_sql(sql, params)).all()
 
 
-async def _execute_many(conn: AsyncConnection, sql: str, params: list[tuple[Any, ...]]) -> None:
-    if conn.dialect.name == "sqlite":
-        try:
-            await _aiosqlite(conn).executemany(sql, params)
-        except sqlite3.Error as exc:
-            _raise_as_sqlalchemy(exc, sql, params)
-        return
-    await conn.exec_driver_sql(sql, params if len(params) > 1 else params[0])
-
-
 # --- statements -------------------------------------------------------------------------------
 class Query:
     """A Core ``SELECT`` with named ``bindparam``s, compiled once per dialect.
 
     ``rows(conn, **params)`` returns the rows as dicts keyed by the selected column names; a
     ``bindparam`` given a value in the statement (e.g. a fixed ``IN`` list) keeps it unless
-    passed.
+    passed. ``bind`` and ``decode`` are the two halves, for use inside ``in_driver``.
     """
 
     def __init__(self, stmt: Select[Any]) -> None:
         self.stmt = stmt
         self._plans: dict[str, _QueryPlan] = {}
+        self.names = tuple(stmt.selected_columns.keys())
 
     def _plan(self, dialect: Dialect) -> _QueryPlan:
         plan = self._plans.get(dialect.name)
@@ -163,17 +204,17 @@ class Query:
             binds = tuple(compiled.positiontup or ())
             columns = tuple(
                 (name, _reader(col.type, dialect.name))
-                for name, col in zip(
-                    self.stmt.selected_columns.keys(), self.stmt.selected_columns, strict=True
-                )
+                for name, col in zip(self.names, self.stmt.selected_columns, strict=True)
             )
             plan = self._plans[dialect.name] = (str(compiled), binds, compiled.params, columns)
         return plan
 
-    async def rows(self, conn: AsyncConnection, **params: Any) -> list[Row]:
-        sql, binds, defaults, columns = self._plan(conn.dialect)
-        values = tuple(params[name] if name in params else defaults[name] for name in binds)
-        found = await _fetch(conn, sql, values)
+    def bind(self, dialect: Dialect, **params: Any) -> tuple[str, tuple[Any, ...]]:
+        sql, binds, defaults, _ = self._plan(dialect)
+        return sql, tuple(params[name] if name in params else defaults[name] for name in binds)
+
+    def decode(self, dialect: Dialect, found: Sequence[Sequence[Any]]) -> list[Row]:
+        columns = self._plan(dialect)[3]
         return [
             {
                 name: (v if conv is None else conv(v))
@@ -181,6 +222,14 @@ class Query:
             }
             for raw in found
         ]
+
+    def index(self, name: str) -> int:
+        """Where a selected column sits in a raw row (for work inside ``in_driver``)."""
+        return self.names.index(name)
+
+    async def rows(self, conn: AsyncConnection, **params: Any) -> list[Row]:
+        sql, values = self.bind(conn.dialect, **params)
+        return self.decode(conn.dialect, await _fetch(conn, sql, values))
 
     async def one(self, conn: AsyncConnection, **params: Any) -> Row | None:
         found = await self.rows(conn, **params)
@@ -191,6 +240,7 @@ class Query:
 # the positions that need converting (timestamps, JSON) with their converters.
 _InsertPlan = tuple[str, Callable[[Row], Any], tuple[tuple[int, Convert], ...]]
 _inserts: dict[tuple[str, tuple[str, ...], str], _InsertPlan] = {}
+Statement = tuple[str, list[tuple[Any, ...]]]
 
 
 def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _InsertPlan:
@@ -210,15 +260,29 @@ def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Inse
     return plan
 
 
-async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> None:
-    """Insert ``rows`` (all with the same keys) into ``table`` in one driver call."""
-    if not rows:
-        return
-    sql, values_of, converts = _insert_plan(table, tuple(rows[0]), conn.dialect)
+def insert_statement(dialect: Dialect, table: Table, rows: Sequence[Row]) -> Statement:
+    """The ``INSERT`` for ``rows`` (all with the same keys) and their converted values."""
+    sql, values_of, converts = _insert_plan(table, tuple(rows[0]), dialect)
     params = []
     for row in rows:
         values = list(values_of(row))
         for i, conv in converts:
             values[i] = conv(values[i])
         params.append(tuple(values))
-    await _execute_many(conn, sql, params)
+    return sql, params
+
+
+def execute_all(statements: Sequence[Statement]) -> Callable[[Sql], None]:
+    """Work for ``in_driver``: each statement in order."""
+
+    def work(sql: Sql) -> None:
+        for text, params in statements:
+            sql.execute_many(text, params)
+
+    return work
+
+
+async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> None:
+    """Insert ``rows`` (all with the same keys) into ``table`` in one driver call."""
+    if rows:
+        await in_driver(conn, execute_all([insert_statement(conn.dialect, table, rows)]))

@@ -13,14 +13,15 @@ resume from below it is told about the gap instead of silently missing events.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Dialect
 
 from opstage.domain.events import DomainEvent
 from opstage.store.base import Repo, Row
-from opstage.store.driver import insert_rows
+from opstage.store.driver import Sql, in_driver, insert_statement
 from opstage.store.tables import domain_event_log as log
 from opstage.store.tables import system_settings
 
@@ -29,18 +30,27 @@ PRUNED_THROUGH_KEY = "event_log.pruned_through"
 APPEND_LOCK_KEY = 0x6F70_7374_6167_6C6F
 
 
+def append_work(
+    dialect: Dialect, events: Sequence[DomainEvent], now: datetime
+) -> Callable[[Sql], None]:
+    """Work for ``in_driver`` that appends ``events`` (PostgreSQL: under the tail's lock)."""
+    # orjson writes a dataclass as the object of its fields, what the log's readers expect.
+    rows = [{"kind": e.kind, "data": e, "created_at": now} for e in events]
+    insert = insert_statement(dialect, log, rows)
+    lock = dialect.name == "postgresql"
+
+    def work(sql: Sql) -> None:
+        if lock:
+            sql.fetch("SELECT pg_advisory_xact_lock($1)", (APPEND_LOCK_KEY,))
+        sql.execute_many(*insert)
+
+    return work
+
+
 class EventLogRepo(Repo):
     async def append(self, events: Sequence[DomainEvent], now: datetime) -> None:
-        if not events:
-            return
-        if self.kind == "postgres":
-            await self.conn.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY}
-            )
-        # orjson writes a dataclass as the same object ``event_data`` would build.
-        await insert_rows(
-            self.conn, log, [{"kind": e.kind, "data": e, "created_at": now} for e in events]
-        )
+        if events:
+            await in_driver(self.conn, append_work(self.conn.dialect, events, now))
 
     async def after(
         self, cursor: int, limit: int, kinds: Sequence[str] = ()

@@ -41,8 +41,8 @@ _WITH_AGENT = select(
 
 
 _BY_ID = Query(_WITH_AGENT.where(svc.c.id == bindparam("id")))
-_BY_CODE = Query(_WITH_AGENT.where(svc.c.code == bindparam("code")))
-_ACTION = Query(
+SERVICE_BY_CODE = Query(_WITH_AGENT.where(svc.c.code == bindparam("code")))
+ACTION_BY_NAME = Query(
     select(action_definitions).where(
         action_definitions.c.service_id == bindparam("service_id"),
         action_definitions.c.name == bindparam("name"),
@@ -55,7 +55,7 @@ class ServiceRepo(Repo):
         return await _BY_ID.one(self.conn, id=service_id)
 
     async def get_by_code(self, code: str) -> Row | None:
-        return await _BY_CODE.one(self.conn, code=code)
+        return await SERVICE_BY_CODE.one(self.conn, code=code)
 
     async def by_agent(self, agent_id: str) -> builtins.list[Row]:
         return await self.all(
@@ -134,7 +134,7 @@ class ServiceRepo(Repo):
         )
 
     async def action(self, service_id: str, name: str) -> Row | None:
-        return await _ACTION.one(self.conn, service_id=service_id, name=name)
+        return await ACTION_BY_NAME.one(self.conn, service_id=service_id, name=name)
 
     async def replace_configs(self, service_id: str, items: builtins.list[Row]) -> None:
         await self.conn.execute(delete(config_items).where(config_items.c.service_id == service_id))

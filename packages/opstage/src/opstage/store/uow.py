@@ -8,7 +8,7 @@ retryable) rather than as an internal error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -22,13 +22,16 @@ from opstage.domain.events import DomainEvent
 from opstage.domain.timeutil import utcnow
 from opstage.store.agents import AgentRepo
 from opstage.store.audit import AuditRepo
+from opstage.store.base import Row
 from opstage.store.bus import BusEventRepo, BusRouteRepo
 from opstage.store.commands import CommandRepo
+from opstage.store.driver import Sql, execute_all, in_driver, insert_statement
 from opstage.store.engine import Engines
-from opstage.store.event_log import EventLogRepo
+from opstage.store.event_log import EventLogRepo, append_work
 from opstage.store.observability import ObservabilityRepo
 from opstage.store.services import ServiceRepo
 from opstage.store.settings import SettingRepo
+from opstage.store.tables import metadata
 from opstage.store.tokens import RegistrationTokenRepo
 from opstage.store.users import SessionRepo, UserRepo
 
@@ -51,6 +54,7 @@ class SqlUnitOfWork:
         self.write = write
         self.kind = engines.kind
         self.events: list[DomainEvent] = []
+        self._logged = 0  # events[:_logged] are already in the event log (insert_all)
         self._hooks: list[Callable[[], None]] = []
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
@@ -88,8 +92,8 @@ class SqlUnitOfWork:
         committed = False
         try:
             if exc is None and self.write:
-                if self.events:  # durable in this transaction (the live stream's resume log)
-                    await self.event_log.append(self.events, utcnow())
+                if len(self.events) > self._logged:  # durable in this transaction (resume log)
+                    await self.event_log.append(self.events[self._logged :], utcnow())
                 await self._tx.commit()
                 committed = True
             else:
@@ -125,6 +129,28 @@ class SqlUnitOfWork:
 
     def record(self, event: DomainEvent) -> None:
         self.events.append(event)
+
+    async def insert_all(self, rows_by_table: Sequence[tuple[str, Sequence[Row]]]) -> None:
+        """Insert each table's rows, in order, then the events recorded so far into the event
+        log: one hand-off to the driver for all of it (store/driver.py). Those events are not
+        logged again at commit."""
+        dialect = self.conn.dialect
+        statements = [
+            insert_statement(dialect, metadata.tables[name], rows)
+            for name, rows in rows_by_table
+            if rows
+        ]
+        inserts = execute_all(statements)
+        events = self.events[self._logged :]
+        log = append_work(dialect, events, utcnow()) if events else None
+
+        def work(sql: Sql) -> None:
+            inserts(sql)
+            if log is not None:
+                log(sql)
+
+        await in_driver(self.conn, work)
+        self._logged += len(events)
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         self._hooks.append(hook)
