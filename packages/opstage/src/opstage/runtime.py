@@ -25,7 +25,8 @@ from opstage.app.secrets_once import OneTimeSecrets
 from opstage.app.waiters import PendingHint, Waiters
 from opstage.settings import Settings, SettingsError
 from opstage.store.backup import backup_for
-from opstage.store.engine import Engines, create_engines
+from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointer
+from opstage.store.engine import Engines, create_engines, sqlite_path
 from opstage.store.migrate import current_revision_async, head_revision
 from opstage.store.uow import SqlUnitOfWork
 
@@ -41,6 +42,7 @@ class Runtime:
     ctx: AppContext
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     generated_password: str | None = None
+    checkpointer: WalCheckpointer | None = None
 
     @classmethod
     async def start(
@@ -52,7 +54,12 @@ class Runtime:
     ) -> Runtime:
         if settings.database_url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engines = create_engines(settings.database_url)
+        path = sqlite_path(settings.database_url)
+        checkpointer = WalCheckpointer(path) if path else None
+        engines = create_engines(
+            settings.database_url,
+            writer_autocheckpoint=WRITER_AUTOCHECKPOINT_PAGES if checkpointer else None,
+        )
         try:
             current = await current_revision_async(engines.writer)
             if current != head_revision():
@@ -93,6 +100,9 @@ class Runtime:
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
         runtime.tasks.append(asyncio.create_task(ctx.bus_ingest.run(), name="bus-ingest"))
+        if checkpointer is not None:
+            runtime.checkpointer = checkpointer
+            runtime.tasks.append(asyncio.create_task(checkpointer.run(), name="wal-checkpoint"))
         for service in services:
             runtime.tasks.append(asyncio.create_task(service(ctx), name=service.__name__))
         return runtime

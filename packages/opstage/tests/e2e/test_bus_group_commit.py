@@ -19,6 +19,7 @@ from opstage.app.services import report_services
 from opstage.app.tokens import create_token
 from opstage.runtime import Runtime
 from opstage.settings import Settings
+from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES
 from opstage.store.driver import Query
 from opstage.store.migrate import upgrade_async
 from opstage.store.tables import metadata
@@ -28,7 +29,11 @@ from sqlalchemy import select
 from ..support.clients import service
 
 
-async def _runtime(tmp_path: Path, url: str) -> Runtime:
+async def _runtime(
+    tmp_path: Path, database_factory: Callable[[Path], str | None] | None, name: str
+) -> Runtime:
+    """A started runtime on the engine under test (or SQLite without a factory)."""
+    url = (database_factory and database_factory(tmp_path)) or f"sqlite:///{tmp_path / name}"
     await upgrade_async(url)
     settings = Settings(
         database_url=url,
@@ -42,20 +47,26 @@ async def _runtime(tmp_path: Path, url: str) -> Runtime:
     return await Runtime.start(settings)
 
 
+async def _agent(runtime: Runtime, code: str) -> str:
+    """A registered agent (through the use cases, as an agent would), by its id."""
+    system = Actor.system()
+    _, raw = await create_token(
+        runtime.ctx, system, name=code, expires_in_seconds=None, agent_code=None
+    )
+    body = {"registrationToken": raw, "agent": {"code": code}}
+    agent_id: str = (await register_agent(runtime.ctx, system, body))["agentId"]
+    return agent_id
+
+
 async def test_a_batch_the_database_rejects_is_replayed_event_by_event(
     tmp_path: Path,
     database_factory: Callable[[Path], str | None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'bus.db'}"
-    runtime = await _runtime(tmp_path, url)
+    runtime = await _runtime(tmp_path, database_factory, "bus.db")
     try:
         ctx = runtime.ctx
-        system = Actor.system()
-        _, raw = await create_token(ctx, system, name="t", expires_in_seconds=None, agent_code=None)
-        agent_id = (
-            await register_agent(ctx, system, {"registrationToken": raw, "agent": {"code": "pub"}})
-        )["agentId"]
+        agent_id = await _agent(runtime, "pub")
         await report_services(ctx, Actor("AGENT", agent_id), agent_id, [service("pub-svc")])
 
         failed: list[int] = []
@@ -112,18 +123,11 @@ async def test_driver_reads_equal_core_reads_on_every_table(
     tmp_path: Path, database_factory: Callable[[Path], str | None]
 ) -> None:
     """store/driver.py's decoders against SQLAlchemy's, on rows the real use cases wrote."""
-    url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'reads.db'}"
-    runtime = await _runtime(tmp_path, url)
+    runtime = await _runtime(tmp_path, database_factory, "reads.db")
     try:
         ctx = runtime.ctx
         system = Actor.system()
-        ids = {}
-        for code in ("src", "dst"):
-            _, raw = await create_token(
-                ctx, system, name=code, expires_in_seconds=None, agent_code=None
-            )
-            body = {"registrationToken": raw, "agent": {"code": code}}
-            ids[code] = (await register_agent(ctx, system, body))["agentId"]
+        ids = {code: await _agent(runtime, code) for code in ("src", "dst")}
         await report_services(ctx, Actor("AGENT", ids["src"]), ids["src"], [service("src-svc")])
         target = service("dst-svc", {"name": "ship", "label": "Ship", "inputSchema": {}})
         await report_services(ctx, Actor("AGENT", ids["dst"]), ids["dst"], [target])
@@ -150,3 +154,27 @@ async def test_driver_reads_equal_core_reads_on_every_table(
                 assert core or table.name not in {"bus_events", "commands", "audit_events"}
     finally:
         await runtime.stop()
+
+
+@pytest.mark.sqlite_only
+async def test_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
+    """The writer only checkpoints as a safety net; the runtime's task copies the WAL."""
+    runtime = await _runtime(tmp_path, None, "wal.db")
+    try:
+        ctx = runtime.ctx
+        checkpointer = runtime.checkpointer
+        assert checkpointer is not None
+        async with ctx.writer() as uow:
+            level = (await uow.conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar()
+        assert level == WRITER_AUTOCHECKPOINT_PAGES
+        system = Actor.system()
+        for i in range(30):  # thirty write units: well under the writer's own threshold
+            await create_token(ctx, system, name=f"t{i}", expires_in_seconds=None, agent_code=None)
+        deadline = asyncio.get_running_loop().time() + 10
+        while checkpointer.copied_pages == 0:
+            assert asyncio.get_running_loop().time() < deadline, "no background checkpoint"
+            await asyncio.sleep(0.05)
+        assert checkpointer.runs >= 1
+    finally:
+        await runtime.stop()
+    assert runtime.checkpointer is not None and runtime.checkpointer._conn is None  # closed

@@ -48,7 +48,9 @@ def sqlite_path(url: str) -> str | None:
     return parsed.database or None
 
 
-def _configure_sqlite(engine: AsyncEngine, *, immediate: bool, busy_timeout_ms: int) -> None:
+def _configure_sqlite(
+    engine: AsyncEngine, *, immediate: bool, busy_timeout_ms: int, autocheckpoint: int | None = None
+) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so BEGIN is ours to issue.
@@ -58,6 +60,8 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool, busy_timeout_ms: 
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if autocheckpoint is not None:  # store/checkpoint.py checkpoints in the background
+            cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         cursor.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
@@ -97,7 +101,15 @@ def json_loads(value: Any) -> Any:
 JSON_OPTIONS: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": json_loads}
 
 
-def create_engines(url: str, *, busy_timeout_ms: int = 5000, echo: bool = False) -> Engines:
+def create_engines(
+    url: str,
+    *,
+    busy_timeout_ms: int = 5000,
+    echo: bool = False,
+    writer_autocheckpoint: int | None = None,
+) -> Engines:
+    """``writer_autocheckpoint``: SQLite's WAL threshold for the writer's own checkpoints
+    (default: SQLite's 1,000 pages); raised by a process that runs ``WalCheckpointer``."""
     async_url = normalize_url(url)
     if engine_kind(url) == "sqlite":
         # No overflow: an overflow connection is opened and closed per use (a thread and the
@@ -121,7 +133,12 @@ def create_engines(url: str, *, busy_timeout_ms: int = 5000, echo: bool = False)
             **JSON_OPTIONS,
         )
         _configure_sqlite(reader, immediate=False, busy_timeout_ms=busy_timeout_ms)
-        _configure_sqlite(writer, immediate=True, busy_timeout_ms=busy_timeout_ms)
+        _configure_sqlite(
+            writer,
+            immediate=True,
+            busy_timeout_ms=busy_timeout_ms,
+            autocheckpoint=writer_autocheckpoint,
+        )
         return Engines("sqlite", reader, writer)
     engine = create_async_engine(
         async_url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True, **JSON_OPTIONS
