@@ -131,6 +131,17 @@ def wrk(url: str, seconds: float, connections: int, script: str, *args: str) -> 
     ]  # fmt: skip
 
 
+def group_commits(url: str) -> dict[str, float]:
+    """The server's bus group-commit counters (events / batches = the mean batch size)."""
+    text = httpx.get(url + "/metrics", timeout=30).text
+    found = {}
+    for line in text.splitlines():
+        for name in ("batches", "events"):
+            if line.startswith(f"opstage_bus_ingest_{name}_total "):
+                found[name] = float(line.split()[1])
+    return found
+
+
 def start_profiler(pid: int, seconds: float) -> subprocess.Popen[bytes]:
     """py-spy on the server for one phase; --gil: shares of the server's Python CPU time."""
     flags = ["--rate", "200", "--format", "raw", "--nonblocking", "--threads", "--gil"]
@@ -163,7 +174,8 @@ def main() -> int:
     print(f"machine: {info.get('nproc')} CPU, Python {info.get('python')}; "
           f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}\n")  # fmt: skip
     print(f"{'stored events':>14} {'bare req/s':>11} {'ingest ev/s':>12} {'ratio':>7} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>7} {'server CPU%':>11}")  # fmt: skip
+          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>7} {'server CPU%':>11} "
+          f"{'batch':>6}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="opstage-bus-bench-") as tmp:
         server = ServerProcess(data_dir=Path(tmp), env=dict(SERVER_ENV)).start()
         try:
@@ -184,7 +196,11 @@ def main() -> int:
                 bare_args = (str(bare_file), "bare")
                 bare = run_load(wrk(server.url, seconds, conns, "agents.lua", *bare_args), pid)
                 profiler = start_profiler(pid, seconds) if args.profile and not rows else None
+                before = group_commits(server.url)
                 bus = run_load(wrk(server.url, seconds, conns, "bus.lua", *bus_args), pid)
+                after = group_commits(server.url)
+                batches = after["batches"] - before["batches"]
+                bus["mean_batch"] = (after["events"] - before["events"]) / max(1, batches)
                 if profiler is not None:
                     profiler.wait(timeout=60)
                 with sqlite3.connect(db) as conn:
@@ -200,7 +216,8 @@ def main() -> int:
                 rows.append(row)
                 print(f"{stored:>14,} {bare['rps']:>11.0f} {bus['rps']:>12.0f} "
                       f"{row['ratio_pct']:>6.1f}% {bus['p50_ms']:>7.1f} {bus['p99_ms']:>7.1f} "
-                      f"{bus['errors']:>7} {bus['server_cpu_pct']:>11.0f}")  # fmt: skip
+                      f"{bus['errors']:>7} {bus['server_cpu_pct']:>11.0f} "
+                      f"{bus['mean_batch']:>6.1f}")  # fmt: skip
         finally:
             server.stop()
     print()
