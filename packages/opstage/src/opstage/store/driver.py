@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opstage.store.engine import json_dumps, json_loads
+from opstage.store.sqlite_tx import COMMITTED, take_pending_begin
 from opstage.store.tables import UtcDateTime
 
 Row = dict[str, Any]
@@ -152,13 +153,48 @@ async def in_driver(conn: AsyncConnection, work: Callable[[Sql], T]) -> T:
     statement as before, so its asyncpg adapter keeps managing the transaction.
     """
     if conn.dialect.name == "sqlite":
-        driver = _aiosqlite(conn)
-        try:
-            result: T = await driver._execute(lambda: work(_Sqlite(driver._conn)))
-        except sqlite3.Error as exc:
-            _raise_as_sqlalchemy(exc, "(driver batch)", None)
-        return result
+        return await _on_sqlite_thread(conn, work, commit=False)
     return await conn.run_sync(lambda sync_conn: work(_Core(sync_conn)))
+
+
+async def commit_in_driver(conn: AsyncConnection, work: Callable[[Sql], None]) -> None:
+    """``work`` and then ``COMMIT`` in one hand-off (SQLite; store/sqlite_tx.py).
+
+    The caller then commits the unit as usual; SQLAlchemy only does its bookkeeping. On
+    PostgreSQL this is ``in_driver``, and the unit's commit commits.
+    """
+    if conn.dialect.name == "sqlite":
+        await _on_sqlite_thread(conn, work, commit=True)
+    else:
+        await in_driver(conn, work)
+
+
+async def _on_sqlite_thread(conn: AsyncConnection, work: Callable[[Sql], T], *, commit: bool) -> T:
+    fairy = conn.sync_connection.connection  # type: ignore[union-attr]
+    driver = _aiosqlite(conn)
+    begin = take_pending_begin(fairy.info)
+
+    def run() -> T:
+        raw = driver._conn
+        if begin is not None:
+            raw.execute(begin)
+        result = work(_Sqlite(raw))
+        if commit and raw.in_transaction:
+            raw.execute("COMMIT")
+        return result
+
+    try:
+        result: T = await driver._execute(run)
+    except sqlite3.Error as exc:
+        _raise_as_sqlalchemy(exc, "(driver batch)", None)
+    if commit:
+        fairy.info[COMMITTED] = True
+    return result
+
+
+def _aiosqlite(conn: AsyncConnection) -> Any:
+    # Called inside a unit or session, so the pooled connection is checked out and live.
+    return conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
 
 
 def _raise_as_sqlalchemy(exc: sqlite3.Error, sql: str, params: Any) -> NoReturn:
@@ -169,17 +205,9 @@ def _raise_as_sqlalchemy(exc: sqlite3.Error, sql: str, params: Any) -> NoReturn:
     raise sa_exc.DBAPIError(sql, params, exc) from exc
 
 
-def _aiosqlite(conn: AsyncConnection) -> Any:
-    # The unit has begun its transaction, so the pooled connection is checked out and live.
-    return conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-
-
 async def _fetch(conn: AsyncConnection, sql: str, params: tuple[Any, ...]) -> Sequence[Any]:
     if conn.dialect.name == "sqlite":
-        try:
-            return await _aiosqlite(conn).execute_fetchall(sql, params)  # type: ignore[no-any-return]
-        except sqlite3.Error as exc:
-            _raise_as_sqlalchemy(exc, sql, params)
+        return await in_driver(conn, lambda driver: driver.fetch(sql, params))
     return (await conn.exec_driver_sql(sql, params)).all()
 
 

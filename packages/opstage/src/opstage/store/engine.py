@@ -19,7 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
-from sqlalchemy.util import await_only
+
+from opstage.store.sqlite_tx import defer_transactions
 
 
 def normalize_url(url: str) -> str:
@@ -64,13 +65,7 @@ def _configure_sqlite(
             cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         cursor.close()
 
-    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # Straight to aiosqlite (one hand-off to its thread): through exec_driver_sql this
-        # statement cost more of the event loop than the rest of a small write unit.
-        await_only(conn.connection.driver_connection.execute(begin))
+    defer_transactions(engine, "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 @dataclass

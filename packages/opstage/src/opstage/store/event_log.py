@@ -21,7 +21,7 @@ from sqlalchemy.engine import Dialect
 
 from opstage.domain.events import DomainEvent
 from opstage.store.base import Repo, Row
-from opstage.store.driver import Sql, in_driver, insert_statement
+from opstage.store.driver import Sql, insert_statement
 from opstage.store.tables import domain_event_log as log
 from opstage.store.tables import system_settings
 
@@ -48,10 +48,6 @@ def append_work(
 
 
 class EventLogRepo(Repo):
-    async def append(self, events: Sequence[DomainEvent], now: datetime) -> None:
-        if events:
-            await in_driver(self.conn, append_work(self.conn.dialect, events, now))
-
     async def after(
         self, cursor: int, limit: int, kinds: Sequence[str] = ()
     ) -> tuple[builtins.list[Row], int]:

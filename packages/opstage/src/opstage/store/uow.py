@@ -25,7 +25,7 @@ from opstage.store.audit import AuditRepo
 from opstage.store.base import Row
 from opstage.store.bus import BusEventRepo, BusRouteRepo
 from opstage.store.commands import CommandRepo
-from opstage.store.driver import Sql, execute_all, in_driver, insert_statement
+from opstage.store.driver import Sql, Statement, commit_in_driver, execute_all, insert_statement
 from opstage.store.engine import Engines
 from opstage.store.event_log import EventLogRepo, append_work
 from opstage.store.observability import ObservabilityRepo
@@ -54,7 +54,7 @@ class SqlUnitOfWork:
         self.write = write
         self.kind = engines.kind
         self.events: list[DomainEvent] = []
-        self._logged = 0  # events[:_logged] are already in the event log (insert_all)
+        self._inserts: list[Statement] = []  # insert_all: written at commit
         self._hooks: list[Callable[[], None]] = []
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
@@ -92,8 +92,9 @@ class SqlUnitOfWork:
         committed = False
         try:
             if exc is None and self.write:
-                if len(self.events) > self._logged:  # durable in this transaction (resume log)
-                    await self.event_log.append(self.events[self._logged :], utcnow())
+                tail = self._tail_work()
+                if tail is not None:  # one hand-off, COMMIT included on SQLite
+                    await commit_in_driver(self._conn, tail)
                 await self._tx.commit()
                 committed = True
             else:
@@ -131,26 +132,32 @@ class SqlUnitOfWork:
         self.events.append(event)
 
     async def insert_all(self, rows_by_table: Sequence[tuple[str, Sequence[Row]]]) -> None:
-        """Insert each table's rows, in order, then the events recorded so far into the event
-        log: one hand-off to the driver for all of it (store/driver.py). Those events are not
-        logged again at commit."""
+        """Insert each table's rows, in order, at commit: with the event log's rows and (on
+        SQLite) the ``COMMIT`` itself, in one hand-off to the driver (store/driver.py).
+
+        Nothing read in this unit after the call sees these rows; a conflict surfaces from the
+        commit, as ``DuplicateRow``."""
         dialect = self.conn.dialect
-        statements = [
+        self._inserts.extend(
             insert_statement(dialect, metadata.tables[name], rows)
             for name, rows in rows_by_table
             if rows
-        ]
-        inserts = execute_all(statements)
-        events = self.events[self._logged :]
-        log = append_work(dialect, events, utcnow()) if events else None
+        )
+
+    def _tail_work(self) -> Callable[[Sql], None] | None:
+        """The unit's last driver work: buffered inserts, then the event log."""
+        inserts = execute_all(self._inserts) if self._inserts else None
+        log = append_work(self.conn.dialect, self.events, utcnow()) if self.events else None
+        if inserts is None and log is None:
+            return None
 
         def work(sql: Sql) -> None:
-            inserts(sql)
+            if inserts is not None:
+                inserts(sql)
             if log is not None:
                 log(sql)
 
-        await in_driver(self.conn, work)
-        self._logged += len(events)
+        return work
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         self._hooks.append(hook)
