@@ -150,6 +150,42 @@ def test_a_duplicate_through_the_driver_is_a_duplicate_row(
     asyncio.run(go())
 
 
+async def _driver_read(uow: SqlUnitOfWork) -> None:
+    await _AUDIT_BY_ID.rows(uow.conn, id="none")
+
+
+async def _core_read(uow: SqlUnitOfWork) -> None:
+    await uow.conn.execute(select(audit_events.c.id).limit(1))
+
+
+@pytest.mark.sqlite_only
+def test_a_writer_holds_the_write_lock_from_its_first_read(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE is deferred to the unit's first statement (store/sqlite_tx.py), but
+    it must come before that statement, whichever path the statement takes."""
+    path = tmp_path / "lock.db"
+    url = f"sqlite:///{path}"
+    _migrated(url)
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+
+    async def go() -> None:
+        engines = create_engines(url)
+        try:
+            for first in (_driver_read, _core_read):
+                async with SqlUnitOfWork(engines, None, write=True) as uow:
+                    await first(uow)
+                    with pytest.raises(sqlite3.OperationalError, match="locked"):
+                        other.execute("BEGIN IMMEDIATE")
+                other.execute("BEGIN IMMEDIATE")  # released at the unit's end
+                other.execute("ROLLBACK")
+        finally:
+            await engines.dispose()
+
+    try:
+        asyncio.run(go())
+    finally:
+        other.close()
+
+
 @pytest.mark.sqlite_only
 def test_a_locked_database_is_unavailable_not_an_error(tmp_path: Path) -> None:
     """BEGIN IMMEDIATE goes straight to the driver; SQLITE_BUSY must still be a 503."""
@@ -162,10 +198,11 @@ def test_a_locked_database_is_unavailable_not_an_error(tmp_path: Path) -> None:
     async def go() -> None:
         engines = create_engines(url, busy_timeout_ms=50)
         try:
-            with pytest.raises(Unavailable) as caught:
-                async with SqlUnitOfWork(engines, None, write=True):
-                    pass
-            assert caught.value.code == "DATABASE_UNAVAILABLE"
+            for first in (_driver_read, _core_read):  # BEGIN IMMEDIATE comes with either
+                with pytest.raises(Unavailable) as caught:
+                    async with SqlUnitOfWork(engines, None, write=True) as uow:
+                        await first(uow)
+                assert caught.value.code == "DATABASE_UNAVAILABLE"
             holder.execute("ROLLBACK")
             async with SqlUnitOfWork(engines, None, write=True) as uow:  # the pool recovered
                 await insert_rows(uow.conn, audit_events, [_audit(7, INSTANTS[0], {})])
