@@ -25,6 +25,7 @@ from opstage.app.secrets_once import OneTimeSecrets
 from opstage.app.waiters import PendingHint, Waiters
 from opstage.settings import Settings, SettingsError
 from opstage.store.backup import backup_for
+from opstage.store.bus_session import BusWriterSession
 from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointer
 from opstage.store.engine import Engines, create_engines, sqlite_path
 from opstage.store.migrate import current_revision_async, head_revision
@@ -90,6 +91,8 @@ class Runtime:
             )
             heartbeats.bind(ctx)
             ctx.bus_ingest = BusIngestWriter()
+            if engines.kind == "sqlite":
+                ctx.bus_session = lambda: BusWriterSession(engines)
             ctx.bus_ingest.bind(ctx)
             runtime = cls(settings, engines, ctx)
             if bootstrap:  # one-off CLI commands (e.g. `admin create-user`) skip it

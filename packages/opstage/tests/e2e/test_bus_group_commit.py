@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from opstage.app.services import report_services
 from opstage.app.tokens import create_token
 from opstage.runtime import Runtime
 from opstage.settings import Settings
+from opstage.store.bus_session import BusWriterSession
 from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES
 from opstage.store.driver import Query
 from opstage.store.migrate import upgrade_async
@@ -79,6 +81,7 @@ async def test_a_batch_the_database_rejects_is_replayed_event_by_event(
             return await real(c, batch)
 
         monkeypatch.setattr(bus_batch, "_ingest_batch", once_broken)
+        ctx.bus_session = None  # one unit of work per batch, as on PostgreSQL
         writer = ctx.bus_ingest
         assert writer is not None
 
@@ -113,6 +116,105 @@ async def test_a_batch_the_database_rejects_is_replayed_event_by_event(
         assert total == 7
     finally:
         await runtime.stop()
+
+
+@pytest.mark.sqlite_only
+async def test_a_session_batch_the_database_rejects_goes_to_a_unit_of_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = await _runtime(tmp_path, None, "session-fail.db")
+    try:
+        ctx = runtime.ctx
+        agent_id = await _agent(runtime, "pub")
+        await report_services(ctx, Actor("AGENT", agent_id), agent_id, [service("pub-svc")])
+        real = BusWriterSession.commit_later
+        refused: list[int] = []
+
+        def once_refused(self: BusWriterSession, rows: Any, events: Any, version: int) -> Any:
+            if refused:
+                return real(self, rows, events, version)
+            refused.append(len(events))
+            future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            future.set_exception(sqlite3.OperationalError("disk I/O error"))
+            return future
+
+        monkeypatch.setattr(BusWriterSession, "commit_later", once_refused)
+        writer = ctx.bus_ingest
+        assert writer is not None
+        body = {"eventType": "t", "sourceServiceCode": "pub-svc"}
+        answers = await asyncio.gather(
+            *(
+                writer.submit(ctx, Actor("AGENT", agent_id), agent_id, dict(body), None)
+                for _ in "ab"
+            )
+        )
+        assert refused, "the session never committed"
+        assert len({a["eventId"] for a in answers}) == 2
+        assert await _count(ctx, "bus_events") == 2  # once each, by the unit of work after
+        assert await _count(ctx, "audit_events", "action = 'bus.event.received'") == 2
+        assert len(ctx.bus_windows._times[agent_id]) == 2  # the refused batch gave its slots back
+    finally:
+        await runtime.stop()
+
+
+@pytest.mark.sqlite_only
+async def test_a_batch_prepared_before_another_process_wrote_is_prepared_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session prepares batches from reads it keeps; a commit by another connection in
+    between (here: the route disabled by another process) makes them stale, not wrong."""
+    runtime = await _runtime(tmp_path, None, "stale.db")
+    try:
+        ctx = runtime.ctx
+        system = Actor.system()
+        ids = {code: await _agent(runtime, code) for code in ("src", "dst")}
+        await report_services(ctx, Actor("AGENT", ids["src"]), ids["src"], [service("src-svc")])
+        target = service("dst-svc", {"name": "ship", "label": "Ship"})
+        await report_services(ctx, Actor("AGENT", ids["dst"]), ids["dst"], [target])
+        await ctx.heartbeats.submit(Contact(ids["dst"], ctx.clock(), None, None))  # ONLINE
+        route = await create_route(
+            ctx,
+            system,
+            {
+                "name": "r",
+                "status": "ENABLED",
+                "match": {"eventType": "t", "sourceServiceCode": "src-svc"},
+                "target": {"serviceCode": "dst-svc", "actionName": "ship"},
+            },
+        )
+        db = tmp_path / "stale.db"
+        real = BusWriterSession.commit_later
+        prepared: list[int] = []
+
+        def other_process_writes_first(
+            self: BusWriterSession, rows: Any, events: Any, version: int
+        ) -> Any:
+            if not prepared:  # between this batch's reads and its commit
+                other = sqlite3.connect(db, isolation_level=None)
+                other.execute(
+                    "UPDATE bus_routes SET status = 'DISABLED' WHERE id = ?", (route["id"],)
+                )
+                other.close()
+            prepared.append(version)
+            return real(self, rows, events, version)
+
+        monkeypatch.setattr(BusWriterSession, "commit_later", other_process_writes_first)
+        writer = ctx.bus_ingest
+        assert writer is not None
+        body = {"eventType": "t", "sourceServiceCode": "src-svc"}
+        answer = await writer.submit(ctx, Actor("AGENT", ids["src"]), ids["src"], body, None)
+        assert len(prepared) == 2 and prepared[0] != prepared[1]  # prepared again, fresh reads
+        assert answer["routedCommands"] == []  # the route was off before this event committed
+        assert await _count(ctx, "commands") == 0
+        assert await _count(ctx, "bus_events") == 1
+    finally:
+        await runtime.stop()
+
+
+async def _count(ctx: Any, table: str, where: str = "1 = 1") -> int:
+    async with ctx.reader() as uow:
+        found = await uow.conn.exec_driver_sql(f"SELECT count(*) FROM {table} WHERE {where}")
+        return int(found.scalar())
 
 
 def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -23,18 +23,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 from opstage.app import bus
 from opstage.app.context import Actor, AppContext
-from opstage.app.ports import UnitOfWork
+from opstage.app.ports import BusSession, UnitOfWork
 from opstage.domain.errors import DomainError
 
 log = logging.getLogger("opstage.bus")
 Row = dict[str, Any]
+Memo = dict[tuple[str, tuple[Any, ...]], Any]
 MAX_BATCH = 200
+# How long one pipelined run of batches may keep the writer from every other writer of this
+# process (heartbeats, claims, admin changes wait at most this much longer under full ingest).
+SESSION_SECONDS = 0.05
 
 
 @dataclass
@@ -49,9 +54,9 @@ class _Publish:
 class _CachedRepo:
     """Serves repeated reads of one batch from memory; everything else goes through."""
 
-    def __init__(self, repo: Any, cached: frozenset[str]) -> None:
+    def __init__(self, repo: Any, cached: frozenset[str], memo: Memo | None = None) -> None:
         self._repo = repo
-        self._memo: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        self._memo: Memo = {} if memo is None else memo
         for name in cached:
             setattr(self, name, self._memoised(self._memo, name, getattr(repo, name)))
 
@@ -91,21 +96,49 @@ class _BufferedInserts:
         self.rows.append(row)
 
 
+@dataclass
+class _References:
+    """Reads a run of batches share (a session), keyed as ``_CachedRepo`` keys them."""
+
+    services: Memo = field(default_factory=dict)
+    agents: Memo = field(default_factory=dict)
+    routes: Memo = field(default_factory=dict)
+    causes: dict[str, Row | None] = field(default_factory=dict)
+    version: int | None = None  # the database's data_version they were read at
+
+    def covers(self, codes: set[str], types: set[str], causes: set[str]) -> bool:
+        return (
+            self.version is not None
+            and all(("get_by_code", (c,)) in self.services for c in codes)
+            and all(("candidates", (t,)) in self.routes for t in types)
+            and all(c in self.causes for c in causes)
+        )
+
+    def reset(self, version: int | None) -> None:
+        for memo in (self.services, self.agents, self.routes):
+            memo.clear()
+        self.causes.clear()
+        self.version = version
+
+
 class _BatchUnit:
     """The batch's view of one write unit of work: cached reads, buffered inserts."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, refs: _References | None = None) -> None:
+        refs = refs or _References()
         self.uow = uow
-        self.services = _CachedRepo(uow.services, frozenset({"get_by_code", "action", "get"}))
-        self.agents = _CachedRepo(uow.agents, frozenset({"get"}))
-        self.bus_routes = _CachedRepo(uow.bus_routes, frozenset({"candidates"}))
+        self.services = _CachedRepo(
+            uow.services, frozenset({"get_by_code", "action", "get"}), refs.services
+        )
+        self.agents = _CachedRepo(uow.agents, frozenset({"get"}), refs.agents)
+        self.bus_routes = _CachedRepo(uow.bus_routes, frozenset({"candidates"}), refs.routes)
         self.commands = _BufferedInserts(uow.commands)
         self.audit = _BufferedInserts(uow.audit)
         self.bus_events = _BufferedInserts(
             uow.bus_events, {"set_outcome": self._set_outcome, "get": self._get_event}
         )
         self._recorded = uow.events
-        self._causes: dict[str, Row | None] = {}
+        self._causes = refs.causes
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.uow, name)
@@ -131,16 +164,24 @@ class _BatchUnit:
 
     async def read_ahead(self, batch: list[_Publish]) -> None:
         """Everything routing will read for this batch, in one round trip."""
-        refs = await self.uow.bus_routes.references(
-            sorted({str(p.body["sourceServiceCode"]) for p in batch}),
-            sorted({str(p.body["eventType"]) for p in batch}),
-            sorted({str(p.body["causationId"]) for p in batch if p.body.get("causationId")}),
-        )
+        codes, types, causes = _needs(batch)
+        refs = await self.uow.bus_routes.references(sorted(codes), sorted(types), sorted(causes))
+        self.seed(refs)
+
+    def seed(self, refs: Any) -> None:
         self.services.seed("get_by_code", refs.services_by_code)
         self.services.seed("action", refs.actions)
         self.bus_routes.seed("candidates", refs.routes_by_type)
         self.agents.seed("get", refs.agents)
         self._causes.update(refs.events)
+
+    def rows_by_table(self) -> list[tuple[str, list[Row]]]:
+        # Foreign keys: commands point at their bus event.
+        return [
+            ("bus_events", self.bus_events.rows),
+            ("commands", self.commands.rows),
+            ("audit_events", self.audit.rows),
+        ]
 
     def mark(self) -> tuple[int, int, int, int]:
         return (
@@ -157,22 +198,62 @@ class _BatchUnit:
         del self._recorded[mark[3] :]
 
     async def flush(self) -> None:
-        # Foreign keys: commands point at their bus event. The events recorded so far (bus
-        # event, commands, audit) go to the event log in the same round trip.
-        await self.uow.insert_all(
-            [
-                ("bus_events", self.bus_events.rows),
-                ("commands", self.commands.rows),
-                ("audit_events", self.audit.rows),
-            ]
-        )
+        # Written with the commit, in the same round trip as the event log and (SQLite) COMMIT.
+        await self.uow.insert_all(self.rows_by_table())
+
+
+def _needs(batch: list[_Publish]) -> tuple[set[str], set[str], set[str]]:
+    """Source service codes, event types and cause event ids a batch's routing reads."""
+    return (
+        {str(p.body["sourceServiceCode"]) for p in batch},
+        {str(p.body["eventType"]) for p in batch},
+        {str(p.body["causationId"]) for p in batch if p.body.get("causationId")},
+    )
+
+
+class _Miss(Exception):
+    """A read a session cannot serve from what it has read: the batch goes to a unit of work."""
+
+
+class _Unread:
+    """A repository inside a session: anything not already read is a miss."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def miss(*_args: Any, **_kwargs: Any) -> Any:
+            raise _Miss(name)
+
+        return miss
+
+
+class _SessionView:
+    """The ``UnitOfWork`` surface a batch's rules use, inside a session (no transaction open:
+    reads come from the session's references, writes are buffered until ``commit_later``)."""
+
+    write = True
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.events: list[Any] = []
+        unread = _Unread()
+        self.services = self.agents = self.bus_routes = unread
+        self.commands = self.audit = self.bus_events = unread
+
+    def record(self, event: Any) -> None:
+        self.events.append(event)
+
+    def after_commit(self, hook: Any) -> None:
+        raise _Miss("after_commit")
 
 
 class BusIngestWriter:
     def __init__(self) -> None:
         self._ctx: AppContext | None = None
         self._pending: list[_Publish] = []
+        self._requeued: list[_Publish] = []  # prepared from stale reads: prepare again
+        self._slow: list[_Publish] = []  # for a unit of work (and, failing that, one by one)
         self._wake = asyncio.Event()
+        self._want = 1  # pending publishes that wake the writer
+        self._waiting = 0  # publishes submitted and not yet answered
         self.batches = 0
         self.events = 0
         self.fallbacks = 0
@@ -186,18 +267,32 @@ class BusIngestWriter:
         await bus.seed_window(ctx, agent_id)
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
         self._pending.append(_Publish(actor, agent_id, body, key, future))
-        self._wake.set()
-        return await future
+        if len(self._pending) >= self._want:
+            self._wake.set()
+        self._waiting += 1
+        try:
+            return await future
+        finally:
+            self._waiting -= 1
 
     async def run(self) -> None:
+        assert self._ctx is not None
+        ctx = self._ctx
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                await self._process(batch)
+            while self._pending or self._requeued or self._slow:
+                if self._slow:
+                    batch, self._slow = self._slow[:MAX_BATCH], self._slow[MAX_BATCH:]
+                    await self._process(batch)
+                elif ctx.bus_session is not None:
+                    await self._run_session(ctx, ctx.bus_session())
+                else:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                    await self._process(batch)
 
     async def _process(self, batch: list[_Publish]) -> None:
+        """One batch in one unit of work; if the database refuses it, each event alone."""
         assert self._ctx is not None
         ctx = self._ctx
         self.batches += 1
@@ -221,45 +316,167 @@ class BusIngestWriter:
                     if not item.future.done():
                         item.future.set_result(result)
             return
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if item.future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                item.future.set_exception(outcome)
-            else:
-                item.future.set_result(outcome)
+        _answer(batch, outcomes)
+
+    async def _run_session(self, ctx: AppContext, session: BusSession) -> None:
+        """Batches back to back on the writer, each prepared while the previous one commits.
+
+        Ends when nothing is pending or queued, or after ``SESSION_SECONDS`` so that the
+        process's other writers get their turn; a batch the session cannot prepare from what
+        it read goes to a unit of work after it.
+        """
+        loop = asyncio.get_running_loop()
+        refs = _References()
+        end = loop.time() + SESSION_SECONDS
+        async with session:
+            while loop.time() < end:
+                if self._requeued:
+                    self._pending[:0], self._requeued = self._requeued, []
+                running = session.unfinished()
+                # Half of the publishers waiting for an answer: while one half's batch
+                # commits, the other half's is prepared (one batch of everyone would leave
+                # the loop idle during every commit, the publishers all waiting on it).
+                size = min(MAX_BATCH, -(-self._waiting // 2))
+                if running is not None and len(self._pending) < size:
+                    await self._until(size, running)
+                    continue
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending[:size], self._pending[size:]
+                self.batches += 1
+                self.events += len(batch)
+                try:
+                    await self._prepare(ctx, session, refs, batch)
+                except Exception as exc:
+                    if not isinstance(exc, _Miss):
+                        log.info("bus batch of %d not prepared in a session: %r", len(batch), exc)
+                    self._slow.extend(batch)
+                    return
+
+    async def _until(self, pending: int, running: asyncio.Future[bool]) -> None:
+        """Until ``pending`` publishes are pending or ``running`` has committed."""
+        self._want = pending
+        self._wake.clear()
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((woken, running), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            self._want = 1
+
+    async def _prepare(
+        self, ctx: AppContext, session: BusSession, refs: _References, batch: list[_Publish]
+    ) -> None:
+        now = ctx.clock()
+        since = now - timedelta(hours=ctx.settings.capsule_bus_idempotency_hours)
+        pairs = sorted({(p.agent_id, p.key) for p in batch if p.key})
+        codes, types, causes = _needs(batch)
+        known: dict[tuple[str, str], Row] = {}
+        view = _SessionView(ctx.db_kind)
+        unit = _BatchUnit(cast(UnitOfWork, view), refs)
+        if pairs or not refs.covers(codes, types, causes):
+            read = await session.read(sorted(codes), sorted(types), sorted(causes), pairs)
+            if read.version != refs.version:
+                refs.reset(read.version)
+            unit.seed(read.references)
+            known = read.keys
+        version = refs.version
+        assert version is not None
+        taken: list[tuple[str, float]] = []
+        try:
+            outcomes = await _apply_rules(unit, ctx, batch, now, since, known, taken)
+        except BaseException:
+            _release(ctx, taken)
+            raise
+        done = session.commit_later(unit.rows_by_table(), view.events, version)
+        done.add_done_callback(partial(self._committed, batch, outcomes, taken, view.events, refs))
+
+    def _committed(
+        self,
+        batch: list[_Publish],
+        outcomes: list[Row | DomainError],
+        taken: list[tuple[str, float]],
+        events: list[Any],
+        refs: _References,
+        done: asyncio.Future[bool],
+    ) -> None:
+        assert self._ctx is not None
+        error = None if done.cancelled() else done.exception()
+        if not done.cancelled() and error is None and done.result():
+            _answer(batch, outcomes)
+            self._ctx.bus.publish_all(events)
+            return
+        _release(self._ctx, taken)
+        if error is None and not done.cancelled():  # stale: another process wrote meanwhile
+            refs.version = None
+            self._requeued.extend(batch)
+        else:
+            log.info("bus batch of %d failed in a session: %r", len(batch), error)
+            self._slow.extend(batch)
+        self._wake.set()
+
+
+def _answer(batch: list[_Publish], outcomes: list[Row | DomainError]) -> None:
+    for item, outcome in zip(batch, outcomes, strict=True):
+        if item.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            item.future.set_exception(outcome)
+        else:
+            item.future.set_result(outcome)
+
+
+def _release(ctx: AppContext, taken: list[tuple[str, float]]) -> None:
+    for agent_id, stamp in taken:
+        ctx.bus_windows.release(agent_id, stamp)
 
 
 async def _ingest_batch(ctx: AppContext, batch: list[_Publish]) -> list[Row | DomainError]:
     now = ctx.clock()
     since = now - timedelta(hours=ctx.settings.capsule_bus_idempotency_hours)
     taken: list[tuple[str, float]] = []
-    outcomes: list[Row | DomainError] = []
     try:
         async with ctx.writer() as uow:
             unit = _BatchUnit(uow)
             await unit.read_ahead(batch)
             pairs = sorted({(p.agent_id, p.key) for p in batch if p.key})
             known: dict[tuple[str, str], Row] = await uow.bus_events.by_idempotency_keys(pairs)
-            accepted: dict[tuple[str, str], Row] = {}
-            for item in batch:
-                mark = unit.mark()
-                slot: list[tuple[str, float]] = []
-                try:
-                    outcome = await _one(unit, ctx, item, now, since, known, accepted, slot)
-                except DomainError as exc:
-                    unit.rollback_to(mark)
-                    for agent_id, stamp in slot:
-                        ctx.bus_windows.release(agent_id, stamp)
-                    outcomes.append(exc)
-                    continue
-                taken.extend(slot)
-                outcomes.append(outcome)
+            outcomes = await _apply_rules(unit, ctx, batch, now, since, known, taken)
             await unit.flush()
     except BaseException:
-        for agent_id, stamp in taken:
-            ctx.bus_windows.release(agent_id, stamp)
+        _release(ctx, taken)
         raise
+    return outcomes
+
+
+async def _apply_rules(
+    unit: _BatchUnit,
+    ctx: AppContext,
+    batch: list[_Publish],
+    now: datetime,
+    since: datetime,
+    known: dict[tuple[str, str], Row],
+    taken: list[tuple[str, float]],
+) -> list[Row | DomainError]:
+    """Every event's rules in order; a refused event is dropped alone (``taken``: the rate
+    slots of the events kept)."""
+    accepted: dict[tuple[str, str], Row] = {}
+    outcomes: list[Row | DomainError] = []
+    for item in batch:
+        mark = unit.mark()
+        slot: list[tuple[str, float]] = []
+        try:
+            outcome = await _one(unit, ctx, item, now, since, known, accepted, slot)
+        except DomainError as exc:
+            unit.rollback_to(mark)
+            _release(ctx, slot)
+            outcomes.append(exc)
+            continue
+        except BaseException:
+            _release(ctx, slot)
+            raise
+        taken.extend(slot)
+        outcomes.append(outcome)
     return outcomes
 
 

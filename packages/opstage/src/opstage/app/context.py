@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from opstage.app.bus_window import IngestWindows
 from opstage.app.eventbus import DomainEventBus
-from opstage.app.ports import UnitOfWork, UnitOfWorkFactory
+from opstage.app.ports import BusSession, UnitOfWork, UnitOfWorkFactory
 from opstage.domain.timeutil import utcnow
 from opstage.settings import Settings
 
@@ -67,6 +67,8 @@ class AppContext:
     backup: DatabaseBackup | None = None
     # Group commit for Capsule Bus publishes (app/bus_batch.py); None: one transaction each.
     bus_ingest: BusIngestWriter | None = None
+    # Its pipelined runs of batches on the writer (SQLite only; store/bus_session.py).
+    bus_session: Callable[[], BusSession] | None = None
     # The settings as started; ``settings`` may carry runtime overrides (app/maintenance_settings).
     base_settings: Settings | None = None
 

@@ -7,6 +7,7 @@ behaviour is pinned by the store's own tests and the end-to-end suite.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
@@ -60,7 +61,8 @@ class UnitOfWork(Protocol):
     def record(self, event: DomainEvent) -> None: ...
 
     async def insert_all(self, rows_by_table: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        """Each table's rows in order, then the events recorded so far, in one round trip."""
+        """Each table's rows in order, written with the commit (one round trip with the event
+        log's rows); later reads in the unit do not see them."""
 
     async def ping(self) -> None: ...
 
@@ -69,3 +71,38 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, write: bool) -> UnitOfWork: ...
+
+
+class BusSession(Protocol):
+    """Capsule Bus batches pipelined on the writer (``store.bus_session``; SQLite only)."""
+
+    async def __aenter__(self) -> BusSession: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def read(
+        self,
+        source_codes: Sequence[str],
+        event_types: Sequence[str],
+        event_ids: Sequence[str],
+        key_pairs: Sequence[tuple[str, str]],
+    ) -> Any:
+        """``references`` (what routing reads), ``keys`` (stored idempotency keys) and the
+        ``version`` of the database they were read at."""
+
+    def commit_later(
+        self,
+        rows_by_table: Sequence[tuple[str, Sequence[Any]]],
+        events: Sequence[DomainEvent],
+        version: int,
+    ) -> asyncio.Future[bool]:
+        """Queue the batch's transaction: ``True`` once committed, ``False`` if the database
+        changed since ``version`` (nothing written)."""
+
+    def unfinished(self) -> asyncio.Future[bool] | None:
+        """The oldest queued transaction still running, if any."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, tuple_, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opstage.store.agents import AGENT_BY_ID
@@ -28,6 +29,9 @@ _CANDIDATES = Query(
     .order_by(r.c.created_at, r.c.id)
 )
 _EVENT = Query(select(e).where(e.c.id == bindparam("id")))
+_BY_KEY = Query(
+    select(e).where(e.c.agent_id == bindparam("agent_id"), e.c.idempotency_key == bindparam("key"))
+)
 
 
 class BusRouteRepo(Repo):
@@ -74,6 +78,10 @@ class RoutingReferences:
     events: dict[str, Row | None] = field(default_factory=dict)
 
 
+_Raw = dict[Any, Any]
+RawReferences = tuple[_Raw, _Raw, _Raw, _Raw, _Raw]
+
+
 async def routing_references(
     conn: AsyncConnection,
     source_codes: Iterable[str],
@@ -86,7 +94,17 @@ async def routing_references(
     ``BusEventRepo.get``; the targets depend on the routes found, so the whole walk runs where
     the driver runs rather than one round trip per read.
     """
-    dialect = conn.dialect
+    work = references_work(conn.dialect, source_codes, event_types, event_ids)
+    return decode_references(conn.dialect, await in_driver(conn, work))
+
+
+def references_work(
+    dialect: Dialect,
+    source_codes: Iterable[str],
+    event_types: Iterable[str],
+    event_ids: Iterable[str],
+) -> Callable[[Sql], RawReferences]:
+    """``routing_references``' reads, as work for ``in_driver`` (raw rows)."""
     code_at, action_at = (
         _CANDIDATES.index("target_service_code"),
         _CANDIDATES.index("target_action_name"),
@@ -94,9 +112,7 @@ async def routing_references(
     id_at, agent_at = SERVICE_BY_CODE.index("id"), SERVICE_BY_CODE.index("agent_id")
     Raw = builtins.list[tuple[Any, ...]]
 
-    def work(
-        sql: Sql,
-    ) -> tuple[dict[str, Raw], dict[str, Raw], dict[Any, Raw], dict[str, Raw], dict[str, Raw]]:
+    def work(sql: Sql) -> RawReferences:
         services = {c: sql.fetch(*SERVICE_BY_CODE.bind(dialect, code=c)) for c in source_codes}
         routes = {t: sql.fetch(*_CANDIDATES.bind(dialect, event_type=t)) for t in event_types}
         events = {i: sql.fetch(*_EVENT.bind(dialect, id=i)) for i in event_ids}
@@ -117,9 +133,13 @@ async def routing_references(
                     agents[agent_id] = sql.fetch(*AGENT_BY_ID.bind(dialect, id=agent_id))
         return services, routes, actions, agents, events
 
-    services, routes, actions, agents, events = await in_driver(conn, work)
+    return work
 
-    def one(query: Query, found: Raw) -> Row | None:
+
+def decode_references(dialect: Dialect, raw: RawReferences) -> RoutingReferences:
+    services, routes, actions, agents, events = raw
+
+    def one(query: Query, found: Any) -> Row | None:
         return query.decode(dialect, found)[0] if found else None
 
     return RoutingReferences(
@@ -129,6 +149,22 @@ async def routing_references(
         agents={k: one(AGENT_BY_ID, v) for k, v in agents.items()},
         events={k: one(_EVENT, v) for k, v in events.items()},
     )
+
+
+def idempotency_keys_work(
+    dialect: Dialect, pairs: Sequence[tuple[str, str]]
+) -> Callable[[Sql], dict[tuple[str, str], Row]]:
+    """``by_idempotency_keys`` as work for ``in_driver``: one indexed lookup per pair."""
+
+    def work(sql: Sql) -> dict[tuple[str, str], Row]:
+        found = {}
+        for agent_id, key in pairs:
+            rows = sql.fetch(*_BY_KEY.bind(dialect, agent_id=agent_id, key=key))
+            if rows:
+                found[(agent_id, key)] = _BY_KEY.decode(dialect, rows)[0]
+        return found
+
+    return work
 
 
 class BusEventRepo(Repo):

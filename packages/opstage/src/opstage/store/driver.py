@@ -26,6 +26,7 @@ unit of work maps them as before.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -195,6 +196,19 @@ async def _on_sqlite_thread(conn: AsyncConnection, work: Callable[[Sql], T], *, 
 def _aiosqlite(conn: AsyncConnection) -> Any:
     # Called inside a unit or session, so the pooled connection is checked out and live.
     return conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+
+
+def enqueue(conn: AsyncConnection, work: Callable[[Sql], T]) -> asyncio.Future[T]:
+    """SQLite: queue ``work`` on the connection's thread now, without waiting for it.
+
+    aiosqlite runs its queue in order, so whatever is queued on this connection afterwards
+    (awaited or not) runs after ``work``. Errors are the driver's own (``sqlite3.Error``).
+    """
+    driver = _aiosqlite(conn)
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    raw = _Sqlite(driver._conn)
+    driver._tx.put_nowait((future, lambda: work(raw)))
+    return future
 
 
 def _raise_as_sqlalchemy(exc: sqlite3.Error, sql: str, params: Any) -> NoReturn:
