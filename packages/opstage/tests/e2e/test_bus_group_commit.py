@@ -32,12 +32,15 @@ from ..support.clients import service
 
 
 async def _runtime(
-    tmp_path: Path, database_factory: Callable[[Path], str | None] | None, name: str
+    tmp_path: Path,
+    database_factory: Callable[[Path], str | None] | None,
+    name: str,
+    **settings: Any,
 ) -> Runtime:
     """A started runtime on the engine under test (or SQLite without a factory)."""
     url = (database_factory and database_factory(tmp_path)) or f"sqlite:///{tmp_path / name}"
     await upgrade_async(url)
-    settings = Settings(
+    config = Settings(
         database_url=url,
         data_dir=tmp_path,
         session_secret=SecretStr(secrets.token_urlsafe(40)),
@@ -45,8 +48,9 @@ async def _runtime(
         admin_password=SecretStr("owner-password-1234"),
         maintenance_interval_seconds=0,
         capsule_bus_enabled=True,
+        **settings,
     )
-    return await Runtime.start(settings)
+    return await Runtime.start(config)
 
 
 async def _agent(runtime: Runtime, code: str) -> str:
@@ -207,6 +211,55 @@ async def test_a_batch_prepared_before_another_process_wrote_is_prepared_again(
         assert answer["routedCommands"] == []  # the route was off before this event committed
         assert await _count(ctx, "commands") == 0
         assert await _count(ctx, "bus_events") == 1
+    finally:
+        await runtime.stop()
+
+
+@pytest.mark.sqlite_only
+async def test_a_session_keeps_the_writer_until_another_writer_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady ingest one session runs on (ending one drains the pipeline); a unit of
+    work that asks for the writer meanwhile gets it within about SESSION_SECONDS."""
+    monkeypatch.setattr(bus_batch, "SESSION_SECONDS", 0.02)
+    runtime = await _runtime(
+        tmp_path, None, "session-run.db", capsule_bus_ingest_per_min=10_000_000
+    )
+    try:
+        ctx = runtime.ctx
+        agent_id = await _agent(runtime, "pub")
+        await report_services(ctx, Actor("AGENT", agent_id), agent_id, [service("pub-svc")])
+        factory = ctx.bus_session
+        assert factory is not None
+        sessions: list[float] = []
+
+        def counted() -> Any:
+            sessions.append(asyncio.get_running_loop().time())
+            return factory()
+
+        ctx.bus_session = counted
+        writer = ctx.bus_ingest
+        assert writer is not None
+        loop = asyncio.get_running_loop()
+        stop = loop.time() + 1.2
+        body = {"eventType": "t", "sourceServiceCode": "pub-svc"}
+
+        async def publisher() -> None:
+            while loop.time() < stop:
+                await writer.submit(ctx, Actor("AGENT", agent_id), agent_id, dict(body), None)
+
+        publishers = [asyncio.ensure_future(publisher()) for _ in range(8)]
+        await asyncio.sleep(0.6)
+        quiet = len(sessions)
+        asked = loop.time()
+        async with ctx.writer() as uow:  # any other writer: a heartbeat, an admin change
+            waited = loop.time() - asked
+            await uow.conn.exec_driver_sql("SELECT 1")
+        await asyncio.gather(*publishers)
+        # 0.6 s of steady ingest would be some 30 sessions if each ended after 20 ms.
+        assert quiet <= 5, f"{quiet} sessions in 0.6 s without another writer"
+        assert waited < 0.3, f"another writer waited {waited:.3f} s for the session"
+        assert len(sessions) > quiet  # the session ended for it, and ingest went on after
     finally:
         await runtime.stop()
 

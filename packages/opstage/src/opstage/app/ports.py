@@ -85,6 +85,9 @@ class BusSession(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
+    def contended(self) -> bool:
+        """Whether another writer of this process is waiting for the session's connection."""
+
     async def read(
         self,
         source_codes: Sequence[str],

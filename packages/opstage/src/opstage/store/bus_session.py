@@ -81,6 +81,10 @@ class BusWriterSession:
                 await closing
                 raise
 
+    def contended(self) -> bool:
+        """Whether another unit of work of this process is waiting for the writer."""
+        return self._engines.writers_waiting > 0
+
     def unfinished(self) -> asyncio.Future[bool] | None:
         while self._sent and self._sent[0].done():
             self._sent.pop(0)

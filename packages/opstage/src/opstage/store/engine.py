@@ -73,6 +73,9 @@ class Engines:
     kind: str
     reader: AsyncEngine
     writer: AsyncEngine
+    # Units of work waiting for the writer connection (SQLite's pool holds one): a Capsule
+    # Bus session keeps the writer only while this is zero (store/bus_session.py).
+    writers_waiting: int = 0
 
     async def dispose(self) -> None:
         await self.reader.dispose()

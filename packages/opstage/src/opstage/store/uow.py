@@ -67,7 +67,14 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> SqlUnitOfWork:
         engine = self._engines.writer if self.write else self._engines.reader
         try:
-            self._conn = await engine.connect()
+            if self.write:
+                self._engines.writers_waiting += 1
+                try:
+                    self._conn = await engine.connect()
+                finally:
+                    self._engines.writers_waiting -= 1
+            else:
+                self._conn = await engine.connect()
             self._tx = await self._conn.begin()
         except Exception as exc:
             if self._conn is not None:
