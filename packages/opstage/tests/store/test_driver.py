@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from opstage.domain.errors import DuplicateRow, Unavailable
 from opstage.domain.events import AuditRecorded
+from opstage.store import driver
 from opstage.store.driver import Query, insert_rows
 from opstage.store.engine import JSON_OPTIONS, create_engines, normalize_url
 from opstage.store.tables import audit_events, domain_event_log
@@ -213,3 +214,31 @@ def test_a_locked_database_is_unavailable_not_an_error(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         holder.close()
+
+
+@pytest.mark.sqlite_only
+def test_many_rows_go_in_multi_row_chunks_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite gets one multi-row INSERT per chunk; every row lands once, in the given order."""
+    monkeypatch.setattr(driver, "MULTI_ROW_MAX", 7)
+    url = f"sqlite:///{tmp_path / 'chunks.db'}"
+    _migrated(url)
+    rows = [
+        {"kind": f"k{i:03d}", "data": {"i": i}, "created_at": INSTANTS[i % 3]} for i in range(53)
+    ]
+
+    async def run() -> list[Any]:
+        engine = create_async_engine(normalize_url(url), poolclass=NullPool, **JSON_OPTIONS)
+        try:
+            async with engine.begin() as conn:
+                await insert_rows(conn, domain_event_log, rows)
+                stmt = select(domain_event_log).order_by(domain_event_log.c.id)
+                return list((await conn.execute(stmt)).mappings().all())
+        finally:
+            await engine.dispose()
+
+    stored = asyncio.run(run())
+    assert [r["kind"] for r in stored] == [r["kind"] for r in rows]
+    assert [r["data"] for r in stored] == [r["data"] for r in rows]
+    assert [r["created_at"] for r in stored] == [r["created_at"] for r in rows]

@@ -30,6 +30,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -122,6 +123,18 @@ class Sql(Protocol):
     def execute_many(self, sql: str, params: list[tuple[Any, ...]]) -> None: ...
 
 
+MULTI_ROW_MAX = 256  # rows per multi-row INSERT (its text is cached per row count)
+_SQLITE_MAX_VARIABLES = 32766  # SQLite's default limit on bound parameters since 3.32
+
+
+@lru_cache(maxsize=512)
+def _multi_row(sql: str, rows: int) -> str:
+    head, sep, values = sql.partition(" VALUES ")
+    if not sep:
+        raise ValueError(f"not a single-row INSERT: {sql[:60]}")
+    return head + sep + ", ".join([values] * rows)
+
+
 class _Sqlite:
     def __init__(self, raw: sqlite3.Connection) -> None:
         self.raw = raw
@@ -130,7 +143,18 @@ class _Sqlite:
         return self.raw.execute(sql, values).fetchall()
 
     def execute_many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
-        self.raw.executemany(sql, params)
+        if len(params) < 2 or not sql.startswith("INSERT INTO "):
+            self.raw.executemany(sql, params)
+            return
+        # One multi-row INSERT per chunk instead of one step per row: the sqlite3 module
+        # gives the GIL up for every step and the thread then waits for the busy event loop
+        # to hand it back, which made a bus batch's inserts several times slower than
+        # their CPU time (bench/README.md, session 6).
+        width = len(params[0])
+        step = max(1, min(MULTI_ROW_MAX, _SQLITE_MAX_VARIABLES // max(1, width)))
+        for start in range(0, len(params), step):
+            chunk = params[start : start + step]
+            self.raw.execute(_multi_row(sql, len(chunk)), [v for row in chunk for v in row])
 
 
 class _Core:
