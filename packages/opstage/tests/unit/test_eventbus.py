@@ -27,6 +27,24 @@ def test_every_subscriber_gets_every_event_in_order() -> None:
     assert a.try_recv() is None
 
 
+@dataclass(frozen=True, slots=True)
+class Tock(DomainEvent):
+    kind: ClassVar[str] = "tock"
+    n: int
+
+
+def test_a_subscription_for_some_kinds_gets_only_those_in_order() -> None:
+    bus = DomainEventBus(capacity=2)
+    ticks, everything = bus.subscribe("ticks", kinds=[Tick]), bus.subscribe("all", 10)
+    bus.publish_all([Tick(0), Tock(1), Tock(2), Tock(3), Tick(4)])
+    bus.publish(Tock(5))
+    assert [ticks.try_recv() for _ in range(3)] == [Tick(0), Tick(4), None]  # no lag: 2 fit
+    assert [everything.try_recv() for _ in range(6)] == [
+        Tick(0), Tock(1), Tock(2), Tock(3), Tick(4), Tock(5)
+    ]  # fmt: skip
+    assert bus.published_total == 6
+
+
 def test_slow_subscriber_gets_one_lagged_signal_then_the_newest() -> None:
     bus = DomainEventBus(capacity=3)
     slow = bus.subscribe("slow")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from opstage.domain.events import DomainEvent
@@ -22,8 +23,17 @@ class Lagged:
 
 
 class Subscription:
-    def __init__(self, bus: DomainEventBus, capacity: int, name: str) -> None:
+    def __init__(
+        self,
+        bus: DomainEventBus,
+        capacity: int,
+        name: str,
+        kinds: frozenset[type[DomainEvent]] | None = None,
+    ) -> None:
         self._bus = bus
+        # Only these event types are offered (None: all). A bus ingest batch publishes five
+        # events per bus event; the waiters want one of them.
+        self.kinds = kinds
         self._buffer: deque[DomainEvent] = deque()
         self._capacity = capacity
         self._missed = 0
@@ -82,19 +92,27 @@ class DomainEventBus:
         self.published_total = 0
         self.dropped_total = 0
 
-    def subscribe(self, name: str = "anonymous", capacity: int | None = None) -> Subscription:
-        sub = Subscription(self, capacity or self.capacity, name)
+    def subscribe(
+        self,
+        name: str = "anonymous",
+        capacity: int | None = None,
+        kinds: Iterable[type[DomainEvent]] | None = None,
+    ) -> Subscription:
+        wanted = None if kinds is None else frozenset(kinds)
+        sub = Subscription(self, capacity or self.capacity, name, wanted)
         self._subscribers.add(sub)
         return sub
 
     def publish(self, event: DomainEvent) -> None:
-        self.published_total += 1
-        for sub in tuple(self._subscribers):
-            sub._offer(event)
+        self.publish_all((event,))
 
-    def publish_all(self, events: list[DomainEvent]) -> None:
-        for event in events:
-            self.publish(event)
+    def publish_all(self, events: Sequence[DomainEvent]) -> None:
+        self.published_total += len(events)
+        for sub in tuple(self._subscribers):
+            kinds = sub.kinds
+            for event in events:
+                if kinds is None or type(event) in kinds:
+                    sub._offer(event)
 
     @property
     def subscriber_count(self) -> int:

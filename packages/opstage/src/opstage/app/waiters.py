@@ -87,7 +87,8 @@ class Waiters:
         return sum(len(w) for w in self._events.values())
 
     async def run(self, bus: DomainEventBus) -> None:
-        with bus.subscribe("waiters", capacity=max(bus.capacity, 10_000)) as sub:
+        wanted = (CommandCreated, CommandStatusChanged)
+        with bus.subscribe("waiters", max(bus.capacity, 10_000), wanted) as sub:
             while True:
                 item = await sub.recv()
                 if isinstance(item, Lagged):
