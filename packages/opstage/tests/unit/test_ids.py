@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
+from opstage.domain import ids
 from opstage.domain.ids import encode_ulid, new_id, ulid
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -33,3 +35,33 @@ def test_ulid_carries_its_millisecond_and_sorts_by_time() -> None:
     assert first[:10] == by_definition(ms.to_bytes(6, "big") + bytes(10))[:10]
     assert first < later
     assert new_id("bev").startswith("bev_") and len(new_id("bev")) == 30
+
+
+def _decoded(text: str) -> tuple[int, int]:
+    v = 0
+    for ch in text:
+        v = v * 32 + CROCKFORD.index(ch)
+    return v >> 80, v & ((1 << 80) - 1)
+
+
+def test_ids_of_one_millisecond_count_up_and_survive_a_clock_step_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The spec's monotonic generation: same millisecond, previous random part plus one."""
+    now = [1_790_000_000_123_000_000]
+    monkeypatch.setattr(ids.time, "time_ns", lambda: now[0])
+    monkeypatch.setattr(ids, "_monotonic", ids._Monotonic())
+    a, b = ulid(), ulid()
+    now[0] -= 5_000_000  # the clock steps back 5 ms
+    c = ulid()
+    now[0] += 10_000_000
+    d = ulid()
+    assert a < b < c < d
+    (ms_a, r_a), (ms_b, r_b), (ms_c, r_c), (ms_d, _) = map(_decoded, (a, b, c, d))
+    assert ms_a == ms_b == ms_c == 1_790_000_000_123 and (r_b, r_c) == (r_a + 1, r_a + 2)
+    assert ms_d == 1_790_000_000_128
+    for text in (a, b, c, d):
+        assert (
+            by_definition(int.to_bytes((_decoded(text)[0] << 80) | _decoded(text)[1], 16, "big"))
+            == text
+        )

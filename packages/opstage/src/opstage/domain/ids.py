@@ -45,9 +45,41 @@ _SHIFTS = range(120, -1, -10)
 
 
 def ulid(timestamp_ms: int | None = None) -> str:
-    """A 26-character ULID: 48-bit millisecond time then 80 random bits."""
-    ms = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
-    return encode_ulid(ms.to_bytes(6, "big") + os.urandom(10))
+    """A 26-character ULID: 48-bit millisecond time then 80 random bits.
+
+    Without ``timestamp_ms``, ids of this process are monotonic, as the ULID spec's
+    monotonic generation: within one millisecond (or if the clock steps back) the random part
+    of the previous id plus one, so they sort in creation order even within a millisecond;
+    and only the first id of each millisecond costs a call to the OS's random source.
+    """
+    if timestamp_ms is not None:
+        return encode_ulid(timestamp_ms.to_bytes(6, "big") + os.urandom(10))
+    return _monotonic.next()
+
+
+class _Monotonic:
+    def __init__(self) -> None:
+        self._ms = -1
+        self._random = 0
+        self._head = ""  # the encoded time: the first 10 characters
+
+    def next(self) -> str:
+        ms = time.time_ns() // 1_000_000
+        if ms > self._ms:
+            self._ms, self._random = ms, int.from_bytes(os.urandom(10), "big")
+            self._head = encode_ulid(ms.to_bytes(6, "big") + bytes(10))[:10]
+        elif self._random < _RANDOM_MAX:
+            self._random += 1
+        else:  # 2^80 ids in one millisecond: move on to the next one, as time will
+            self._ms, self._random = self._ms + 1, int.from_bytes(os.urandom(10), "big")
+            self._head = encode_ulid(self._ms.to_bytes(6, "big") + bytes(10))[:10]
+        r = self._random
+        return self._head + "".join([_PAIRS[(r >> shift) & 1023] for shift in _TAIL_SHIFTS])
+
+
+_RANDOM_MAX = (1 << 80) - 1
+_TAIL_SHIFTS = range(70, -1, -10)
+_monotonic = _Monotonic()
 
 
 def encode_ulid(value: bytes) -> str:
