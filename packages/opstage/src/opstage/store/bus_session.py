@@ -8,11 +8,12 @@ a short run of batches (app/bus_batch.py decides how long) and:
 - ``read`` fetches what routing needs (services, routes, targets, cause events, stored
   idempotency keys) outside any transaction, together with SQLite's ``data_version``, in one
   hand-off. Queued behind the commits already sent, it sees every one of them.
-- ``commit_later`` queues a batch's whole write, ``BEGIN IMMEDIATE`` to ``COMMIT``, and returns
-  at once; the next batch is prepared while it runs. The write first checks ``data_version``:
-  if another connection (another process: the CLI, a second server) committed since the reads
-  the batch was prepared from, it rolls back and answers ``False``, and the caller prepares the
-  batch again from fresh reads. No other writer of this process can commit in between: the
+- ``commit_later`` queues a batch's whole write and returns at once; the next batch is prepared
+  while it runs. The write is one statement, one transaction (store/sqlite_batch.py), so the
+  driver's thread needs the GIL back from the busy event loop twice per batch, not once per
+  statement. It first checks ``data_version``: if another connection (another process: the
+  CLI, a second server) committed since the reads the batch was prepared from, it writes
+  nothing and answers ``False``, and the caller prepares the batch again from fresh reads. No other writer of this process can commit in between: the
   session holds the process's only writer connection. So a committed batch is exactly what
   one transaction reading and writing under the write lock would have produced.
 """
@@ -20,8 +21,6 @@ a short run of batches (app/bus_batch.py decides how long) and:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -38,9 +37,10 @@ from opstage.store.bus import (
     idempotency_keys_work,
     references_work,
 )
-from opstage.store.driver import Sql, enqueue, execute_all, in_driver, insert_statement
+from opstage.store.driver import Sql, enqueue, in_driver, insert_statement
 from opstage.store.engine import Engines
-from opstage.store.event_log import append_work
+from opstage.store.event_log import append_statement
+from opstage.store.sqlite_batch import OneStatementBatch, created_shapes
 from opstage.store.tables import metadata
 
 
@@ -56,9 +56,11 @@ class BusWriterSession:
         self._engines = engines
         self._conn: AsyncConnection | None = None
         self._sent: list[asyncio.Future[bool]] = []
+        self._created: set[str] = set()
 
     async def __aenter__(self) -> BusWriterSession:
         self._conn = await self._engines.writer.connect()
+        self._created = created_shapes(self._conn.sync_connection.connection.info)  # type: ignore[union-attr]
         return self
 
     async def __aexit__(
@@ -118,30 +120,18 @@ class BusWriterSession:
         """Queue the batch's transaction; ``True`` once committed, ``False`` if it was stale."""
         assert self._conn is not None
         dialect = self._conn.dialect
-        inserts = execute_all(
-            [
-                insert_statement(dialect, metadata.tables[name], rows)
-                for name, rows in rows_by_table
-                if rows
-            ]
-        )
-        log = append_work(dialect, events, utcnow()) if events else None
+        statements = [
+            insert_statement(dialect, metadata.tables[name], rows)
+            for name, rows in rows_by_table
+            if rows
+        ]
+        if events:
+            statements.append(append_statement(dialect, events, utcnow()))
+        batch = OneStatementBatch(statements, version)
+        created = self._created
 
-        def work(sql: Sql) -> bool:
-            sql.fetch("BEGIN IMMEDIATE", ())
-            try:
-                if sql.fetch("PRAGMA data_version", ())[0][0] != version:
-                    sql.fetch("ROLLBACK", ())
-                    return False
-                inserts(sql)
-                if log is not None:
-                    log(sql)
-                sql.fetch("COMMIT", ())
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):  # nothing to roll back if COMMIT ended it
-                    sql.fetch("ROLLBACK", ())
-                raise
-            return True
+        def work(sql: Any) -> bool:
+            return batch.run(sql.raw, created)
 
         future = enqueue(self._conn, work)
         self._sent.append(future)
