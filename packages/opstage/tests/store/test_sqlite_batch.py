@@ -12,9 +12,10 @@ from opstage.domain.events import AuditRecorded
 from opstage.store import driver
 from opstage.store.driver import insert_statement
 from opstage.store.engine import create_engines
-from opstage.store.event_log import append_statement
+from opstage.store.event_log import append_rows
 from opstage.store.sqlite_batch import OneStatementBatch
-from opstage.store.tables import audit_events, bus_events
+from opstage.store.tables import audit_events, bus_events, domain_event_log
+from sqlalchemy import Table
 
 from .test_driver import _migrated
 
@@ -65,15 +66,14 @@ def _audit(prefix: str, i: int) -> dict[str, Any]:
     }
 
 
-def _statements(prefix: str) -> list[driver.Statement]:
+def _parts(prefix: str) -> list[tuple[Table, list[dict[str, Any]]]]:
     events = [_event(prefix, i, p, i == 1) for i, p in enumerate([TRICKY, {}, None, [1, "x"]])]
     logged = [AuditRecorded(f"aud_{prefix}{i}", "bus.event.received", "SUCCESS", None, None)
               for i in range(3)]  # fmt: skip
-    dialect = create_engines("sqlite://").writer.dialect
     return [
-        insert_statement(dialect, bus_events, events),
-        insert_statement(dialect, audit_events, [_audit(prefix, i) for i in range(5)]),
-        append_statement(dialect, logged, datetime(2026, 11, 23, 15, 0, tzinfo=UTC)),
+        (bus_events, events),
+        (audit_events, [_audit(prefix, i) for i in range(5)]),
+        (domain_event_log, append_rows(logged, datetime(2026, 11, 23, 15, 0, tzinfo=UTC))),
     ]
 
 
@@ -99,12 +99,13 @@ def test_a_batch_stores_what_the_driver_statements_store(tmp_path: Path) -> None
     db = tmp_path / "batch.db"
     _migrated(f"sqlite:///{db}")
     raw = _connect(db)
+    dialect = create_engines("sqlite://").writer.dialect
     raw.execute("BEGIN IMMEDIATE")
-    for sql, params in _statements("Xq7"):
-        driver._Sqlite(raw).execute_many(sql, params)
+    for table, rows in _parts("Xq7"):
+        driver._Sqlite(raw).execute_many(*insert_statement(dialect, table, rows))
     raw.execute("COMMIT")
     version = raw.execute("PRAGMA data_version").fetchone()[0]
-    assert OneStatementBatch(_statements("Yq7"), version).run(raw, set())
+    assert OneStatementBatch(_parts("Yq7"), version).run(raw, set())
     for table in ("bus_events", "audit_events", "domain_event_log"):
         by_statements, by_batch = _stored(raw, table, "Xq7"), _stored(raw, table, "Yq7")
         assert by_statements and by_batch == by_statements, table
@@ -121,10 +122,10 @@ def test_a_batch_after_another_connection_wrote_stores_nothing_and_says_so(
     other = _connect(db)
     other.execute("INSERT INTO system_settings VALUES ('k', '1', '2026-11-23 15:00:00.000000')")
     other.close()
-    assert OneStatementBatch(_statements("Yq7"), version).run(raw, created) is False
+    assert OneStatementBatch(_parts("Yq7"), version).run(raw, created) is False
     assert raw.execute("SELECT count(*) FROM bus_events").fetchone()[0] == 0
     version = raw.execute("PRAGMA data_version").fetchone()[0]
-    assert OneStatementBatch(_statements("Yq7"), version).run(raw, created) is True  # fresh reads
+    assert OneStatementBatch(_parts("Yq7"), version).run(raw, created) is True  # fresh reads
 
 
 def test_a_batch_a_constraint_refuses_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -132,11 +133,11 @@ def test_a_batch_a_constraint_refuses_leaves_nothing_behind(tmp_path: Path) -> N
     _migrated(f"sqlite:///{db}")
     raw = _connect(db)
     version = raw.execute("PRAGMA data_version").fetchone()[0]
-    statements = _statements("Yq7")
-    sql, params = statements[1]
-    statements[1] = (sql, params + params[:1])  # the last audit row repeats the first's id
+    parts = _parts("Yq7")
+    table, rows = parts[1]
+    parts[1] = (table, rows + rows[:1])  # the last audit row repeats the first's id
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        OneStatementBatch(statements, version).run(raw, set())
+        OneStatementBatch(parts, version).run(raw, set())
     for table in ("bus_events", "audit_events", "domain_event_log"):
         assert raw.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
     assert not raw.in_transaction

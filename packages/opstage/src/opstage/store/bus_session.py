@@ -13,9 +13,10 @@ a short run of batches (app/bus_batch.py decides how long) and:
   driver's thread needs the GIL back from the busy event loop twice per batch, not once per
   statement. It first checks ``data_version``: if another connection (another process: the
   CLI, a second server) committed since the reads the batch was prepared from, it writes
-  nothing and answers ``False``, and the caller prepares the batch again from fresh reads. No other writer of this process can commit in between: the
-  session holds the process's only writer connection. So a committed batch is exactly what
-  one transaction reading and writing under the write lock would have produced.
+  nothing and answers ``False``, and the caller prepares the batch again from fresh reads.
+  No other writer of this process can commit in between: the session holds the process's
+  only writer connection. So a committed batch is exactly what one transaction reading and
+  writing under the write lock would have produced.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from opstage.store.bus import (
     idempotency_keys_work,
     references_work,
 )
-from opstage.store.driver import Sql, enqueue, in_driver, insert_statement
+from opstage.store.driver import Sql, enqueue, in_driver
 from opstage.store.engine import Engines
-from opstage.store.event_log import append_statement
+from opstage.store.event_log import append_rows
 from opstage.store.sqlite_batch import OneStatementBatch, created_shapes
-from opstage.store.tables import metadata
+from opstage.store.tables import domain_event_log, metadata
 
 
 @dataclass
@@ -119,15 +120,10 @@ class BusWriterSession:
     ) -> asyncio.Future[bool]:
         """Queue the batch's transaction; ``True`` once committed, ``False`` if it was stale."""
         assert self._conn is not None
-        dialect = self._conn.dialect
-        statements = [
-            insert_statement(dialect, metadata.tables[name], rows)
-            for name, rows in rows_by_table
-            if rows
-        ]
+        parts = [(metadata.tables[name], rows) for name, rows in rows_by_table]
         if events:
-            statements.append(append_statement(dialect, events, utcnow()))
-        batch = OneStatementBatch(statements, version)
+            parts.append((domain_event_log, append_rows(events, utcnow())))
+        batch = OneStatementBatch(parts, version)
         created = self._created
 
         def work(sql: Any) -> bool:

@@ -52,7 +52,8 @@ _QueryPlan = tuple[str, tuple[str, ...], dict[str, Any], Columns]
 
 
 # --- values -----------------------------------------------------------------------------------
-def _timestamp_in(dialect: str) -> Convert:
+def timestamp_in(dialect: str) -> Convert:
+    """A converter of aware datetimes to what ``dialect`` stores (remembers the last one)."""
     last: list[Any] = [None, None]  # a batch stamps many rows with one instant: remember it
 
     def convert(value: datetime | None) -> Any:
@@ -97,7 +98,7 @@ def _bool_out_sqlite(value: Any) -> bool | None:
 
 def _writer(column_type: Any, dialect: str) -> Convert | None:
     if isinstance(column_type, UtcDateTime):
-        return _timestamp_in(dialect)
+        return timestamp_in(dialect)
     if isinstance(column_type, JSON):
         return _json_in
     return None

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Dialect
 
 from opstage.domain.events import DomainEvent
 from opstage.store.base import Repo, Row
-from opstage.store.driver import Sql, Statement, insert_statement
+from opstage.store.driver import Sql, insert_statement
 from opstage.store.tables import domain_event_log as log
 from opstage.store.tables import system_settings
 
@@ -30,18 +30,17 @@ PRUNED_THROUGH_KEY = "event_log.pruned_through"
 APPEND_LOCK_KEY = 0x6F70_7374_6167_6C6F
 
 
-def append_statement(dialect: Dialect, events: Sequence[DomainEvent], now: datetime) -> Statement:
-    """The ``INSERT`` that appends ``events`` (SQLite needs no lock: one writer at a time)."""
+def append_rows(events: Sequence[DomainEvent], now: datetime) -> builtins.list[Row]:
+    """The log's rows for ``events`` (SQLite needs no lock to append them: one writer)."""
     # orjson writes a dataclass as the object of its fields, what the log's readers expect.
-    rows = [{"kind": e.kind, "data": e, "created_at": now} for e in events]
-    return insert_statement(dialect, log, rows)
+    return [{"kind": e.kind, "data": e, "created_at": now} for e in events]
 
 
 def append_work(
     dialect: Dialect, events: Sequence[DomainEvent], now: datetime
 ) -> Callable[[Sql], None]:
     """Work for ``in_driver`` that appends ``events`` (PostgreSQL: under the tail's lock)."""
-    insert = append_statement(dialect, events, now)
+    insert = insert_statement(dialect, log, append_rows(events, now))
     lock = dialect.name == "postgresql"
 
     def work(sql: Sql) -> None:

@@ -13,10 +13,12 @@ of seven statements (``BEGIN IMMEDIATE``, the ``data_version`` check, four inser
 
 In autocommit mode one statement is one transaction: SQLite takes the write lock when the
 statement starts (as ``BEGIN IMMEDIATE`` would), commits when it ends, and undoes all of it if
-any part fails (a constraint, the stale check). Values go through JSON unchanged: they are
-already what the driver would bind (text for timestamps and JSON columns, integers, reals,
-``NULL``); ``->>`` gives each back as that SQL value, and booleans as 1 and 0, as binding does
-(tests/e2e/test_bus_group_commit.py compares the stored bytes with the statement path).
+any part fails (a constraint, the stale check). Values go through JSON unchanged: timestamps
+as SQLite's stored text, strings, integers, reals and ``NULL`` come back as themselves
+(``->>``), booleans as 1 and 0, as binding does; a JSON column's value is written into the
+batch as JSON by orjson and stored as its text (``->``), which is the text orjson writes for
+it on the statement path (tests/store/test_sqlite_batch.py compares stored values and their
+types with the statement path, tricky payloads included).
 
 The view and trigger are TEMP objects of the writer connection, created on first use for each
 shape of batch (tables and their columns) from the rows themselves, so no migration owns them
@@ -27,35 +29,34 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+from sqlalchemy import JSON, Table
 
-from opstage.store.driver import Statement
+from opstage.store.driver import Row, timestamp_in
+from opstage.store.tables import UtcDateTime
 
 STALE_MESSAGE = "opstage: stale batch"
 _CREATED_KEY = "opstage.sqlite_batch"  # in the pooled connection's info: shapes created
+# A table's part of a batch: its name, its columns and which of them hold JSON.
+_Part = tuple[str, tuple[str, ...], tuple[bool, ...]]
 
 
-def _columns(sql: str) -> tuple[str, str]:
-    """(table, column list) of a single-row ``INSERT INTO t (a, b) VALUES (?, ?)``."""
-    head = sql.split(" VALUES ", 1)[0]
-    table, _, columns = head.removeprefix("INSERT INTO ").partition(" (")
-    return table.strip(), columns.rstrip(")")
-
-
-# Table and column names come from the INSERTs SQLAlchemy compiled from our own tables, never
-# from a request; every value is a bound parameter.
-def _ddl(name: str, shape: Sequence[tuple[str, str]]) -> list[str]:
+# Table and column names come from our own table definitions, never from a request; every
+# value is a bound parameter.
+def _ddl(name: str, shape: Sequence[_Part]) -> list[str]:
     params = ", ".join(f"NULL AS p{i}" for i in range(len(shape)))
     steps = [
         f"SELECT RAISE(ABORT, '{STALE_MESSAGE}') "  # noqa: S608 (see above)
         "WHERE (SELECT data_version FROM pragma_data_version) != NEW.version;"
     ]
-    for i, (table, columns) in enumerate(shape):
-        values = ", ".join(f"value->>{j}" for j in range(len(columns.split(", "))))
-        insert = f"INSERT INTO {table} ({columns}) SELECT {values}"
+    for i, (table, columns, json) in enumerate(shape):
+        # JSON columns arrive as JSON and are stored as their text (``->``), exactly the text
+        # orjson writes for them on the statement path; everything else as its value (``->>``).
+        values = ", ".join(f"value{'->' if j else '->>'}{n}" for n, j in enumerate(json))
+        insert = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values}"
         steps.append(f"{insert} FROM json_each(NEW.p{i});")
     return [
         f"CREATE TEMP VIEW IF NOT EXISTS {name} AS SELECT NULL AS version, {params}",
@@ -64,20 +65,40 @@ def _ddl(name: str, shape: Sequence[tuple[str, str]]) -> list[str]:
     ]
 
 
-class OneStatementBatch:
-    """The statement and parameters for ``statements`` as one transaction (see module)."""
+def _part(table: Table, rows: Sequence[Row]) -> tuple[_Part, list[list[Any]]]:
+    """The table's shape and its rows as lists: timestamps as SQLite's stored text, JSON
+    values as themselves (orjson writes them into the batch's JSON), the rest unchanged."""
+    columns = tuple(rows[0])
+    types = [table.c[name].type for name in columns]
+    json = tuple(isinstance(t, JSON) for t in types)
+    converts: list[tuple[int, Callable[[Any], Any]]] = [
+        (i, timestamp_in("sqlite")) for i, t in enumerate(types) if isinstance(t, UtcDateTime)
+    ]
+    out = []
+    for row in rows:
+        values = [row[name] for name in columns]
+        for i, convert in converts:
+            values[i] = convert(values[i])
+        out.append(values)
+    return (table.name, columns, json), out
 
-    def __init__(self, statements: Sequence[Statement], version: int) -> None:
-        shape = tuple(_columns(sql) for sql, _ in statements)
+
+class OneStatementBatch:
+    """The statement and parameters that write ``parts`` in one transaction (see module)."""
+
+    def __init__(self, parts: Sequence[tuple[Table, Sequence[Row]]], version: int) -> None:
+        built = [_part(table, rows) for table, rows in parts if rows]
+        shape = tuple(part for part, _ in built)
         digest = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
         self.name = f"opstage_batch_{digest}"
         self._shape = shape
         marks = ", ".join("?" for _ in range(len(shape) + 1))
         self.sql = f"INSERT INTO temp.{self.name} VALUES ({marks})"  # noqa: S608
-        # orjson: the rows are tuples of str, int, float, bool and None.
+        # The same orjson options as the JSON columns' serializer (store/engine.py), so a JSON
+        # value is stored as the text the statement path would store.
         self.params: tuple[Any, ...] = (
             version,
-            *(orjson.dumps(rows).decode() for _, rows in statements),
+            *(orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode() for _, rows in built),
         )
 
     def run(self, raw: sqlite3.Connection, created: set[str]) -> bool:
