@@ -65,3 +65,23 @@ def test_ids_of_one_millisecond_count_up_and_survive_a_clock_step_back(
             by_definition(int.to_bytes((_decoded(text)[0] << 80) | _decoded(text)[1], 16, "big"))
             == text
         )
+
+
+def test_monotonic_ids_are_spelled_right_across_every_carry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the last character is re-spelled per id; every carry re-spells the rest."""
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_790_000_000_123_000_000)
+    gen = ids._Monotonic()
+    gen.next()
+    gen._random = (1 << 80) - 70  # 69 ids to the end of the millisecond's random space
+    gen._spell()
+    seen = []
+    for _ in range(100):
+        text = gen.next()
+        ms, rand = _decoded(text)
+        assert (ms, rand) == (gen._ms, gen._random)
+        assert text == by_definition(((ms << 80) | rand).to_bytes(16, "big"))
+        seen.append(text)
+    assert seen == sorted(seen) and len(set(seen)) == 100
+    assert gen._ms == 1_790_000_000_124  # ran out of random space: the next millisecond

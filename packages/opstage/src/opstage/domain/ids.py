@@ -61,24 +61,30 @@ class _Monotonic:
     def __init__(self) -> None:
         self._ms = -1
         self._random = 0
-        self._head = ""  # the encoded time: the first 10 characters
+        self._stem = ""  # all but the last character of the latest id
 
     def next(self) -> str:
         ms = time.time_ns() // 1_000_000
         if ms > self._ms:
-            self._ms, self._random = ms, int.from_bytes(os.urandom(10), "big")
-            self._head = encode_ulid(ms.to_bytes(6, "big") + bytes(10))[:10]
+            self._start(ms)
         elif self._random < _RANDOM_MAX:
             self._random += 1
+            if not self._random & 31:  # the last character wrapped: re-spell the rest
+                self._spell()
         else:  # 2^80 ids in one millisecond: move on to the next one, as time will
-            self._ms, self._random = self._ms + 1, int.from_bytes(os.urandom(10), "big")
-            self._head = encode_ulid(self._ms.to_bytes(6, "big") + bytes(10))[:10]
-        r = self._random
-        return self._head + "".join([_PAIRS[(r >> shift) & 1023] for shift in _TAIL_SHIFTS])
+            self._start(self._ms + 1)
+        return self._stem + _CROCKFORD[self._random & 31]
+
+    def _start(self, ms: int) -> None:
+        self._ms, self._random = ms, int.from_bytes(os.urandom(10), "big")
+        self._spell()
+
+    def _spell(self) -> None:
+        self._stem = encode_ulid(self._ms.to_bytes(6, "big") + self._random.to_bytes(10, "big"))
+        self._stem = self._stem[:-1]
 
 
 _RANDOM_MAX = (1 << 80) - 1
-_TAIL_SHIFTS = range(70, -1, -10)
 _monotonic = _Monotonic()
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -68,22 +69,46 @@ def _ddl(name: str, shape: Sequence[_Part]) -> list[str]:
     ]
 
 
-def _part(table: Table, rows: Sequence[Row]) -> tuple[_Part, list[list[Any]]]:
+# Per table and column set: the part's shape, a getter of a row's values in column order, and
+# the positions of timestamps (converted to SQLite's stored text).
+_Plan = tuple[_Part, Callable[[Row], Any], tuple[int, ...]]
+_plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+_names: dict[tuple[_Part, ...], str] = {}
+
+
+def _plan(table: Table, columns: tuple[str, ...]) -> _Plan:
+    plan = _plans.get((table.name, columns))
+    if plan is None:
+        types = [table.c[name].type for name in columns]
+        json = tuple(isinstance(t, JSON) for t in types)
+        stamps = tuple(i for i, t in enumerate(types) if isinstance(t, UtcDateTime))
+        getter = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+        plan = _plans[(table.name, columns)] = ((table.name, columns, json), getter, stamps)
+    return plan
+
+
+def _part(table: Table, rows: Sequence[Row]) -> tuple[_Part, list[Any]]:
     """The table's shape and its rows as lists: timestamps as SQLite's stored text, JSON
     values as themselves (orjson writes them into the batch's JSON), the rest unchanged."""
-    columns = tuple(rows[0])
-    types = [table.c[name].type for name in columns]
-    json = tuple(isinstance(t, JSON) for t in types)
-    converts: list[tuple[int, Callable[[Any], Any]]] = [
-        (i, timestamp_in("sqlite")) for i, t in enumerate(types) if isinstance(t, UtcDateTime)
-    ]
+    shape, values_of, stamps = _plan(table, tuple(rows[0]))
+    if not stamps:
+        return shape, [values_of(row) for row in rows]
+    convert = timestamp_in("sqlite")
     out = []
     for row in rows:
-        values = [row[name] for name in columns]
-        for i, convert in converts:
+        values = list(values_of(row))
+        for i in stamps:
             values[i] = convert(values[i])
         out.append(values)
-    return (table.name, columns, json), out
+    return shape, out
+
+
+def _name(shape: tuple[_Part, ...]) -> str:
+    name = _names.get(shape)
+    if name is None:
+        digest = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
+        name = _names[shape] = f"opstage_batch_{digest}"
+    return name
 
 
 class OneStatementBatch:
@@ -92,8 +117,7 @@ class OneStatementBatch:
     def __init__(self, parts: Sequence[tuple[Table, Sequence[Row]]], version: int) -> None:
         built = [_part(table, rows) for table, rows in parts if rows]
         shape = tuple(part for part, _ in built)
-        digest = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
-        self.name = f"opstage_batch_{digest}"
+        self.name = _name(shape)
         self._shape = shape
         marks = ", ".join("?" for _ in range(len(shape) + 1))
         self.sql = f"INSERT INTO temp.{self.name} VALUES ({marks})"  # noqa: S608
