@@ -284,3 +284,7 @@ def test_hot_path_speaks_the_same_errors(new_agent: Any) -> None:
     assert health.status_code == 422
     assert agent.get(path + "/commands", params={"limit": "abc"}).status_code == 200
     assert "x-request-id" in agent.post(path + "/heartbeat", json={}).headers
+    # Sized, not chunked, like FastAPI's own JSON responses.
+    for answer in (bad, agent.post(path + "/heartbeat", json={})):
+        assert answer.headers["content-length"] == str(len(answer.content))
+        assert "transfer-encoding" not in answer.headers

@@ -98,8 +98,11 @@ class AgentHotPath:
             status, body = 500, error_body("INTERNAL_ERROR", "Internal server error.")
         if extra:
             body.update(extra)
+        payload = orjson.dumps(body)
+        # With a length the server writes the body as is, not as chunks to be reassembled.
+        headers = [*headers, (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": orjson.dumps(body)})
+        await send({"type": "http.response.body", "body": payload})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
