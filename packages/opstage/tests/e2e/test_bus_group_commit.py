@@ -4,7 +4,6 @@ and the driver-level statements it runs on, read back against SQLAlchemy's own."
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -19,16 +18,14 @@ from opstage.app.heartbeats import Contact
 from opstage.app.services import report_services
 from opstage.app.tokens import create_token
 from opstage.runtime import Runtime
-from opstage.settings import Settings
 from opstage.store.bus_session import BusWriterSession
 from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES
 from opstage.store.driver import Query
-from opstage.store.migrate import upgrade_async
 from opstage.store.tables import metadata
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from ..support.clients import service
+from ..support.settings import migrated_settings
 
 
 async def _runtime(
@@ -39,17 +36,7 @@ async def _runtime(
 ) -> Runtime:
     """A started runtime on the engine under test (or SQLite without a factory)."""
     url = (database_factory and database_factory(tmp_path)) or f"sqlite:///{tmp_path / name}"
-    await upgrade_async(url)
-    config = Settings(
-        database_url=url,
-        data_dir=tmp_path,
-        session_secret=SecretStr(secrets.token_urlsafe(40)),
-        admin_username="owner",
-        admin_password=SecretStr("owner-password-1234"),
-        maintenance_interval_seconds=0,
-        capsule_bus_enabled=True,
-        **settings,
-    )
+    config = await migrated_settings(tmp_path, url, capsule_bus_enabled=True, **settings)
     return await Runtime.start(config)
 
 

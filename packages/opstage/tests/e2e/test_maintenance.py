@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,13 +23,11 @@ from opstage.domain.events import (
     ServiceStatusChanged,
 )
 from opstage.runtime import Runtime
-from opstage.settings import Settings
-from opstage.store.migrate import upgrade_async
-from pydantic import SecretStr
 
 from ..conftest import unique
 from ..support.clients import AdminClient, AgentClient, action, register, service
 from ..support.server import ServerProcess
+from ..support.settings import migrated_settings
 from ..support.sql import audit_row, insert_audit, scalar, set_timestamp
 
 SETTINGS = "/api/admin/settings/maintenance"
@@ -296,15 +293,7 @@ async def test_transitions_are_published_as_domain_events(
     tmp_path: Path, database_factory: Callable[[Path], str | None]
 ) -> None:
     url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'events.db'}"
-    await upgrade_async(url)
-    settings = Settings(
-        database_url=url,
-        data_dir=tmp_path,
-        session_secret=SecretStr(secrets.token_urlsafe(40)),
-        admin_username="owner",
-        admin_password=SecretStr("owner-password-1234"),
-        maintenance_interval_seconds=0,
-    )
+    settings = await migrated_settings(tmp_path, url)
     runtime = await Runtime.start(settings)
     try:
         ctx = runtime.ctx
