@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -107,11 +108,13 @@ def test_backup_under_writes_restores_every_acknowledged_row(
         writer = threading.Thread(target=write_continuously)
         writer.start()
         try:
-            time.sleep(1.0)
+            # Writes acknowledged on both sides of the backup, however slow the machine is
+            # (a fixed 1 s once saw none under a loaded CI run).
+            _until(lambda: len(acked) >= 3 or bool(errors))
             requested = time.monotonic()
             r = owner.post(BACKUP)
             answered = time.monotonic()
-            time.sleep(0.5)
+            _until(lambda: any(a[0] > answered + 0.05 for a in acked[-3:]) or bool(errors))
         finally:
             stop.set()
             writer.join(60)
@@ -157,6 +160,13 @@ def test_backup_under_writes_restores_every_acknowledged_row(
     assert not missing, f"{len(missing)} rows acknowledged before the backup are not in it"
     leaked = [a for a in after if a[1] in tokens]
     assert not leaked, "rows written after the backup answered cannot be in it"
+
+
+def _until(done: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the writer made no progress"
+        time.sleep(0.05)
 
 
 @pytest.mark.sqlite_only
