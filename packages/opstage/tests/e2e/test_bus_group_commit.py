@@ -59,8 +59,7 @@ async def test_a_batch_the_database_rejects_is_replayed_event_by_event(
     runtime = await _runtime(tmp_path, database_factory, "bus.db")
     try:
         ctx = runtime.ctx
-        agent_id = await _agent(runtime, "pub")
-        await report_services(ctx, Actor("AGENT", agent_id), agent_id, [service("pub-svc")])
+        agent_id = await _publisher(runtime)
 
         failed: list[int] = []
         real = bus_batch._ingest_batch
@@ -116,8 +115,7 @@ async def test_a_session_batch_the_database_rejects_goes_to_a_unit_of_work(
     runtime = await _runtime(tmp_path, None, "session-fail.db")
     try:
         ctx = runtime.ctx
-        agent_id = await _agent(runtime, "pub")
-        await report_services(ctx, Actor("AGENT", agent_id), agent_id, [service("pub-svc")])
+        agent_id = await _publisher(runtime)
         real = BusWriterSession.commit_later
         refused: list[int] = []
 
@@ -214,8 +212,7 @@ async def test_a_session_keeps_the_writer_until_another_writer_waits(
     )
     try:
         ctx = runtime.ctx
-        agent_id = await _agent(runtime, "pub")
-        await report_services(ctx, Actor("AGENT", agent_id), agent_id, [service("pub-svc")])
+        agent_id = await _publisher(runtime)
         factory = ctx.bus_session
         assert factory is not None
         sessions: list[float] = []
@@ -249,6 +246,14 @@ async def test_a_session_keeps_the_writer_until_another_writer_waits(
         assert len(sessions) > quiet  # the session ended for it, and ingest went on after
     finally:
         await runtime.stop()
+
+
+async def _publisher(runtime: Runtime) -> str:
+    """An agent that owns the service ``pub-svc``, by its id."""
+    agent_id = await _agent(runtime, "pub")
+    actor = Actor("AGENT", agent_id)
+    await report_services(runtime.ctx, actor, agent_id, [service("pub-svc")])
+    return agent_id
 
 
 async def _count(ctx: Any, table: str, where: str = "1 = 1") -> int:

