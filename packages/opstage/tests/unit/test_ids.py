@@ -85,3 +85,25 @@ def test_monotonic_ids_are_spelled_right_across_every_carry(
         seen.append(text)
     assert seen == sorted(seen) and len(set(seen)) == 100
     assert gen._ms == 1_790_000_000_124  # ran out of random space: the next millisecond
+
+
+def test_pooled_random_bytes_come_whole_and_never_repeat_across_a_refill() -> None:
+    pool = ids._RandomPool()
+    taken = [pool.take(10) for _ in range(1000)]  # 10,000 bytes: two refills of 4 KiB
+    assert all(len(chunk) == 10 for chunk in taken)
+    assert len(set(taken)) == len(taken)
+    assert len(pool.take(5000)) == 5000  # more than a pool's worth at once
+
+
+def test_a_forked_child_does_not_reuse_its_parents_random_bytes() -> None:
+    ids.random_bytes(1)  # the pool holds bytes the child must not see again
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next bytes and leave at once
+        os.write(write, ids.random_bytes(16))
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 16)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 16 and child != ids.random_bytes(16)

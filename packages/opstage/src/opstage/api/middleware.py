@@ -8,12 +8,13 @@ observation labelled by the route *template*, never the raw path.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opstage.domain.ids import random_bytes
 
 if TYPE_CHECKING:
     from opstage.api.prometheus import HttpMetrics
@@ -39,7 +40,7 @@ class RequestContext:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        request_id = incoming if incoming and _SAFE_ID.match(incoming) else os.urandom(8).hex()
+        request_id = incoming if incoming and _SAFE_ID.match(incoming) else random_bytes(8).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 0
