@@ -193,6 +193,7 @@ async def test_a_batch_prepared_before_another_process_wrote_is_prepared_again(
         body = {"eventType": "t", "sourceServiceCode": "src-svc"}
         answer = await writer.submit(ctx, Actor("AGENT", ids["src"]), ids["src"], body, None)
         assert len(prepared) == 2 and prepared[0] != prepared[1]  # prepared again, fresh reads
+        assert (writer.batches, writer.events) == (1, 1)  # counted once, when it committed
         assert answer["routedCommands"] == []  # the route was off before this event committed
         assert await _count(ctx, "commands") == 0
         assert await _count(ctx, "bus_events") == 1

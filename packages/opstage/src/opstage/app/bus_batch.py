@@ -255,6 +255,7 @@ class BusIngestWriter:
         self._slow: list[_Publish] = []  # for a unit of work (and, failing that, one by one)
         self._wake = asyncio.Event()
         self._want = 1  # pending publishes that wake the writer
+        self._until_future: asyncio.Future[None] | None = None
         self._waiting = 0  # publishes submitted and not yet answered
         self.batches = 0
         self.events = 0
@@ -270,7 +271,7 @@ class BusIngestWriter:
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
         self._pending.append(_Publish(actor, agent_id, body, key, future))
         if len(self._pending) >= self._want:
-            self._wake.set()
+            self._kick()
         self._waiting += 1
         try:
             return await future
@@ -297,8 +298,6 @@ class BusIngestWriter:
         """One batch in one unit of work; if the database refuses it, each event alone."""
         assert self._ctx is not None
         ctx = self._ctx
-        self.batches += 1
-        self.events += len(batch)
         try:
             outcomes = await _ingest_batch(ctx, batch)
         except Exception:
@@ -318,7 +317,13 @@ class BusIngestWriter:
                     if not item.future.done():
                         item.future.set_result(result)
             return
+        self._count(batch)
         _answer(batch, outcomes)
+
+    def _count(self, batch: list[_Publish]) -> None:
+        """A committed batch (one prepared again after a stale read counts once)."""
+        self.batches += 1
+        self.events += len(batch)
 
     async def _run_session(self, ctx: AppContext, session: BusSession) -> None:
         """Batches back to back on the writer, each prepared while the previous one commits.
@@ -345,8 +350,6 @@ class BusIngestWriter:
                 if not self._pending:
                     return
                 batch, self._pending = self._pending[:size], self._pending[size:]
-                self.batches += 1
-                self.events += len(batch)
                 try:
                     await self._prepare(ctx, session, refs, batch)
                 except Exception as exc:
@@ -356,15 +359,31 @@ class BusIngestWriter:
                     return
 
     async def _until(self, pending: int, running: asyncio.Future[bool]) -> None:
-        """Until ``pending`` publishes are pending or ``running`` has committed."""
+        """Until ``pending`` publishes are pending or ``running`` has committed.
+
+        One plain future that either resolves, not a task and ``asyncio.wait``: this runs
+        once per batch on the busy event loop.
+        """
         self._want = pending
         self._wake.clear()
-        woken = asyncio.ensure_future(self._wake.wait())
+        until = self._until_future = asyncio.get_running_loop().create_future()
+        running.add_done_callback(self._resolve_until)
         try:
-            await asyncio.wait((woken, running), return_when=asyncio.FIRST_COMPLETED)
+            await until
         finally:
-            woken.cancel()
+            running.remove_done_callback(self._resolve_until)
+            self._until_future = None
             self._want = 1
+
+    def _resolve_until(self, _: object = None) -> None:
+        until = self._until_future
+        if until is not None and not until.done():
+            until.set_result(None)
+
+    def _kick(self) -> None:
+        """Wake the writer, idle or waiting in ``_until``."""
+        self._wake.set()
+        self._resolve_until()
 
     async def _prepare(
         self, ctx: AppContext, session: BusSession, refs: _References, batch: list[_Publish]
@@ -405,6 +424,7 @@ class BusIngestWriter:
         assert self._ctx is not None
         error = None if done.cancelled() else done.exception()
         if not done.cancelled() and error is None and done.result():
+            self._count(batch)
             _answer(batch, outcomes)
             self._ctx.bus.publish_all(events)
             return
@@ -415,7 +435,7 @@ class BusIngestWriter:
         else:
             log.info("bus batch of %d failed in a session: %r", len(batch), error)
             self._slow.extend(batch)
-        self._wake.set()
+        self._kick()
 
 
 def _answer(batch: list[_Publish], outcomes: list[Row | DomainError]) -> None:
