@@ -38,7 +38,7 @@ async def write_audit(
     now: datetime,
 ) -> str:
     audit_id = new_id("aud")
-    meta = dict(redact(metadata or {}))
+    meta: dict[str, Any] = redact(metadata or {})  # a fresh dict
     if actor.ip:
         meta.setdefault("ipAddress", actor.ip)
     if actor.user_agent:

@@ -36,19 +36,26 @@ def mask_token_values(text: str) -> str:
 def redact(value: Any) -> Any:
     """A redacted deep copy: secret-named keys lose their values; token-shaped strings masked."""
     if isinstance(value, dict):
-        return {
-            k: (
-                REDACTED
-                if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
-                else redact(v)
-            )
-            for k, v in value.items()
-        }
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str) and is_secret_key(k) and v not in (None, ""):
+                out[k] = REDACTED
+            elif type(v) in _PLAIN:  # most values: no call, no copy (the ingest hot path)
+                out[k] = v
+            elif type(v) is str:
+                out[k] = mask_token_values(v) if "opstage_" in v else v
+            else:
+                out[k] = redact(v)
+        return out
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
         return mask_token_values(value) if "opstage_" in value else value
     return value
+
+
+# Values redaction leaves as they are: numbers, booleans, None.
+_PLAIN = frozenset({int, float, bool, type(None)})
 
 
 def mask_url(url: str) -> str:

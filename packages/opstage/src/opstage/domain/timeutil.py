@@ -10,11 +10,19 @@ def utcnow() -> datetime:
 
 
 def iso(value: datetime | None) -> str | None:
+    global _last_iso
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    last = _last_iso  # one tuple, read and replaced whole: safe from any thread
+    if last[0] is value:  # a batch's rows share its clock reading
+        return last[1]
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    _last_iso = (value, text)
+    return text
+
+
+_last_iso: tuple[datetime | None, str] = (None, "")
 
 
 def parse_iso(value: str) -> datetime:

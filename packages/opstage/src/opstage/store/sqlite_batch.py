@@ -40,6 +40,7 @@ from opstage.store.driver import Row, timestamp_in
 from opstage.store.tables import UtcDateTime
 
 STALE_MESSAGE = "opstage: stale batch"
+_SQLITE_TIMESTAMP = timestamp_in("sqlite")
 _CREATED_KEY = "opstage.sqlite_batch"  # in the pooled connection's info: shapes created
 # A table's part of a batch: its name, its columns and which of them hold JSON.
 _Part = tuple[str, tuple[str, ...], tuple[bool, ...]]
@@ -88,18 +89,25 @@ def _plan(table: Table, columns: tuple[str, ...]) -> _Plan:
     return plan
 
 
-def _part(table: Table, rows: Sequence[Row]) -> tuple[_Part, list[Any]]:
+def _part(table: Table, rows: Sequence[Row], texts: dict[Any, Any]) -> tuple[_Part, list[Any]]:
     """The table's shape and its rows as lists: timestamps as SQLite's stored text, JSON
-    values as themselves (orjson writes them into the batch's JSON), the rest unchanged."""
+    values as themselves (orjson writes them into the batch's JSON), the rest unchanged.
+
+    ``texts`` holds the timestamps the batch has converted: its rows share a handful of
+    instants (the batch's clock reading, expiries from it), so each is converted once.
+    """
     shape, values_of, stamps = _plan(table, tuple(rows[0]))
     if not stamps:
         return shape, [values_of(row) for row in rows]
-    convert = timestamp_in("sqlite")
     out = []
     for row in rows:
         values = list(values_of(row))
         for i in stamps:
-            values[i] = convert(values[i])
+            value = values[i]
+            text = texts.get(value)
+            if text is None and value is not None:
+                text = texts[value] = _SQLITE_TIMESTAMP(value)
+            values[i] = text
         out.append(values)
     return shape, out
 
@@ -116,7 +124,8 @@ class OneStatementBatch:
     """The statement and parameters that write ``parts`` in one transaction (see module)."""
 
     def __init__(self, parts: Sequence[tuple[Table, Sequence[Row]]], version: int) -> None:
-        built = [_part(table, rows) for table, rows in parts if rows]
+        texts: dict[Any, Any] = {}
+        built = [_part(table, rows, texts) for table, rows in parts if rows]
         shape = tuple(part for part, _ in built)
         self.name = _name(shape)
         self._shape = shape
