@@ -22,13 +22,14 @@ from opstage.app.eventbus import DomainEventBus
 from opstage.app.heartbeats import HeartbeatWriter
 from opstage.app.ports import UnitOfWork
 from opstage.app.secrets_once import OneTimeSecrets
-from opstage.app.waiters import PendingHint, Waiters
+from opstage.app.waiters import PendingHint, Waiters, wake_keys
 from opstage.settings import Settings, SettingsError
 from opstage.store.backup import backup_for
 from opstage.store.bus_session import BusWriterSession
 from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointer
 from opstage.store.engine import Engines, create_engines, sqlite_path
 from opstage.store.migrate import current_revision_async, head_revision
+from opstage.store.pg_wake import PgWakeListener, listen_dsn
 from opstage.store.uow import SqlUnitOfWork
 
 log = logging.getLogger("opstage")
@@ -44,6 +45,7 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     generated_password: str | None = None
     checkpointer: WalCheckpointer | None = None
+    wake_listener: PgWakeListener | None = None
 
     @classmethod
     async def start(
@@ -71,7 +73,7 @@ class Runtime:
             bus = DomainEventBus(settings.event_bus_capacity)
 
             def factory(*, write: bool) -> UnitOfWork:
-                return SqlUnitOfWork(engines, bus, write=write)
+                return SqlUnitOfWork(engines, bus, write=write, wake_keys=wake_keys)
 
             heartbeats = HeartbeatWriter()
             ctx = AppContext(
@@ -103,6 +105,12 @@ class Runtime:
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
         runtime.tasks.append(asyncio.create_task(ctx.bus_ingest.run(), name="bus-ingest"))
+        if engines.kind == "postgres":  # other nodes may share the database: hear them
+            listener = PgWakeListener(
+                listen_dsn(engines.writer.url), ctx.waiters.notify_keys, ctx.waiters.notify_all
+            )
+            runtime.wake_listener = listener
+            runtime.tasks.append(asyncio.create_task(listener.run(), name="wake-listener"))
         if checkpointer is not None:
             runtime.checkpointer = checkpointer
             runtime.tasks.append(asyncio.create_task(checkpointer.run(), name="wal-checkpoint"))

@@ -38,7 +38,7 @@ from opstage.domain.timeutil import parse_iso
 
 LIVE = (CommandStatus.PENDING, CommandStatus.RUNNING)
 POLL_LIMIT_MAX = 10
-LONG_POLL_RECHECK_SECONDS = 5.0  # bounds latency when the wake-up came from another node
+LONG_POLL_RECHECK_SECONDS = 5.0  # the last bound if a wake-up from another node was lost
 
 
 def check_agent_ready(agent: dict[str, Any] | None, now: datetime, threshold: int) -> None:

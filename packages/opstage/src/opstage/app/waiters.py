@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 
 from opstage.app.eventbus import DomainEventBus, Lagged
-from opstage.domain.events import CommandCreated, CommandStatusChanged
+from opstage.domain.events import CommandCreated, CommandStatusChanged, DomainEvent
 
 log = logging.getLogger("opstage.waiters")
 
@@ -55,6 +56,17 @@ class PendingHint:
         self._clean.clear()
 
 
+def wake_keys(events: Sequence[DomainEvent]) -> list[str]:
+    """The waiters' keys that ``events`` concern: whom a committed change should wake."""
+    keys = []
+    for event in events:
+        if isinstance(event, CommandCreated):
+            keys.append(f"agent:{event.agent_id}")
+        elif isinstance(event, CommandStatusChanged):
+            keys.append(f"command:{event.command_id}")
+    return keys
+
+
 class Waiters:
     def __init__(self, pending: PendingHint | None = None) -> None:
         self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
@@ -77,6 +89,14 @@ class Waiters:
         for event in self._events.get(key, ()):
             event.set()
 
+    def notify_keys(self, keys: Sequence[str]) -> None:
+        """Wake the waiters of ``keys``: from this node's events, or another node's
+        (store/pg_wake.py)."""
+        for key in keys:
+            if key.startswith("agent:"):
+                self.pending.bump(key.removeprefix("agent:"))
+            self.notify(key)
+
     def notify_all(self) -> None:
         for waiters in self._events.values():
             for event in waiters:
@@ -96,11 +116,8 @@ class Waiters:
                     log.warning("waiters lagged by %d events; waking every waiter", item.missed)
                     self.pending.forget()
                     self.notify_all()
-                elif isinstance(item, CommandCreated):
-                    self.pending.bump(item.agent_id)
-                    self.notify(f"agent:{item.agent_id}")
-                elif isinstance(item, CommandStatusChanged):
-                    self.notify(f"command:{item.command_id}")
+                else:
+                    self.notify_keys(wake_keys([item]))
 
     async def wait(self, event: asyncio.Event, timeout: float) -> bool:
         if timeout <= 0:

@@ -29,6 +29,7 @@ from opstage.store.driver import Sql, Statement, commit_in_driver, execute_all, 
 from opstage.store.engine import Engines
 from opstage.store.event_log import EventLogRepo, append_work
 from opstage.store.observability import ObservabilityRepo
+from opstage.store.pg_wake import notify_work
 from opstage.store.services import ServiceRepo
 from opstage.store.settings import SettingRepo
 from opstage.store.tables import metadata
@@ -47,10 +48,23 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | ConnectionError)
 
 
+# The keys of the waiters a unit's events should wake on other nodes (PostgreSQL).
+WakeKeys = Callable[[Sequence[DomainEvent]], list[str]]
+
+
 class SqlUnitOfWork:
-    def __init__(self, engines: Engines, bus: DomainEventBus | None, *, write: bool) -> None:
+    def __init__(
+        self,
+        engines: Engines,
+        bus: DomainEventBus | None,
+        *,
+        write: bool,
+        wake_keys: WakeKeys | None = None,
+    ) -> None:
         self._engines = engines
         self._bus = bus
+        # Only PostgreSQL has other nodes to wake (store/pg_wake.py).
+        self._wake_keys = wake_keys if engines.kind == "postgres" else None
         self.write = write
         self.kind = engines.kind
         self.events: list[DomainEvent] = []
@@ -152,17 +166,20 @@ class SqlUnitOfWork:
         )
 
     def _tail_work(self) -> Callable[[Sql], None] | None:
-        """The unit's last driver work: buffered inserts, then the event log."""
+        """The unit's last driver work: buffered inserts, the event log, then (PostgreSQL)
+        the other nodes' wake-ups, delivered by the database when this commits."""
         inserts = execute_all(self._inserts) if self._inserts else None
         log = append_work(self.conn.dialect, self.events, utcnow()) if self.events else None
-        if inserts is None and log is None:
+        wake = None
+        if self._wake_keys is not None and self.events:
+            wake = notify_work(self._wake_keys(self.events))
+        steps = [step for step in (inserts, log, wake) if step is not None]
+        if not steps:
             return None
 
         def work(sql: Sql) -> None:
-            if inserts is not None:
-                inserts(sql)
-            if log is not None:
-                log(sql)
+            for step in steps:
+                step(sql)
 
         return work
 

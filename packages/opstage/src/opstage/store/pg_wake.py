@@ -1,0 +1,112 @@
+"""Wake-ups across Opstage nodes that share one PostgreSQL database: LISTEN/NOTIFY.
+
+A command created on node A must wake the agent long-polling node B (design §4). The node
+that commits a unit which created commands or changed their status sends the waiters' keys
+(``agent:<id>``, ``command:<id>``) with ``pg_notify`` *inside* that transaction, so
+PostgreSQL delivers them exactly when the change is visible, and never for a rollback. Every
+node keeps one connection listening on ``CHANNEL`` and hands the keys to its waiters, which
+re-read the database: a duplicate or spurious key costs a query, never correctness.
+
+A listener that loses its connection may miss keys, so after every (re)connect it reports a
+gap and the caller wakes every waiter; the long-poll's periodic recheck stays as the last
+bound. SQLite is one node, so nothing here runs there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from opstage.store.driver import Sql
+
+log = logging.getLogger("opstage.store")
+CHANNEL = "opstage_wake"
+# PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more; keys are ASCII ids.
+MAX_PAYLOAD_BYTES = 7_900
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+
+
+def payloads(keys: Iterable[str]) -> list[str]:
+    """Distinct keys, space-separated, in as few payloads as the size limit allows."""
+    out: list[str] = []
+    current: list[str] = []
+    size = 0
+    for key in dict.fromkeys(keys):
+        if current and size + 1 + len(key) > MAX_PAYLOAD_BYTES:
+            out.append(" ".join(current))
+            current, size = [], 0
+        current.append(key)
+        size += len(key) + (1 if size else 0)
+    if current:
+        out.append(" ".join(current))
+    return out
+
+
+def notify_work(keys: Sequence[str]) -> Callable[[Sql], None] | None:
+    """Driver work that sends ``keys`` on commit of the unit it runs in (None: no keys)."""
+    messages = payloads(keys)
+    if not messages:
+        return None
+
+    def work(sql: Sql) -> None:
+        for message in messages:
+            sql.fetch("SELECT pg_notify($1, $2)", (CHANNEL, message))
+
+    return work
+
+
+def listen_dsn(url: URL) -> str:
+    """asyncpg's own DSN for the engine's database (the engine's URL names its dialect)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PgWakeListener:
+    """Listens on ``CHANNEL`` for as long as it runs, reconnecting after any loss."""
+
+    def __init__(
+        self, dsn: str, on_keys: Callable[[list[str]], None], on_gap: Callable[[], None]
+    ) -> None:
+        self._dsn = dsn
+        self._on_keys = on_keys
+        self._on_gap = on_gap
+        self.connected = asyncio.Event()
+        self.received = 0
+
+    def _deliver(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.received += 1
+        self._on_keys(payload.split())
+
+    async def run(self) -> None:
+        import asyncpg
+
+        failures = 0
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+                failures += 1
+                log.warning("wake listener cannot connect (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            try:
+                await self._listen(conn)
+            finally:
+                self.connected.clear()
+                if not conn.is_closed():
+                    await conn.close(timeout=2)
+            log.warning("wake listener lost its connection; reconnecting")
+
+    async def _listen(self, conn: Any) -> None:
+        """Until ``conn`` is lost."""
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(CHANNEL, self._deliver)
+        self.connected.set()
+        self._on_gap()  # keys sent while this node was not listening are unknown
+        await lost.wait()
