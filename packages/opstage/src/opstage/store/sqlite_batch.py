@@ -20,6 +20,12 @@ batch as JSON by orjson and stored as its text (``->``), which is the text orjso
 it on the statement path (tests/store/test_sqlite_batch.py compares stored values and their
 types with the statement path, tricky payloads included).
 
+Binding the values instead (a multi-row ``INSERT`` into a view routed by part, one trigger
+per table) cuts SQLite's work per batch 2.4-fold, but the writer thread then binds a
+thousand values while holding the GIL the event loop is waiting for, and ingest fell in every
+interleaved comparison (bench/README.md, session 7): unpacking JSON inside SQLite runs
+without the GIL, which is why the rows travel as JSON.
+
 The view and trigger are TEMP objects of the writer connection, created on first use for each
 shape of batch (tables and their columns) from the rows themselves, so no migration owns them
 and they always match the schema the rows were built for.
