@@ -110,6 +110,7 @@ class Runtime:
                 listen_dsn(engines.writer.url), ctx.waiters.notify_keys, ctx.waiters.notify_all
             )
             runtime.wake_listener = listener
+            ctx.cross_node_wake = listener.status
             runtime.tasks.append(asyncio.create_task(listener.run(), name="wake-listener"))
         if checkpointer is not None:
             runtime.checkpointer = checkpointer

@@ -79,7 +79,9 @@ def test_a_command_created_on_one_node_wakes_a_long_poll_on_another(
         )
         poller.join(20)
         on_b.close()
+        heard = admin_b.data("GET", "/api/admin/diagnostics/runtime")["waiters"]["crossNode"]
     assert delivered, "the long-poll on node B never answered"
     answered_at, commands = delivered[0]
     assert [c["id"] for c in commands] == [cmd["id"]]
     assert answered_at - started < 2.0, "woken by the periodic recheck, not by the commit"
+    assert heard["connected"] is True and heard["received"] >= 1 and heard["reconnects"] == 0

@@ -206,6 +206,11 @@ def test_runtime_diagnostics_reports_the_process_and_masks_secrets(
     assert d["database"]["serverVersion"]
     bus = d["eventBus"]
     assert bus["subscribers"] >= 1  # the waiters
+    cross_node = d["waiters"]["crossNode"]  # other nodes exist only on a shared PostgreSQL
+    if ENGINE == "postgres":
+        assert cross_node["connected"] is True and cross_node["channel"] == "opstage_wake"
+    else:
+        assert cross_node is None
     assert bus["publishedTotal"] >= 1  # at least the login
     assert bus["droppedTotal"] == 0
     assert bus["maxLag"] >= 0

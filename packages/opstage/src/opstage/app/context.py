@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opstage.app.bus_window import IngestWindows
 from opstage.app.eventbus import DomainEventBus
@@ -69,6 +69,8 @@ class AppContext:
     bus_ingest: BusIngestWriter | None = None
     # Its pipelined runs of batches on the writer (SQLite only; store/bus_session.py).
     bus_session: Callable[[], BusSession] | None = None
+    # The cross-node wake listener's state (PostgreSQL only; store/pg_wake.py).
+    cross_node_wake: Callable[[], dict[str, Any]] | None = None
     # The settings as started; ``settings`` may carry runtime overrides (app/maintenance_settings).
     base_settings: Settings | None = None
 

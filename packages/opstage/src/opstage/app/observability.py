@@ -224,7 +224,11 @@ async def runtime_diagnostics(ctx: AppContext) -> dict[str, Any]:
         },
         "heartbeats": {"batches": ctx.heartbeats.batches, "contacts": ctx.heartbeats.contacts},
         "busIngest": _bus_ingest(ctx),
-        "waiters": {"waiting": ctx.waiters.waiting, "lagWakeups": ctx.waiters.lag_wakeups},
+        "waiters": {
+            "waiting": ctx.waiters.waiting,
+            "lagWakeups": ctx.waiters.lag_wakeups,
+            "crossNode": ctx.cross_node_wake() if ctx.cross_node_wake else None,
+        },
         "config": s.masked(),
         "generatedAt": iso(now),
     }

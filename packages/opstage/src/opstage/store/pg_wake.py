@@ -74,7 +74,17 @@ class PgWakeListener:
         self._on_keys = on_keys
         self._on_gap = on_gap
         self.connected = asyncio.Event()
-        self.received = 0
+        self.received = 0  # notifications heard
+        self.connects = 0  # successful connects (1 + reconnects)
+
+    def status(self) -> dict[str, Any]:
+        """For runtime diagnostics: is this node hearing the others?"""
+        return {
+            "channel": CHANNEL,
+            "connected": self.connected.is_set(),
+            "received": self.received,
+            "reconnects": max(0, self.connects - 1),
+        }
 
     def _deliver(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.received += 1
@@ -94,6 +104,7 @@ class PgWakeListener:
                 await asyncio.sleep(delay)
                 continue
             failures = 0
+            self.connects += 1
             try:
                 await self._listen(conn)
             finally:
