@@ -175,7 +175,7 @@ def main() -> int:
           f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}\n")  # fmt: skip
     print(f"{'stored events':>14} {'bare req/s':>11} {'ingest ev/s':>12} {'ratio':>7} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>7} {'server CPU%':>11} "
-          f"{'batch':>6}")  # fmt: skip
+          f"{'batch':>6} {'steal%':>6}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="opstage-bus-bench-") as tmp:
         server = ServerProcess(data_dir=Path(tmp), env=dict(SERVER_ENV)).start()
         try:
@@ -217,7 +217,7 @@ def main() -> int:
                 print(f"{stored:>14,} {bare['rps']:>11.0f} {bus['rps']:>12.0f} "
                       f"{row['ratio_pct']:>6.1f}% {bus['p50_ms']:>7.1f} {bus['p99_ms']:>7.1f} "
                       f"{bus['errors']:>7} {bus['server_cpu_pct']:>11.0f} "
-                      f"{bus['mean_batch']:>6.1f}")  # fmt: skip
+                      f"{bus['mean_batch']:>6.1f} {bus['steal_pct']:>6.0f}")  # fmt: skip
         finally:
             server.stop()
     print()

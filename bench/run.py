@@ -94,11 +94,23 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _cpu_fields() -> list[int]:
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def machine_busy_seconds() -> float:
     """CPU-seconds all processes on the machine have used (first line of /proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    fields = _cpu_fields()
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def steal_seconds() -> float:
+    """CPU-seconds the hypervisor gave to other guests while ours wanted to run.
+
+    A virtual machine's "slow phases" show here: the same code, fewer cycles.
+    """
+    return _cpu_fields()[7] / os.sysconf("SC_CLK_TCK")
 
 
 def server_errors(log: str) -> dict[str, int]:
@@ -184,7 +196,7 @@ def load_command(client: str, url: str, agents_file: Path, mode: str, seconds: f
 
 def run_load(cmd: list[str], server_pid: int) -> dict[str, Any]:
     server0, children0, wall0 = process_cpu_seconds(server_pid), children_cpu_seconds(), time.time()
-    busy0 = machine_busy_seconds()
+    busy0, steal0 = machine_busy_seconds(), steal_seconds()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr}")
@@ -193,6 +205,7 @@ def run_load(cmd: list[str], server_pid: int) -> dict[str, Any]:
     server_cpu = 100 * (process_cpu_seconds(server_pid) - server0) / wall
     loadgen_cpu = 100 * (children_cpu_seconds() - children0) / wall
     busy = 100 * (machine_busy_seconds() - busy0) / wall
+    steal = 100 * (steal_seconds() - steal0) / wall
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     raw = json.loads(line.removeprefix("WRK_JSON "))
     errors = sum(raw[k] for k in raw if k.endswith("_errors") or k == "timeouts")
@@ -207,7 +220,8 @@ def run_load(cmd: list[str], server_pid: int) -> dict[str, Any]:
         "server_cpu_pct": server_cpu,
         "loadgen_cpu_pct": loadgen_cpu,
         # Everything else on the machine (other people's tests, ...), in % of one CPU.
-        "other_cpu_pct": max(0.0, busy - server_cpu - loadgen_cpu),
+        "other_cpu_pct": max(0.0, busy - server_cpu - loadgen_cpu - steal),
+        "steal_pct": steal,
     }
 
 
