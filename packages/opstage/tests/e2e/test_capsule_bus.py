@@ -4,90 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from ..conftest import unique
+from ..support.bus import EXPERIMENTAL, World
 from ..support.clients import AdminClient, AgentClient, action, register, service
 from ..support.server import ServerProcess
-
-EXPERIMENTAL = "v0.4-experimental"
-
-
-@pytest.fixture(scope="module")
-def bus_server(
-    tmp_path_factory: pytest.TempPathFactory, database_factory: Any
-) -> Iterator[ServerProcess]:
-    data_dir: Path = tmp_path_factory.mktemp("bus")
-    srv = ServerProcess(
-        data_dir,
-        database_factory(data_dir),
-        {"OPSTAGE_CAPSULE_BUS_ENABLED": "true", "OPSTAGE_CAPSULE_BUS_INGEST_PER_MIN": "1000"},
-    ).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def ops(bus_server: ServerProcess) -> Iterator[AdminClient]:
-    with AdminClient(bus_server.url) as c:
-        yield c.login()
-
-
-class World:
-    """A publisher service and a target service, each on its own agent."""
-
-    def __init__(self, url: str, ops: AdminClient, target_actions: list[dict[str, Any]]):
-        self.ops = ops
-        self.source_code, self.target_code = unique("src"), unique("dst")
-        self.publisher = register(url, ops.create_token(), unique("pub"))
-        self.publisher.report(service(self.source_code))
-        self.worker = register(url, ops.create_token(), unique("wrk"))
-        self.target = self.worker.report(service(self.target_code, *target_actions))["services"][0]
-        self.event_type = unique("order.created")
-
-    def route(self, **extra: Any) -> dict[str, Any]:
-        body = {
-            "name": extra.pop("name", "r"),
-            "status": extra.pop("status", "ENABLED"),
-            "match": {"eventType": self.event_type, **extra.pop("match", {})},
-            "target": {"serviceCode": self.target_code, "actionName": extra.pop("action", "ship")},
-            **extra,
-        }
-        return dict(self.ops.data("POST", "/api/admin/bus/routes", json=body))
-
-    def publish(self, headers: dict[str, str] | None = None, **body: Any) -> httpx.Response:
-        body.setdefault("eventType", self.event_type)
-        body.setdefault("sourceServiceCode", self.source_code)
-        return self.publisher.post(
-            f"/api/agents/{self.publisher.agent_id}/bus/events", json=body, headers=headers or {}
-        )
-
-
-@pytest.fixture
-def world(bus_server: ServerProcess, ops: AdminClient) -> Iterator[World]:
-    schema = {
-        "type": "object",
-        "properties": {"orderId": {"type": "string"}},
-        "required": ["orderId"],
-    }
-    w = World(
-        bus_server.url,
-        ops,
-        [
-            action("ship", inputSchema=schema),
-            action("refund", dangerLevel="HIGH"),
-            action("note"),
-        ],
-    )
-    yield w
-    w.publisher.close()
-    w.worker.close()
-
 
 # --- the flag -------------------------------------------------------------------------------
 

@@ -1,0 +1,53 @@
+"""Fixtures for the end-to-end tests of the Capsule Bus: a bus-enabled server per module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..support.bus import World
+from ..support.clients import AdminClient, action
+from ..support.server import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def bus_server(
+    tmp_path_factory: pytest.TempPathFactory, database_factory: Any
+) -> Iterator[ServerProcess]:
+    data_dir: Path = tmp_path_factory.mktemp("bus")
+    srv = ServerProcess(
+        data_dir,
+        database_factory(data_dir),
+        {"OPSTAGE_CAPSULE_BUS_ENABLED": "true", "OPSTAGE_CAPSULE_BUS_INGEST_PER_MIN": "1000"},
+    ).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def ops(bus_server: ServerProcess) -> Iterator[AdminClient]:
+    with AdminClient(bus_server.url) as c:
+        yield c.login()
+
+
+@pytest.fixture
+def world(bus_server: ServerProcess, ops: AdminClient) -> Iterator[World]:
+    schema = {
+        "type": "object",
+        "properties": {"orderId": {"type": "string"}},
+        "required": ["orderId"],
+    }
+    w = World(
+        bus_server.url,
+        ops,
+        [
+            action("ship", inputSchema=schema),
+            action("refund", dangerLevel="HIGH"),
+            action("note"),
+        ],
+    )
+    yield w
+    w.close()
