@@ -100,7 +100,9 @@ def filters_pass(filters: list[dict[str, Any]], document: Any) -> bool:
         value = resolve_pointer(document, f["path"])
         op = f["op"]
         if op == "exists":
-            if (value is _MISSING) == bool(f.get("value", True)):
+            # An omitted value (absent, or null as older versions stored it) means "present".
+            want = f.get("value")
+            if (value is _MISSING) == (True if want is None else bool(want)):
                 return False
         elif op == "equals":
             if value is _MISSING or value != f["value"]:
