@@ -149,16 +149,25 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
         from opstage.domain.redaction import redact
 
         body = error_body(exc.code, exc.message, redact(exc.details) if exc.details else None)
+    return json_response(_marked(request, body), status, headers=exc.headers or None)
+
+
+def _marked(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     if "/bus/" in request.url.path:
         body["experimental"] = "v0.4-experimental"  # every bus response, as CE v0.4
-    return json_response(body, status, headers=exc.headers or None)
+    return body
 
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     return json_response(
-        error_body(
-            "VALIDATION_FAILED", "Request validation failed.", {"issues": issues_from(exc.errors())}
+        _marked(
+            request,
+            error_body(
+                "VALIDATION_FAILED",
+                "Request validation failed.",
+                {"issues": issues_from(exc.errors())},
+            ),
         ),
         422,
     )
@@ -177,10 +186,10 @@ def issues_from(errors: Any) -> list[dict[str, str]]:
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return json_response(error_body("NOT_FOUND", "Route not found."), 404)
+        return json_response(_marked(request, error_body("NOT_FOUND", "Route not found.")), 404)
     if exc.status_code == 405:
         return json_response(
-            error_body("METHOD_NOT_ALLOWED", "Method not allowed on this route."),
+            _marked(request, error_body("METHOD_NOT_ALLOWED", "Method not allowed on this route.")),
             405,
             headers=dict(exc.headers or {}),
         )
@@ -193,9 +202,10 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     }.get(exc.status_code, "REQUEST_ERROR")
     if exc.status_code >= 500:
         return json_response(
-            error_body("INTERNAL_ERROR", "Internal server error."), exc.status_code
+            _marked(request, error_body("INTERNAL_ERROR", "Internal server error.")),
+            exc.status_code,
         )
-    return json_response(error_body(code, str(exc.detail)), exc.status_code)
+    return json_response(_marked(request, error_body(code, str(exc.detail))), exc.status_code)
 
 
 async def on_client_disconnect(request: Request, exc: Exception) -> Response:
@@ -209,10 +219,13 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     request_id = _request_id(request)
     log.exception("unhandled error (request %s)", request_id, exc_info=exc)
     return json_response(
-        error_body(
-            "INTERNAL_ERROR",
-            "Internal server error.",
-            {"requestId": request_id} if request_id else None,
+        _marked(
+            request,
+            error_body(
+                "INTERNAL_ERROR",
+                "Internal server error.",
+                {"requestId": request_id} if request_id else None,
+            ),
         ),
         500,
     )
