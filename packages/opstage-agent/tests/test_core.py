@@ -113,6 +113,39 @@ def test_bad_configuration_names_the_variable(env: dict[str, str], fragment: str
         AgentConfig.from_env(env)
 
 
+def test_ophub_mode_comes_from_the_environment_and_embedded_stays_the_default() -> None:
+    base = {"OPSTAGE_BACKEND_URL": "http://x", "OPSTAGE_AGENT_CODE": "hub"}
+    assert AgentConfig.from_env(base).agent_mode == "embedded"
+    hub = AgentConfig.from_env(
+        {**base, "OPSTAGE_AGENT_MODE": "ophub", "OPSTAGE_OPHUB_SERVICES": " crm, mail ,"}
+    )
+    assert (hub.agent_mode, hub.ophub_services) == ("ophub", ("crm", "mail"))
+    for wrong, fragment in (
+        ({"OPSTAGE_AGENT_MODE": "sidecar"}, "OPSTAGE_AGENT_MODE"),
+        ({"OPSTAGE_OPHUB_SERVICES": "crm"}, "needs agent_mode"),
+        ({"OPSTAGE_AGENT_MODE": "ophub", "OPSTAGE_OPHUB_SERVICES": "Bad Code"}, "'Bad Code'"),
+        ({"OPSTAGE_AGENT_MODE": "ophub", "OPSTAGE_OPHUB_SERVICES": "crm,crm"}, "repeat"),
+        ({"OPSTAGE_AGENT_MODE": "ophub", "OPSTAGE_OPHUB_SERVICES": "hub"}, "own service"),
+    ):
+        with pytest.raises(ConfigurationError, match=fragment):
+            AgentConfig.from_env({**base, **wrong})
+
+
+def test_an_ophub_registers_without_a_service_and_reports_the_ones_it_fronts() -> None:
+    core = AgentCore(config(registration_token=REG, agent_mode="ophub", ophub_services=("crm",)))
+    service = core.service_body([], [], to_health("UP"))
+    body = json.loads(core.register_request(service).content or b"")
+    assert body["agent"]["mode"] == "ophub" and "service" not in body
+    core.adopt(Credentials("agt_1", "secret"))
+    reported = json.loads(core.report_request(service).content or b"")["services"]
+    assert [s["code"] for s in reported] == ["billing", "crm"]
+    assert {s["manifest"]["agentMode"] for s in reported} == {"ophub"}
+
+    embedded = AgentCore(config(registration_token=REG))
+    body = json.loads(embedded.register_request(service).content or b"")
+    assert body["agent"]["mode"] == "embedded" and body["service"] == service
+
+
 def test_registration_token_is_not_in_the_config_repr() -> None:
     assert REG not in repr(config(registration_token=REG))
     assert "secret" not in repr(Credentials("agt_1", "secret"))

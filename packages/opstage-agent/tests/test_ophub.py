@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from agent_harness import Operator, ServerProcess, agent_config, wait_until
+from agent_harness import (
+    Operator,
+    RecordingTransport,
+    ServerProcess,
+    agent_config,
+    unique,
+    wait_until,
+)
 from opstage_agent import AsyncAgent
 from opstage_agent.ophub import Adapter, OpHubForwarder
 
@@ -66,6 +74,13 @@ class LocalAdapter:
 
 @pytest.fixture
 def adapter() -> Iterator[LocalAdapter]:
+    local = LocalAdapter()
+    yield local
+    local.close()
+
+
+@pytest.fixture
+def other_adapter() -> Iterator[LocalAdapter]:
     local = LocalAdapter()
     yield local
     local.close()
@@ -175,3 +190,82 @@ async def test_a_broken_adapter_answer_forwards_nothing_and_keeps_the_cursor(
         adapter.override = None  # healed: the first event is still the next one
         assert await hub.forward_once() == 1
         assert adapter.afters[-1] is None and hub.stats.forwarded == 1
+
+
+async def test_an_ophub_agent_registers_bare_and_forwards_the_events_of_the_services_it_fronts(
+    polling_server: ServerProcess,
+    polling_operator: Operator,
+    tmp_path: Path,
+    adapter: LocalAdapter,
+    other_adapter: LocalAdapter,
+) -> None:
+    crm, mail = unique("crm"), unique("mail")
+    async with AsyncAgent(agent_config(polling_server, polling_operator, tmp_path)) as neighbour:
+        await neighbour.wait_ready(15)
+        foreign = neighbour.config.effective_service_code  # a service the hub does not own
+
+    adapter.add("c1", "contact.created", {"n": 1}, sourceServiceCode=crm)
+    adapter.add("c2", "contact.created", {"n": 2}, sourceServiceCode=foreign)
+    adapter.add("c3", "contact.created", {"n": 3}, sourceServiceCode=crm)
+    other_adapter.add("m1", "mail.received", {"n": 1})  # source: the adapter's service_code
+    other_adapter.add("m2", "mail.received", {"n": 2}, sourceServiceCode=mail)
+    wire = RecordingTransport()
+    config = agent_config(
+        polling_server,
+        polling_operator,
+        tmp_path,
+        agent_mode="ophub",
+        ophub_services=(crm, mail),
+    )
+    async with AsyncAgent(config, transport=wire) as agent:
+        await agent.wait_ready(15)
+        assert agent.agent_id is not None
+        (registration,) = [e for e in wire.exchanges if e.path == "/api/agents/register"]
+        assert registration.request_body["agent"]["mode"] == "ophub"
+        assert "service" not in registration.request_body
+        hub = OpHubForwarder(
+            agent,
+            [Adapter("crm", adapter.url), Adapter("mail", other_adapter.url, service_code=mail)],
+            cursor_file=tmp_path / "hub-cursors.json",
+            interval_seconds=0.05,
+        )
+        runner = asyncio.create_task(hub.run())
+        try:
+            await in_thread(wait_until, lambda: hub.stats.forwarded + len(hub.stats.rejected) >= 5)
+            # The refusal did not stop the runner: what the adapters add later still goes out.
+            adapter.add("c4", "contact.created", {"n": 4}, sourceServiceCode=crm)
+            other_adapter.add("m3", "mail.received", {"n": 3})
+            await in_thread(wait_until, lambda: hub.stats.forwarded >= 6)
+            await asyncio.sleep(0.3)  # a few more rounds: room for a second send, if one existed
+            assert not runner.done()
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+
+    assert hub.stats.rejected == [("crm", "c2", "BUS_SOURCE_SERVICE_FORBIDDEN")]
+    assert (hub.stats.forwarded, hub.stats.replays, hub.stats.adapter_errors) == (6, 0, 0)
+    publishes = [e for e in wire.exchanges if e.path.endswith("/bus/events")]
+    sent = sorted(
+        (e.request_body["sourceServiceCode"], e.request_body["payload"]["n"]) for e in publishes
+    )
+    expected = [(crm, 1), (crm, 3), (crm, 4), (foreign, 2), (mail, 1), (mail, 2), (mail, 3)]
+    assert sent == sorted(expected)  # each adapter event sent once, none twice
+    assert {e.status for e in publishes if e.request_body["sourceServiceCode"] != foreign} == {200}
+    (refused,) = [e for e in publishes if e.request_body["sourceServiceCode"] == foreign]
+    assert refused.status == 403
+    assert refused.response_body["error"]["code"] == "BUS_SOURCE_SERVICE_FORBIDDEN"
+
+    # Opstage holds each accepted event once, under the service that emitted it.
+    accepted = await in_thread(
+        polling_operator.client.data, "GET", "/api/admin/bus/events", params={"pageSize": 100}
+    )
+    stored = sorted(
+        (e["sourceServiceCode"], e["payload"]["n"])
+        for e in accepted
+        if e["agentId"] == agent.agent_id
+    )
+    assert stored == sorted(pair for pair in expected if pair[0] != foreign)
+    assert polling_operator.agent(agent.agent_id)["mode"] == "ophub"
+    fronted = {s["code"] for s in polling_operator.services_of(agent.agent_id)}
+    assert fronted == {config.effective_service_code, crm, mail}

@@ -383,6 +383,7 @@ class AsyncAgent(DeclaringMixin):
             await self._register()
         else:
             self._core.adopt(credentials)
+        if credentials is not None or self.config.is_ophub:
             await self._report(service)
         await self._heartbeat(self._current_health())
 
@@ -494,7 +495,12 @@ class AsyncAgent(DeclaringMixin):
             return self._core.register_request(service)
 
         await self._call(build, self._core.accept_registration)
-        if service is not None:
+        if self.config.is_ophub:
+            # It registered without services: the next round of the heartbeat loop reports
+            # them (on the first connect, _connect does it at once).
+            self._core.forget_report()
+            self.refresh()
+        elif service is not None:
             self._core.mark_reported(service)
             self._core.last_health = service.get("health")
         log.info("registered agent %s as %s", self.config.agent_code, self.agent_id)

@@ -20,6 +20,9 @@ from opstage_agent.errors import ConfigurationError
 SERVICE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 AGENT_CODE = re.compile(r"^\S(.*\S)?$")
 TOKEN_PREFIX_REGISTRATION = "opstage_reg_"
+# "ophub": an OpHub that fronts local adapters' services (see opstage_agent.ophub). The other
+# modes the server knows (sidecar, external) are reserved for editions this SDK does not serve.
+AGENT_MODES = ("embedded", "ophub")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,9 @@ class AgentConfig:
     service_version: str = "0.0.0"
     service_description: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    agent_mode: str = "embedded"
+    # OpHub only: the codes of the adapters' services it reports next to its own.
+    ophub_services: tuple[str, ...] = ()
     # None: use what the server advertises (register and heartbeat responses).
     heartbeat_interval_seconds: float | None = None
     command_poll_interval_seconds: float | None = None
@@ -69,6 +75,28 @@ class AgentConfig:
                 f"service code {code!r} must match {SERVICE_CODE.pattern} (at most 80 characters); "
                 "set service_code when the agent code does not"
             )
+        if self.agent_mode not in AGENT_MODES:
+            raise ConfigurationError(
+                f"agent_mode (OPSTAGE_AGENT_MODE) must be one of {', '.join(AGENT_MODES)}, "
+                f"got {self.agent_mode!r}"
+            )
+        fronted = tuple(self.ophub_services)
+        object.__setattr__(self, "ophub_services", fronted)
+        if fronted and self.agent_mode != "ophub":
+            raise ConfigurationError(
+                "ophub_services (OPSTAGE_OPHUB_SERVICES) needs agent_mode (OPSTAGE_AGENT_MODE) "
+                "'ophub'"
+            )
+        for extra in fronted:
+            if not SERVICE_CODE.match(extra) or len(extra) > 80:
+                raise ConfigurationError(
+                    f"OpHub service code {extra!r} must match {SERVICE_CODE.pattern} "
+                    "(at most 80 characters)"
+                )
+        if len(set(fronted)) != len(fronted) or code in fronted:
+            raise ConfigurationError(
+                "ophub_services must not repeat a code, nor name the agent's own service"
+            )
         token = self.registration_token
         if token is not None and not token.startswith(TOKEN_PREFIX_REGISTRATION):
             raise ConfigurationError(
@@ -91,6 +119,10 @@ class AgentConfig:
                 raise ConfigurationError(f"{name} must be positive")
         if self.max_concurrent_actions < 1 or self.result_max_bytes < 1:
             raise ConfigurationError("max_concurrent_actions and result_max_bytes must be >= 1")
+
+    @property
+    def is_ophub(self) -> bool:
+        return self.agent_mode == "ophub"
 
     @property
     def effective_agent_name(self) -> str:
@@ -143,6 +175,10 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _codes(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -161,6 +197,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "OPSTAGE_SERVICE_CODE": ("service_code", str),
     "OPSTAGE_SERVICE_NAME": ("service_name", str),
     "OPSTAGE_SERVICE_VERSION": ("service_version", str),
+    "OPSTAGE_AGENT_MODE": ("agent_mode", str),
+    "OPSTAGE_OPHUB_SERVICES": ("ophub_services", _codes),
     "OPSTAGE_HEARTBEAT_INTERVAL_SECONDS": ("heartbeat_interval_seconds", _positive_float),
     "OPSTAGE_COMMAND_POLL_INTERVAL_SECONDS": ("command_poll_interval_seconds", _positive_float),
     "OPSTAGE_COMMAND_RESULT_MAX_BYTES": ("result_max_bytes", int),

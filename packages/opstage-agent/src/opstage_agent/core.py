@@ -189,7 +189,7 @@ class AgentCore:
             "name": c.effective_service_name,
             "version": c.service_version,
             "runtime": "python",
-            "agentMode": "embedded",
+            "agentMode": c.agent_mode,
             "capabilities": ["health", "configs", "actions"],
         }
         if c.service_description:
@@ -210,6 +210,24 @@ class AgentCore:
             body["description"] = c.service_description
         return body
 
+    def fronted_service_bodies(self) -> list[ReportedServiceBody]:
+        """An OpHub's adapter services: reported so that it may publish their events (the bus
+        refuses a source service the agent does not own). What they declare is the adapters'
+        business; the hub states only that they exist and that it fronts them."""
+        bodies: list[ReportedServiceBody] = []
+        for code in self.config.ophub_services:
+            manifest: ManifestBody = {
+                "kind": "CapsuleService",
+                "schemaVersion": "1.0",
+                "code": code,
+                "name": code,
+                "version": "0.0.0",
+                "runtime": "other",
+                "agentMode": self.config.agent_mode,
+            }
+            bodies.append({"code": code, "name": code, "runtime": "other", "manifest": manifest})
+        return bodies
+
     @staticmethod
     def fingerprint(service: ReportedServiceBody) -> str:
         # Health travels with every heartbeat; only the rest makes a new report worthwhile.
@@ -223,6 +241,10 @@ class AgentCore:
     def mark_reported(self, service: ReportedServiceBody) -> None:
         """Also used after a refused report, so the same body is not sent again and again."""
         self._reported_fingerprint = self.fingerprint(service)
+
+    def forget_report(self) -> None:
+        """Make the next look at the declarations report them, changed or not."""
+        self._reported_fingerprint = None
 
     def health_changed(self, health: HealthBody | None) -> bool:
         return health != self.last_health
@@ -242,12 +264,14 @@ class AgentCore:
             "agent": {
                 "code": self.config.agent_code,
                 "name": self.config.effective_agent_name,
-                "mode": "embedded",
+                "mode": "ophub" if self.config.is_ophub else "embedded",
                 "runtime": "python",
                 "version": __version__,
             },
         }
-        if service is not None:
+        # An OpHub registers bare, as the reference's OpHub does, and reports its services
+        # (its own and the adapters') right after.
+        if service is not None and not self.config.is_ophub:
             # Sent with the registration so a taken service code is refused before the
             # single-use registration token is spent.
             body["service"] = service
@@ -262,7 +286,7 @@ class AgentCore:
         return self._request("heartbeat", "POST", self._agent_path("/heartbeat"), body)
 
     def report_request(self, service: ReportedServiceBody) -> HttpRequest:
-        body: ServiceReportBody = {"services": [service]}
+        body: ServiceReportBody = {"services": [service, *self.fronted_service_bodies()]}
         return self._request("report", "POST", self._agent_path("/services/report"), body)
 
     def poll_request(self, limit: int) -> HttpRequest:

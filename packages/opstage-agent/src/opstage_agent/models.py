@@ -82,7 +82,7 @@ class ReportedServiceBody(TypedDict):
 class AgentIdentityBody(TypedDict):
     code: str
     name: str
-    mode: Literal["embedded"]
+    mode: Literal["embedded", "ophub"]  # ophub: added to the v0.1 contract by the Capsule Bus
     runtime: str
     version: NotRequired[str]
 

@@ -4,6 +4,10 @@ The seed's shape is ``GET /capsule/bus/events -> OpHub -> POST /api/agents/:agen
 -> Opstage``; the forwarder owns no routing, persistence or command creation — Opstage does.
 It keeps one thing: a cursor per adapter, so nothing is forwarded twice.
 
+The agent it forwards through is normally an OpHub agent (``agent_mode="ophub"``, env
+``OPSTAGE_AGENT_MODE=ophub``): it registers as one and reports the adapters' services named in
+``ophub_services`` (``OPSTAGE_OPHUB_SERVICES``), which the bus requires of an event's source.
+
 The adapter side (the reference names only the path, so this is ours, documented in the
 package README)::
 
@@ -61,7 +65,8 @@ class Adapter:
     """A local adapter whose events this OpHub forwards.
 
     ``service_code`` is the Capsule Service its events come from when an event does not say
-    (default: the OpHub agent's own service). The agent must report that service.
+    (default: the OpHub agent's own service). The agent must report that service
+    (an OpHub agent: list it in ``ophub_services``).
     """
 
     name: str
