@@ -69,11 +69,15 @@ class Sse:
         """Frames up to and including the first that matches (read timeout bounds each wait)."""
         deadline = time.monotonic() + timeout
         got: list[Frame] = []
-        for frame in self:
-            got.append(frame)
-            if match(frame):
-                return got
-            assert time.monotonic() < deadline, f"no matching frame in {timeout}s: {got}"
+        try:
+            for frame in self:
+                got.append(frame)
+                if match(frame):
+                    return got
+                assert time.monotonic() < deadline, f"no matching frame in {timeout}s: {got}"
+        except httpx.ReadTimeout:
+            # A quiet stream: say what never came rather than surface the client's timeout.
+            raise AssertionError(f"no matching frame before the stream went quiet: {got}") from None
         raise AssertionError(f"the stream ended before a matching frame: {got}")
 
     def events(self, frames: list[Frame]) -> list[Frame]:
