@@ -21,7 +21,7 @@ from sqlalchemy.engine import Dialect
 
 from opstage.domain.events import DomainEvent
 from opstage.store.base import Repo, Row
-from opstage.store.driver import Sql, insert_statement
+from opstage.store.driver import Sql, Statement, insert_statement
 from opstage.store.tables import domain_event_log as log
 from opstage.store.tables import system_settings
 
@@ -36,11 +36,15 @@ def append_rows(events: Sequence[DomainEvent], now: datetime) -> builtins.list[R
     return [{"kind": e.kind, "data": e, "created_at": now} for e in events]
 
 
+def append_statement(dialect: Dialect, events: Sequence[DomainEvent], now: datetime) -> Statement:
+    return insert_statement(dialect, log, append_rows(events, now))
+
+
 def append_work(
     dialect: Dialect, events: Sequence[DomainEvent], now: datetime
 ) -> Callable[[Sql], None]:
     """Work for ``in_driver`` that appends ``events`` (PostgreSQL: under the tail's lock)."""
-    insert = insert_statement(dialect, log, append_rows(events, now))
+    insert = append_statement(dialect, events, now)
     lock = dialect.name == "postgresql"
 
     def work(sql: Sql) -> None:

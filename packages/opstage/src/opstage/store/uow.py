@@ -27,9 +27,10 @@ from opstage.store.bus import BusEventRepo, BusRouteRepo
 from opstage.store.commands import CommandRepo
 from opstage.store.driver import Sql, Statement, commit_in_driver, execute_all, insert_statement
 from opstage.store.engine import Engines
-from opstage.store.event_log import EventLogRepo, append_work
+from opstage.store.event_log import APPEND_LOCK_KEY, EventLogRepo, append_statement, append_work
 from opstage.store.observability import ObservabilityRepo
-from opstage.store.pg_wake import notify_work
+from opstage.store.pg_tail import tail_work
+from opstage.store.pg_wake import CHANNEL, notify_work, payloads
 from opstage.store.services import ServiceRepo
 from opstage.store.settings import SettingRepo
 from opstage.store.tables import metadata
@@ -168,8 +169,16 @@ class SqlUnitOfWork:
     def _tail_work(self) -> Callable[[Sql], None] | None:
         """The unit's last driver work: buffered inserts, the event log, then (PostgreSQL)
         the other nodes' wake-ups, delivered by the database when this commits."""
+        dialect = self.conn.dialect
+        now = utcnow()
+        if dialect.name == "postgresql":
+            keys = self._wake_keys(self.events) if self._wake_keys and self.events else []
+            log_rows = append_statement(dialect, self.events, now) if self.events else None
+            one = tail_work(self._inserts, log_rows, APPEND_LOCK_KEY, CHANNEL, payloads(keys))
+            if one is not None or not (self._inserts or self.events or keys):
+                return one
         inserts = execute_all(self._inserts) if self._inserts else None
-        log = append_work(self.conn.dialect, self.events, utcnow()) if self.events else None
+        log = append_work(dialect, self.events, now) if self.events else None
         wake = None
         if self._wake_keys is not None and self.events:
             wake = notify_work(self._wake_keys(self.events))
