@@ -39,14 +39,7 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _all(admin: AdminClient, path: str) -> set[str]:
-    ids: set[str] = set()
-    page = 1
-    while True:
-        body = admin.get(path, params={"page": page, "pageSize": 100}).json()
-        ids |= {item["id"] for item in body["data"]}
-        if page * 100 >= body["pagination"]["total"]:
-            return ids
-        page += 1
+    return {item["id"] for item in admin.every(path)}
 
 
 def test_backup_is_owner_only(server: ServerProcess, admin: AdminClient) -> None:

@@ -15,17 +15,6 @@ from ..support.clients import AdminClient, AgentClient, action, register, servic
 from ..support.server import ServerProcess
 
 
-def _all(ops: AdminClient, path: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        body = ops.get(path, params={"page": page, "pageSize": 100}).json()
-        out += body["data"]
-        if len(out) >= body["pagination"]["total"] or not body["data"]:
-            return out
-        page += 1
-
-
 def test_fan_out_is_atomic_across_a_crash(tmp_path: Path, database_factory: Any) -> None:
     srv = ServerProcess(
         tmp_path,
@@ -87,8 +76,8 @@ def test_fan_out_is_atomic_across_a_crash(tmp_path: Path, database_factory: Any)
 
         srv.start()
         ops = AdminClient(srv.url).login()
-        events = {e["id"]: e for e in _all(ops, "/api/admin/bus/events")}
-        commands = [c for c in _all(ops, "/api/admin/commands") if c["busEventId"]]
+        events = {e["id"]: e for e in ops.every("/api/admin/bus/events")}
+        commands = [c for c in ops.every("/api/admin/commands") if c["busEventId"]]
         per_event: dict[str, int] = {}
         for c in commands:
             assert c["busEventId"] in events, "a command exists without its event"

@@ -72,14 +72,7 @@ def looped(outcome_bus: ServerProcess) -> Iterator[World]:
 
 
 def _stored_events(ops: AdminClient) -> list[Row]:
-    out: list[Row] = []
-    page = 1
-    while True:
-        body = ops.get("/api/admin/bus/events", params={"page": page, "pageSize": 100}).json()
-        out += body["data"]
-        if len(out) >= body["pagination"]["total"] or not body["data"]:
-            return out
-        page += 1
+    return ops.every("/api/admin/bus/events")
 
 
 def _published(w: World, **body: Any) -> Row:

@@ -73,19 +73,8 @@ def _chain(w: World, length: int) -> list[str]:
     return ids
 
 
-def _all(ops: AdminClient, path: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        body = ops.get(path, params={"page": page, "pageSize": 100}).json()
-        out += body["data"]
-        if len(out) >= body["pagination"]["total"] or not body["data"]:
-            return out
-        page += 1
-
-
 def _events_of(ops: AdminClient, event_type: str) -> list[dict[str, Any]]:
-    return [e for e in _all(ops, "/api/admin/bus/events") if e["eventType"] == event_type]
+    return [e for e in ops.every("/api/admin/bus/events") if e["eventType"] == event_type]
 
 
 # --- 1. order of ingest refusals, and what a refusal costs ---------------------------------
@@ -199,7 +188,7 @@ def test_at_most_ten_routes_per_event_the_oldest(world: World) -> None:
     (stored,) = _events_of(world.ops, world.event_type)
     assert stored["routeCount"] == 10
     commands = [
-        c for c in _all(world.ops, "/api/admin/commands") if c["busEventId"] == stored["id"]
+        c for c in world.ops.every("/api/admin/commands") if c["busEventId"] == stored["id"]
     ]
     assert sorted(c["busRouteId"] for c in commands) == sorted(routes[:10])
 
@@ -208,7 +197,7 @@ def test_at_most_ten_routes_per_event_the_oldest(world: World) -> None:
 
 
 def _bus_audit(ops: AdminClient, ident: str) -> list[dict[str, Any]]:
-    return [a for a in _all(ops, "/api/admin/bus/audit") if ident in str(a)]
+    return [a for a in ops.every("/api/admin/bus/audit") if ident in str(a)]
 
 
 def test_failed_and_unmatched_routing_is_audited(world: World) -> None:

@@ -38,15 +38,18 @@ def _unit(engines: Any, keys: list[str]) -> SqlUnitOfWork:
     return SqlUnitOfWork(engines, None, write=True, wake_keys=lambda _events: keys)
 
 
-@needs_postgres
-def test_a_tail_stores_what_core_stores_logs_and_wakes_at_commit(
-    tmp_path: Path, database_factory: Callable[[Path], str | None]
-) -> None:
-    import asyncpg
+@pytest.fixture
+def url(tmp_path: Path, database_factory: Callable[[Path], str | None]) -> str:
+    """A migrated database of the test's own (these tests only run in the PostgreSQL pass)."""
+    found = database_factory(tmp_path)
+    assert found is not None
+    _migrated(found)
+    return found
 
-    url = database_factory(tmp_path)
-    assert url is not None
-    _migrated(url)
+
+@needs_postgres
+def test_a_tail_stores_what_core_stores_logs_and_wakes_at_commit(url: str) -> None:
+    import asyncpg
 
     async def go() -> None:
         engines = create_engines(url)
@@ -94,13 +97,7 @@ def test_a_tail_stores_what_core_stores_logs_and_wakes_at_commit(
 
 
 @needs_postgres
-def test_a_tail_holds_the_log_lock_and_a_conflict_is_a_duplicate_row(
-    tmp_path: Path, database_factory: Callable[[Path], str | None]
-) -> None:
-    url = database_factory(tmp_path)
-    assert url is not None
-    _migrated(url)
-
+def test_a_tail_holds_the_log_lock_and_a_conflict_is_a_duplicate_row(url: str) -> None:
     async def go() -> None:
         engines = create_engines(url)
         try:

@@ -39,6 +39,17 @@ class AdminClient(httpx.Client):
         assert body["success"] is True
         return body["data"]
 
+    def every(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a paginated admin list, page by page."""
+        items: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self.get(path, params={**params, "page": page, "pageSize": 100}).json()
+            items += body["data"]
+            if len(items) >= body["pagination"]["total"] or not body["data"]:
+                return items
+            page += 1
+
     def create_token(self, **body: Any) -> str:
         data = self.data("POST", "/api/admin/registration-tokens", json=body)
         raw: str = data["rawToken"]
