@@ -49,17 +49,9 @@ def route_values(body: Row) -> Row:
         "target_service_code": body["target"]["serviceCode"],
         "target_action_name": body["target"]["actionName"],
         "input_mapping": body.get("inputMapping") or {},
-        "filters": [_stored_filter(f) for f in body.get("filters") or []],
+        "filters": body.get("filters") or [],
         "metadata": body.get("metadata") or {},
     }
-
-
-def _stored_filter(f: Row) -> Row:
-    """The request model fills an omitted ``value`` with null; for ``exists`` that null would
-    read as false ("must be absent"), so it is dropped and the rule's default (present) holds."""
-    if f.get("op") == "exists" and f.get("value") is None:
-        return {k: v for k, v in f.items() if k != "value"}
-    return dict(f)
 
 
 async def _approval(
