@@ -29,7 +29,7 @@ from opstage.store.bus_session import BusWriterSession
 from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointer
 from opstage.store.engine import Engines, create_engines, sqlite_path
 from opstage.store.migrate import current_revision_async, head_revision
-from opstage.store.pg_wake import PgWakeListener, listen_dsn
+from opstage.store.pg_wake import PgWakeListener, listen_dsn, new_origin
 from opstage.store.uow import SqlUnitOfWork
 
 log = logging.getLogger("opstage")
@@ -72,8 +72,12 @@ class Runtime:
                 )
             bus = DomainEventBus(settings.event_bus_capacity)
 
+            origin = new_origin()
+
             def factory(*, write: bool) -> UnitOfWork:
-                return SqlUnitOfWork(engines, bus, write=write, wake_keys=wake_keys)
+                return SqlUnitOfWork(
+                    engines, bus, write=write, wake_keys=wake_keys, wake_origin=origin
+                )
 
             heartbeats = HeartbeatWriter()
             ctx = AppContext(
@@ -107,7 +111,10 @@ class Runtime:
         runtime.tasks.append(asyncio.create_task(ctx.bus_ingest.run(), name="bus-ingest"))
         if engines.kind == "postgres":  # other nodes may share the database: hear them
             listener = PgWakeListener(
-                listen_dsn(engines.writer.url), ctx.waiters.notify_keys, ctx.waiters.notify_all
+                listen_dsn(engines.writer.url),
+                ctx.waiters.notify_keys,
+                ctx.waiters.notify_all,
+                origin,
             )
             runtime.wake_listener = listener
             ctx.cross_node_wake = listener.status

@@ -12,6 +12,7 @@ import pytest
 from opstage.domain.errors import DuplicateRow
 from opstage.domain.events import AuditRecorded
 from opstage.store.engine import create_engines
+from opstage.store.event_log import APPEND_LOCK_KEY
 from opstage.store.pg_tail import tail_work
 from opstage.store.pg_wake import CHANNEL
 from opstage.store.tables import audit_events
@@ -119,7 +120,7 @@ def test_a_tail_holds_the_log_lock_and_a_conflict_is_a_duplicate_row(url: str) -
             async with engines.writer.connect() as blocker:
                 tx = await blocker.begin()
                 await blocker.execute(
-                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x6F70_7374_6167_6C6F}
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_KEY}
                 )
                 tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
                 await asyncio.sleep(0.5)

@@ -22,6 +22,23 @@ def test_keys_go_once_each_in_order_and_no_payload_is_too_long() -> None:
     assert payloads([]) == []
 
 
+def test_a_node_marks_its_payloads_and_its_listener_passes_over_its_own() -> None:
+    keys = [f"command:cmd_{i:026d}" for i in range(600)]
+    sent = payloads(keys, "@node-a")
+    assert len(sent) > 1 and all(p.startswith("@node-a ") for p in sent)
+    assert all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in sent)
+    assert [k for p in sent for k in p.split()[1:]] == keys
+    assert payloads([], "@node-a") == []
+
+    heard: list[list[str]] = []
+    listener = PgWakeListener("unused", heard.append, lambda: None, origin="@node-a")
+    listener._deliver(None, 1, CHANNEL, "@node-a agent:agt_own")  # woken by its own bus
+    listener._deliver(None, 1, CHANNEL, "@node-b agent:agt_other command:cmd_1")
+    listener._deliver(None, 1, CHANNEL, "agent:agt_unmarked")
+    assert heard == [["agent:agt_other", "command:cmd_1"], ["agent:agt_unmarked"]]
+    assert listener.status()["received"] == 2
+
+
 @pytest.mark.skipif(ENGINE != "postgres", reason="needs PostgreSQL: runs in the PostgreSQL pass")
 async def test_the_listener_hears_commits_and_reports_a_gap_after_losing_its_connection(
     tmp_path: Path, database_factory: Callable[[Path], str | None]

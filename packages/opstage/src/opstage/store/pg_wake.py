@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -30,25 +31,31 @@ MAX_PAYLOAD_BYTES = 7_900
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
-def payloads(keys: Iterable[str]) -> list[str]:
-    """Distinct keys, space-separated, in as few payloads as the size limit allows."""
+def payloads(keys: Iterable[str], origin: str = "") -> list[str]:
+    """Distinct keys, space-separated, in as few payloads as the size limit allows; each
+    payload starts with the sending node's ``origin`` token (``@…``) when there is one."""
     out: list[str] = []
-    current: list[str] = []
-    size = 0
+    current: list[str] = [origin] if origin else []
+    size = len(origin)
     for key in dict.fromkeys(keys):
-        if current and size + 1 + len(key) > MAX_PAYLOAD_BYTES:
+        if len(current) > bool(origin) and size + 1 + len(key) > MAX_PAYLOAD_BYTES:
             out.append(" ".join(current))
-            current, size = [], 0
+            current, size = ([origin], len(origin)) if origin else ([], 0)
         current.append(key)
         size += len(key) + (1 if size else 0)
-    if current:
+    if len(current) > bool(origin):
         out.append(" ".join(current))
     return out
 
 
-def notify_work(keys: Sequence[str]) -> Callable[[Sql], None] | None:
+def new_origin() -> str:
+    """A node's token in its own payloads, so that its listener can pass over them."""
+    return "@" + secrets.token_hex(8)
+
+
+def notify_work(keys: Sequence[str], origin: str = "") -> Callable[[Sql], None] | None:
     """Driver work that sends ``keys`` on commit of the unit it runs in (None: no keys)."""
-    messages = payloads(keys)
+    messages = payloads(keys, origin)
     if not messages:
         return None
 
@@ -68,9 +75,14 @@ class PgWakeListener:
     """Listens on ``CHANNEL`` for as long as it runs, reconnecting after any loss."""
 
     def __init__(
-        self, dsn: str, on_keys: Callable[[list[str]], None], on_gap: Callable[[], None]
+        self,
+        dsn: str,
+        on_keys: Callable[[list[str]], None],
+        on_gap: Callable[[], None],
+        origin: str = "",
     ) -> None:
         self._dsn = dsn
+        self._origin = origin
         self._on_keys = on_keys
         self._on_gap = on_gap
         self.connected = asyncio.Event()
@@ -87,8 +99,17 @@ class PgWakeListener:
         }
 
     def _deliver(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        keys = payload.split()
+        if keys and keys[0].startswith("@"):
+            if keys[0] == self._origin:
+                # This node's own commit: its waiters are woken by the domain event bus after
+                # the commit's hooks have run (a prepared one-time secret is held by then). The
+                # database can deliver the notification before those hooks, and a waiter woken
+                # that early would read the result without its secret.
+                return
+            keys = keys[1:]
         self.received += 1
-        self._on_keys(payload.split())
+        self._on_keys(keys)
 
     async def run(self) -> None:
         import asyncpg

@@ -61,11 +61,14 @@ class SqlUnitOfWork:
         *,
         write: bool,
         wake_keys: WakeKeys | None = None,
+        wake_origin: str = "",
     ) -> None:
         self._engines = engines
         self._bus = bus
-        # Only PostgreSQL has other nodes to wake (store/pg_wake.py).
+        # Only PostgreSQL has other nodes to wake (store/pg_wake.py); the origin token lets
+        # this node's listener pass over its own.
         self._wake_keys = wake_keys if engines.kind == "postgres" else None
+        self._wake_origin = wake_origin
         self.write = write
         self.kind = engines.kind
         self.events: list[DomainEvent] = []
@@ -169,19 +172,20 @@ class SqlUnitOfWork:
     def _tail_work(self) -> Callable[[Sql], None] | None:
         """The unit's last driver work: buffered inserts, the event log, then (PostgreSQL)
         the other nodes' wake-ups, delivered by the database when this commits."""
+        if not (self._inserts or self.events):
+            return None
         dialect = self.conn.dialect
         now = utcnow()
+        keys = self._wake_keys(self.events) if self._wake_keys is not None and self.events else []
         if dialect.name == "postgresql":
-            keys = self._wake_keys(self.events) if self._wake_keys and self.events else []
             log_rows = append_statement(dialect, self.events, now) if self.events else None
-            one = tail_work(self._inserts, log_rows, APPEND_LOCK_KEY, CHANNEL, payloads(keys))
-            if one is not None or not (self._inserts or self.events or keys):
+            messages = payloads(keys, self._wake_origin)
+            one = tail_work(self._inserts, log_rows, APPEND_LOCK_KEY, CHANNEL, messages)
+            if one is not None:
                 return one
         inserts = execute_all(self._inserts) if self._inserts else None
         log = append_work(dialect, self.events, now) if self.events else None
-        wake = None
-        if self._wake_keys is not None and self.events:
-            wake = notify_work(self._wake_keys(self.events))
+        wake = notify_work(keys, self._wake_origin)
         steps = [step for step in (inserts, log, wake) if step is not None]
         if not steps:
             return None
