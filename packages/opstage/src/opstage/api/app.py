@@ -94,7 +94,7 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
         # for every statement and then wait for the event loop to hand it back, which a busy
         # loop does only when the switch interval (5 ms by default) runs out. At 1 ms a bus
         # batch's writer waits less for the GIL: +8% ingest at 16 publishers, median of three
-        # interleaved runs (bench/README.md, session 6).
+        # interleaved runs (bench/README.md; ADR 0004).
         switch = sys.getswitchinterval()
         sys.setswitchinterval(min(switch, SWITCH_INTERVAL_SECONDS))
         try:

@@ -50,7 +50,7 @@ class _RandomPool:
     ``os.urandom`` releases the GIL for its system call; on the event loop that can hand the
     GIL to a waiting database thread, and the loop then waits up to a switch interval to get
     it back, once per request id and per ULID millisecond. (Measured alone, the change could
-    not be told from noise; bench/README.md, session 7.) The pool keeps the OS source's
+    not be told from noise in interleaved runs.) The pool keeps the OS source's
     quality (nothing is derived or stretched) and cuts the calls 512-fold. Raw tokens do not
     come from here (``new_token`` uses ``secrets``). A forked child starts with an empty
     pool, so parent and child never share bytes.

@@ -150,7 +150,7 @@ class _Sqlite:
         # One multi-row INSERT per chunk instead of one step per row: the sqlite3 module
         # gives the GIL up for every step and the thread then waits for the busy event loop
         # to hand it back, which made a bus batch's inserts several times slower than
-        # their CPU time (bench/README.md, session 6).
+        # their CPU time (ADR 0003).
         width = len(params[0])
         step = max(1, min(MULTI_ROW_MAX, _SQLITE_MAX_VARIABLES // max(1, width)))
         for start in range(0, len(params), step):

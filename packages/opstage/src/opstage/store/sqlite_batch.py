@@ -4,7 +4,7 @@ The sqlite3 module gives up the GIL for every statement it steps and its thread 
 for the event loop to hand the GIL back; with the loop busy (ingest at full rate) a bus batch
 of seven statements (``BEGIN IMMEDIATE``, the ``data_version`` check, four inserts,
 ``COMMIT``) spent most of its time waiting, and the writer thread became the bottleneck
-(bench/README.md, session 6). Here the batch is one ``INSERT`` into a TEMP view whose
+(ADR 0004). Here the batch is one ``INSERT`` into a TEMP view whose
 ``INSTEAD OF`` trigger:
 
 - checks ``data_version`` and aborts with ``STALE_MESSAGE`` if another connection committed
@@ -23,7 +23,7 @@ types with the statement path, tricky payloads included).
 Binding the values instead (a multi-row ``INSERT`` into a view routed by part, one trigger
 per table) cuts SQLite's work per batch 2.4-fold, but the writer thread then binds a
 thousand values while holding the GIL the event loop is waiting for, and ingest fell in every
-interleaved comparison (bench/README.md, session 7): unpacking JSON inside SQLite runs
+interleaved comparison (ADR 0004): unpacking JSON inside SQLite runs
 without the GIL, which is why the rows travel as JSON.
 
 The view and trigger are TEMP objects of the writer connection, created on first use for each
