@@ -3,8 +3,8 @@
 Through SQLAlchemy's asyncio layer every statement costs 200-700 µs of the event loop's CPU on
 this kind of machine (statement cache key, execution context, parameter and result
 processing, four thread hand-offs to aiosqlite for cursor, execute, fetch and close); the same
-statement sent to aiosqlite directly costs about 25 µs (bench/README.md, "Capsule Bus
-ingest"). The statements on the hot paths (the bus batch's reference reads and its inserts) are
+statement sent to aiosqlite directly costs about 25 µs (ADR 0003). The statements
+on the hot paths (the bus batch's reference reads and its inserts) are
 therefore written as SQLAlchemy Core, compiled once per dialect into plain SQL with positional
 parameters, and executed:
 

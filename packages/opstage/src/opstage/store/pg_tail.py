@@ -3,7 +3,7 @@
 A unit's tail is its buffered inserts (``insert_all``), the event log's rows under the log's
 advisory lock, and the other nodes' wake-ups. Sent statement by statement that was six round
 trips for a Capsule Bus batch — half of its thirteen — while the server and the database sat
-half idle (bench/README.md, "On PostgreSQL"). Here every table's rows travel as one array per
+half idle (ADR 0005). Here every table's rows travel as one array per
 column (``INSERT … SELECT * FROM unnest($1::VARCHAR[], …)``), each in a data-modifying ``WITH``,
 so the statement's text depends only on which tables have rows (the prepared statement is
 reused whatever the row counts) and the database does one statement, not one per row.
