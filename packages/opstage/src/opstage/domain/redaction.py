@@ -5,9 +5,9 @@ Two nets: by key name (the reference's pattern, widened), and by value shape (an
 
 Under a secret-looking key, what is redacted depends on what the value is (issue 15): a
 string, object or array is; a boolean or null never is (a flag, an absence); a number only
-when the key names one secret (``token``, ``pin``-like ``password``, ``apiKey``) and not when
-it counts or measures them (``expiredRegistrationTokens``, ``tokenTtlSeconds``); and a string
-that is an Opstage id (``tok_<ULID>``) is a reference, not a secret.
+when the key names one secret (``token``, ``password``, ``apiKey``: a one-time code, a PIN) and
+not when it counts or measures them (``expiredRegistrationTokens``, ``tokenTtlSeconds``); and a
+string that is an Opstage id (``tok_<ULID>``) is a reference, not a secret.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ SECRET_KEY_PATTERN = re.compile(
     r"connection[-_]?string",
     re.IGNORECASE,
 )
-# Keys that match the pattern but only ever carry counts or flags.
-_SAFE_KEYS = frozenset({"revokedTokens"})
 TOKEN_VALUE_PATTERN = re.compile(r"opstage_(reg|agent|agt)_[A-Za-z0-9_\-]+")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+):[^@\s]*@")
 
@@ -42,7 +40,7 @@ _OPSTAGE_ID = re.compile(r"^(" + "|".join(sorted(ID_PREFIXES)) + r")_[0-9A-HJKMN
 
 @lru_cache(maxsize=8192)  # keys repeat (payload schemas); bounded, as callers choose them
 def is_secret_key(key: str) -> bool:
-    return key not in _SAFE_KEYS and bool(SECRET_KEY_PATTERN.search(key))
+    return bool(SECRET_KEY_PATTERN.search(key))
 
 
 def is_secret_value(key: str, value: Any) -> bool:
