@@ -313,6 +313,26 @@ def test_raw_tokens_in_free_text_are_masked_on_the_way_in(
         assert token not in dump
 
 
+def test_raw_tokens_in_bus_routes_and_events_are_masked_on_the_way_in(
+    bus_server: ServerProcess, world: Any
+) -> None:
+    leaked = [new_token("opstage_agent_"), new_token("opstage_reg_")]
+    a, reg = leaked
+    route = world.route(
+        name=f"route {a}",
+        description=f"see {reg}",
+        metadata={"owner": f"team {a}", "apiKey": "k-123"},
+        action="note",
+    )
+    assert route["metadata"]["apiKey"] == REDACTED
+    r = world.publish(payload={"text": f"hello {reg}"}, metadata={"by": a})
+    assert r.status_code == 200, r.text
+    dump = _database_text(bus_server)
+    assert "k-123" not in dump
+    for token in leaked:
+        assert token not in dump
+
+
 # Redaction by what a value is -------------------------------------------------------------
 
 
