@@ -97,7 +97,7 @@ def test_environment_configures_and_explicit_arguments_win() -> None:
             },
             "OPSTAGE_HEARTBEAT_INTERVAL_SECONDS",
         ),
-        ({"OPSTAGE_BACKEND_URL": "http://x", "OPSTAGE_AGENT_CODE": "Has Spaces"}, "service code"),
+        ({"OPSTAGE_BACKEND_URL": "http://x", "OPSTAGE_AGENT_CODE": "Has.Capitals"}, "service code"),
         (
             {
                 "OPSTAGE_BACKEND_URL": "http://x",

@@ -18,7 +18,9 @@ from opstage_agent.errors import ConfigurationError
 
 # Server-side rules, checked here so a typo fails at start and not at the first report.
 SERVICE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-AGENT_CODE = re.compile(r"^\S(.*\S)?$")
+# Plain ASCII: the server refuses look-alike codes (Cyrillic letters, zero-width or bidi
+# characters, fullwidth forms, spaces) with 422 at registration.
+AGENT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 TOKEN_PREFIX_REGISTRATION = "opstage_reg_"
 # "ophub": an OpHub that fronts local adapters' services (see opstage_agent.ophub). The other
 # modes the server knows (sidecar, external) are reserved for editions this SDK does not serve.
@@ -66,8 +68,8 @@ class AgentConfig:
         object.__setattr__(self, "backend_url", url)
         if not AGENT_CODE.match(self.agent_code) or len(self.agent_code) > 120:
             raise ConfigurationError(
-                "agent_code (OPSTAGE_AGENT_CODE) must be 1-120 characters without leading or "
-                f"trailing spaces, got {self.agent_code!r}"
+                "agent_code (OPSTAGE_AGENT_CODE) must be 1-120 ASCII letters, digits, '.', '_', "
+                f"':' or '-', starting with a letter or digit, got {self.agent_code!r}"
             )
         code = self.effective_service_code
         if not SERVICE_CODE.match(code) or len(code) > 80:
