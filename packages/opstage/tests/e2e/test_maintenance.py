@@ -94,7 +94,6 @@ def test_settings_come_from_the_environment_and_persist_changes(make_server: Any
 @pytest.mark.parametrize(
     "body",
     [
-        {},
         [1],
         {"agentOfflineThresholdSeconds": 0},
         {"auditRetentionDays": -1},

@@ -22,10 +22,12 @@ from opstage import __version__
 from opstage.app.context import AppContext
 from opstage.app.event_log import log_bounds
 from opstage.domain.timeutil import iso
+from opstage.domain.workspace import default_workspace
 
 WINDOW_HOURS = 24
 DURATION_SAMPLE = 1000
 TOP_ERROR_CODES = 10
+TOP_COMMAND_ERRORS = 5  # the reference's list: all-time, FAILED commands only
 STALE_AGENTS_SHOWN = 20
 RECENT_ROWS = 10
 AUDIT_DERIVED = {
@@ -92,6 +94,7 @@ async def dashboard_summary(ctx: AppContext) -> dict[str, Any]:
             page_size=RECENT_ROWS,
         )
     return {
+        "workspace": default_workspace(),
         "agentCounts": agent_counts,
         "serviceCounts": service_counts,
         "commandCounts": command_counts,
@@ -120,6 +123,8 @@ async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
         prepare_timeouts = await o.command_error_count("ACTION_PREPARE_TIMEOUT")
         timings = await o.finished_command_timings(since, DURATION_SAMPLE)
         error_codes = await o.top_error_codes(since, TOP_ERROR_CODES)
+        command_errors = await o.top_error_codes(None, TOP_COMMAND_ERRORS, status="FAILED")
+        stale_online = await o.stale_online_agents(cutoff)
         stale, stale_total = await o.stale_agents(cutoff, STALE_AGENTS_SHOWN)
     commands: dict[str, int] = {}
     for (_type, status), n in by_type_status.items():
@@ -131,9 +136,11 @@ async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
             "actionPrepareTimeouts": prepare_timeouts,
             "actionPrepareFailures": by_type_status.get(("ACTION_PREPARE", "FAILED"), 0),
             "oversizedCommandResultsRejected": ctx.counters.oversized_results_rejected,
+            "staleOnlineAgents": stale_online,
         }
     )
     return {
+        "workspace": default_workspace(),
         "totals": {
             "users": counts["users"],
             "agents": sum(agents.values()),
@@ -152,6 +159,7 @@ async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
         },
         "operational": operational,
         "commandDurations": _durations(timings),
+        "topCommandErrors": [{"code": code, "count": n} for code, n in command_errors],
         "topErrorCodes": {
             "windowHours": WINDOW_HOURS,
             "items": [{"code": code, "count": n} for code, n in error_codes],

@@ -123,7 +123,7 @@ class ServiceRepo(Repo):
         return await self.all(
             select(config_items)
             .where(config_items.c.service_id == service_id)
-            .order_by(config_items.c.position)
+            .order_by(config_items.c.key)  # the reference lists configs by key
         )
 
     async def actions(self, service_id: str) -> builtins.list[Row]:
