@@ -282,8 +282,6 @@ async def list_agents(
             sort=sort,
             page=page,
             page_size=page_size,
-            now=ctx.clock(),
-            offline_threshold_seconds=ctx.settings.agent_offline_threshold_seconds,
         )
         counts = await uow.agents.service_counts([r["id"] for r in rows])
     return rows, total, counts
@@ -306,11 +304,8 @@ async def set_agent_standing(
         if change == "disable":
             values["status"] = AgentStatus.DISABLED
         elif change == "enable":
-            values["status"] = (
-                (AgentStatus.ONLINE if agent["last_heartbeat_at"] else AgentStatus.PENDING)
-                if old == AgentStatus.DISABLED
-                else old
-            )
+            # As the reference: enabled is ONLINE; the sweep stores OFFLINE if it stays silent.
+            values["status"] = AgentStatus.ONLINE
         elif change == "revoke":
             values["status"] = AgentStatus.REVOKED
             meta["revokedTokens"] = await uow.agents.revoke_active_tokens(agent_id, now)

@@ -1,7 +1,7 @@
 """What the dashboard, the metrics endpoints and the diagnostics page report.
 
-Counts by status are the *effective* statuses the lists show (an agent silent past the
-threshold counts as OFFLINE before any sweep records it). Command durations and error codes
+Counts by status are the statuses the lists show: an agent's stored status (ONLINE until the
+sweep stores OFFLINE, as the reference), a service's effective one (STALE in between). Command durations and error codes
 cover the commands created in the last :data:`WINDOW_HOURS` hours. Operational counters are
 derived from the audit trail (durable, within audit retention) or kept in memory since start,
 as the contract's ``OperationalMetrics`` describes each.
@@ -74,7 +74,7 @@ async def dashboard_summary(ctx: AppContext) -> dict[str, Any]:
     s = ctx.settings
     now = ctx.clock()
     async with ctx.reader() as uow:
-        agent_counts = await uow.agents.counts_by_status(now, s.agent_offline_threshold_seconds)
+        agent_counts = await uow.agents.counts_by_status()
         service_counts = await uow.services.counts_by_status(
             now, s.agent_offline_threshold_seconds, s.health_stale_threshold_seconds
         )
@@ -112,7 +112,7 @@ async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
     cutoff = now - timedelta(seconds=s.agent_offline_threshold_seconds)
     async with ctx.reader() as uow:
         o = uow.observability
-        agents = await uow.agents.counts_by_status(now, s.agent_offline_threshold_seconds)
+        agents = await uow.agents.counts_by_status()
         services = await uow.services.counts_by_status(
             now, s.agent_offline_threshold_seconds, s.health_stale_threshold_seconds
         )
@@ -280,7 +280,7 @@ async def prometheus_snapshot(ctx: AppContext) -> PrometheusSnapshot:
     async with ctx.reader() as uow:
         o = uow.observability
         snap = PrometheusSnapshot(
-            agents=await uow.agents.counts_by_status(now, s.agent_offline_threshold_seconds),
+            agents=await uow.agents.counts_by_status(),
             services=await uow.services.counts_by_status(
                 now, s.agent_offline_threshold_seconds, s.health_stale_threshold_seconds
             ),

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, select, text
+from sqlalchemy import ColumnElement, Table, and_, case, func, select, text
 
 from opstage.store.base import Repo, Row
 from opstage.store.tables import (
@@ -103,7 +103,7 @@ class ObservabilityRepo(Repo):
         """Most frequent error codes (of commands created since ``since``, in ``status``)."""
         c = commands
         n = func.count().label("n")
-        where = [c.c.error_code.is_not(None)]
+        where: list[ColumnElement[bool]] = [c.c.error_code.is_not(None)]
         if since is not None:
             where.append(c.c.created_at >= since)
         if status is not None:
