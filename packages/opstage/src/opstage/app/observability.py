@@ -1,8 +1,8 @@
 """What the dashboard, the metrics endpoints and the diagnostics page report.
 
 Counts by status are the statuses the lists show: an agent's stored status (ONLINE until the
-sweep stores OFFLINE, as the reference), a service's effective one (STALE in between). Command durations and error codes
-cover the commands created in the last :data:`WINDOW_HOURS` hours. Operational counters are
+sweep stores OFFLINE, as the reference), a service's effective one (STALE in between). Command
+durations and error codes cover the commands created in the last :data:`WINDOW_HOURS` hours. Operational counters are
 derived from the audit trail (durable, within audit retention) or kept in memory since start,
 as the contract's ``OperationalMetrics`` describes each.
 """
