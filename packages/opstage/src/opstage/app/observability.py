@@ -2,9 +2,10 @@
 
 Counts by status are the statuses the lists show: an agent's stored status (ONLINE until the
 sweep stores OFFLINE, as the reference), a service's effective one (STALE in between). Command
-durations and error codes cover the commands created in the last :data:`WINDOW_HOURS` hours. Operational counters are
-derived from the audit trail (durable, within audit retention) or kept in memory since start,
-as the contract's ``OperationalMetrics`` describes each.
+durations and error codes cover the commands created in the last :data:`WINDOW_HOURS` hours
+(``topCommandErrors``, the reference's list, covers every failed command). Operational counters
+are derived from the audit trail (durable, within audit retention) or kept in memory since
+start, as the contract's ``OperationalMetrics`` describes each.
 """
 
 from __future__ import annotations
