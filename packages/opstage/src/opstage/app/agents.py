@@ -226,12 +226,19 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
             metadata={"agentId": agent_id},
             now=now,
         )
+        service_id = None
         if service_in is not None:
-            await upsert_service(uow, agent_actor, agent_id, service_in, now, audit=True)
+            service_id = await upsert_service(
+                uow, agent_actor, agent_id, service_in, now, audit=True
+            )
         uow.record(AgentRegistered(agent_id, code, rotated=existing is not None))
         uow.record(AgentCredentialsChanged(agent_id))
         uow.after_commit(lambda: ctx.agent_auth.forget(agent_id))
-    return {"agentId": agent_id, "agentToken": raw_agent}
+    out: dict[str, Any] = {"agentId": agent_id, "agentToken": raw_agent}
+    if service_id is not None:
+        # An addition: the agent can name its service in heartbeats without a report first.
+        out["serviceId"] = service_id
+    return out
 
 
 def _check_registration_token(reg: dict[str, Any] | None, now: Any) -> None:
