@@ -109,7 +109,7 @@ def _sdk_flow(
     check("register: the reference lists the agent ONLINE", row.get("status") == "ONLINE", row)
     services = admin.get("/api/admin/capsule-services", params={"q": "sdk-svc"}).json()["data"]
     svc = next((s for s in services if s["code"] == "sdk-svc"), None)
-    if not check("report: the reference lists the service", svc, services):
+    if not check("report: the reference lists the service", svc, services) or svc is None:
         return
     detail = admin.get(f"/api/admin/capsule-services/{svc['id']}").json()["data"]
     names = sorted(a["name"] for a in detail.get("actions") or [])
