@@ -25,6 +25,7 @@ AGENT_CODE = "Additions: registration tokens may carry agentCode"
 EXPERIMENTAL = "Additions: the experimental mark is on every response under /bus/"
 FILTERS = "Additions: bus routes may carry filters"
 ABSENT = "Absent instead of null"
+CONTRACT_ROUTES = "Where we follow the contract: routes of the contract the reference lacks"
 
 ALLOWED: list[Allowed] = [
     # The reference lets a Zod (or SQLite constraint) error escape as 500; we answer 422.
@@ -50,4 +51,18 @@ ALLOWED: list[Allowed] = [
     Allowed("bus", "*", "+data[[]].filters", FILTERS),
     Allowed("pagination", "/api/admin/bus/routes *", "+data[[]].filters", FILTERS),
     Allowed("commands", "detail running", "-data.result", ABSENT),
+    # The reference answers these with its catch-all 404 NOT_FOUND ("Route not found.").
+    Allowed("services", "contract *", "status 200/404", CONTRACT_ROUTES),
+    Allowed("services", "contract *", "code None/NOT_FOUND", CONTRACT_ROUTES),
+    Allowed(
+        "services",
+        "contract * missing",
+        "code CAPSULE_SERVICE_NOT_FOUND/NOT_FOUND",
+        CONTRACT_ROUTES,
+    ),
+    Allowed("audit", "contract detail", "status 200/404", CONTRACT_ROUTES),
+    Allowed("audit", "contract detail*", "code None/NOT_FOUND", CONTRACT_ROUTES),
+    Allowed(
+        "audit", "contract detail missing", "code AUDIT_EVENT_NOT_FOUND/NOT_FOUND", CONTRACT_ROUTES
+    ),
 ]

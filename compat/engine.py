@@ -38,6 +38,12 @@ class Side:
         self.http = httpx.Client(base_url=self.url, timeout=40)
         self.anon = httpx.Client(base_url=self.url, timeout=40)
 
+    def _reconnect(self) -> None:
+        cookies = self.http.cookies
+        self.close()
+        self.http = httpx.Client(base_url=self.url, timeout=40, cookies=cookies)
+        self.anon = httpx.Client(base_url=self.url, timeout=40)
+
     def close(self) -> None:
         self.http.close()
         self.anon.close()
@@ -91,6 +97,10 @@ class Side:
             )
         if record:
             self.records[label] = describe(label, r)
+        if r.status_code >= 500:
+            # A server may close the connection after a 5xx; the next request must not inherit
+            # that reset (it would fail one request later, at random).
+            self._reconnect()
         if client is self.http and r.headers.get("content-type", "").startswith("application/json"):
             # GET …/auth/csrf issues a new token on both servers: keep using the newest one.
             data = r.json().get("data") if isinstance(r.json(), dict) else None

@@ -396,6 +396,14 @@ def services(s: Side) -> None:
     s.call("list status=bogus", "GET", "/api/admin/capsule-services", params={"status": "x"})
     s.call("detail", "GET", "/api/admin/capsule-services/{svcId}")
     s.call("detail missing", "GET", f"/api/admin/capsule-services/{MISSING['service']}")
+    # Routes of the v0.1 contract that the reference (v0.4) does not serve.
+    for part in ("manifest", "health", "configs", "actions"):
+        s.call(f"contract {part}", "GET", f"/api/admin/capsule-services/{{svcId}}/{part}")
+        s.call(
+            f"contract {part} missing",
+            "GET",
+            f"/api/admin/capsule-services/{MISSING['service']}/{part}",
+        )
 
 
 def actions(s: Side) -> None:
@@ -564,7 +572,12 @@ def prepare(s: Side) -> None:
 
 
 def audit(s: Side) -> None:
-    s.call("list", "GET", "/api/admin/audit-events")
+    r = s.call("list", "GET", "/api/admin/audit-events")
+    first = (s.data(r) or [{}])[0].get("id", "aud_x")
+    s.call("contract detail", "GET", f"/api/admin/audit-events/{first}")
+    s.call(
+        "contract detail missing", "GET", "/api/admin/audit-events/aud_00000000000000000000000000"
+    )
     for actor in ("USER", "AGENT", "SYSTEM"):
         s.call(
             f"list actorType={actor}", "GET", "/api/admin/audit-events", params={"actorType": actor}
