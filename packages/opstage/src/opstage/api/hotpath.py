@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opstage.api.deps import body_issues
 from opstage.api.errors import domain_error_body, internal_error_body, issues_from
+from opstage.api.json_bounds import check_integers
 from opstage.api.models import BusEventRequest, HeartbeatRequest
 from opstage.api.routes.agent_api import timing
 from opstage.api.views import command_view
@@ -145,11 +146,13 @@ def _parse(scope: Scope, raw: bytes, model: type[M]) -> M:
     if ctype and "json" not in ctype.split(";")[0].lower():
         raise DomainError("Content-Type must be application/json.", code="UNSUPPORTED_MEDIA_TYPE")
     try:
-        return model.model_validate_json(raw)
+        body = model.model_validate_json(raw)
     except ValidationError as exc:
         raise ValidationFailed(
             "Request body validation failed.", issues_from(body_issues(exc))
         ) from None
+    check_integers(raw, body)
+    return body
 
 
 async def _beat(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) -> Any:
