@@ -73,7 +73,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         cycle = self.cycle
-        if self._begun and (cycle is None or cycle.response_complete or not cycle.response_started):
+        if self._begun and (cycle is None or not cycle.response_started):
             self.transport.write(TIMEOUT_RESPONSE)
         # The request's task, if any, is told ``http.disconnect``; what it sends goes nowhere.
         self.transport.close()
