@@ -93,8 +93,11 @@ class RequestContext:
     async def _contain(
         scope: Scope, exc: Exception, request_id: str, send: Send, status: int, finished: bool
     ) -> None:
-        """The 500 envelope for an error no handler answered; a response already under way
-        is ended as it stands (its status cannot change any more)."""
+        """The 500 envelope for an error no handler answered.
+
+        A response already under way (a streamed export) cannot change its status, and ending
+        it cleanly would pass a truncated body off as whole: it is left unfinished, and the
+        server closes the connection, which is how HTTP tells the client it broke."""
         if scope["state"].get(ANSWERED) is not exc:
             log_errors.error(
                 "unhandled error (request %s)",
@@ -102,11 +105,7 @@ class RequestContext:
                 exc_info=exc,
                 extra={"request_id": request_id},
             )
-        if finished:
-            return
-        if status:
-            with contextlib.suppress(Exception):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if finished or status:
             return
         body = internal_error_body(request_id)
         if "/bus/" in scope["path"]:
