@@ -133,3 +133,28 @@ def test_bus_payloads_and_route_metadata(world: World, n: int) -> None:
     # The same event with a number in range is accepted and routed.
     ok = world.publish(payload={"orderId": "o1", "amount": INT64_MAX})
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-2E+999"])
+def test_numbers_that_are_not_finite_are_refused_too(
+    bus_server: ServerProcess, ops: AdminClient, number: bytes
+) -> None:
+    """The parser takes them, the codec would store ``null``: refused instead of lost."""
+    agent, code = _agent(bus_server, ops)
+    svc = agent.report(service(code, action("note")))["services"][0]
+    raw = b'{"health":{"status":"UP","details":{"ratio":' + number + b"}}}"
+    headers = {"Content-Type": "application/json"}
+    _refused(
+        agent.post(f"/api/agents/{agent.agent_id}/heartbeat", content=raw, headers=headers),
+        "health.details.ratio",
+    )
+    raw = b'{"payload":{"x":[1,' + number + b"]}}"
+    run = f"/api/admin/capsule-services/{svc['id']}/actions/note"
+    _refused(ops.post(run, content=raw, headers=headers), "payload.x.1")
+    # An ordinary float with a large but finite exponent is kept as it is.
+    fine = b'{"health":{"status":"UP","details":{"ratio":1.5e300}}}'
+    r = agent.post(f"/api/agents/{agent.agent_id}/heartbeat", content=fine, headers=headers)
+    assert r.status_code == 200, r.text
+    health = ops.data("GET", f"/api/admin/capsule-services/{svc['id']}/health")
+    assert health["details"] == {"ratio": 1.5e300}
+    agent.close()
