@@ -130,8 +130,6 @@ class HeartbeatWriter:
         """
         assert self._ctx is not None
         ctx = self._ctx
-        self.batches += 1
-        self.contacts += len(contacts)
         ids = [c.agent_id for c in contacts]
         at = max(c.at for c in contacts)
         audited: dict[str, float] = {}  # remembered once the batch has committed
@@ -168,6 +166,8 @@ class HeartbeatWriter:
                     uow.record(AgentStatusChanged(c.agent_id, status, "ONLINE"))
             await self._apply_health(uow, [c for c in contacts if c.health is not None], at)
         self._last_audit.update(audited)
+        self.batches += 1  # committed ones (a batch split after a failure counts its parts)
+        self.contacts += len(contacts)
 
     async def _apply_health(self, uow: Any, contacts: list[Contact], at: datetime) -> None:
         """One read and at most two writes for the whole batch, whatever its size."""
