@@ -320,8 +320,15 @@ async def test_heartbeats_keep_coming_with_the_current_health(
     beats = [e for e in transport.exchanges if e.path.endswith("/heartbeat")]
     assert len(beats) >= 3  # ~5 expected: 1.5 s at 0.3 s ± 10 %
     assert all(b.status == 200 for b in beats)
+    # Each names its service, learnt from the registration (test_heartbeat_service_id.py).
     assert all(
-        b.request_body == {"health": {"status": "DEGRADED", "message": "warming up"}} for b in beats
+        b.request_body
+        == {
+            "health": {"status": "DEGRADED", "message": "warming up"},
+            "serviceId": agent.service_id,
+        }
+        for b in beats
     )
+    assert agent.service_id is not None
     reports = [e for e in transport.exchanges if e.path.endswith("/services/report")]
     assert reports == []  # nothing changed: the registration carried the manifest

@@ -383,7 +383,7 @@ class AsyncAgent(DeclaringMixin):
             await self._register()
         else:
             self._core.adopt(credentials)
-        if credentials is not None or self.config.is_ophub:
+        if credentials is not None or self.config.is_ophub or self._core.service_id is None:
             await self._report(service)
         await self._heartbeat(self._current_health())
 
@@ -500,9 +500,14 @@ class AsyncAgent(DeclaringMixin):
             # them (on the first connect, _connect does it at once).
             self._core.forget_report()
             self.refresh()
-        elif service is not None:
+        elif service is not None and self._core.service_id is not None:
             self._core.mark_reported(service)
             self._core.last_health = service.get("health")
+        elif service is not None:
+            # The answer named no service id (the reference server's does not): report once
+            # to learn it, or heartbeats could not name their service.
+            self._core.forget_report()
+            self.refresh()
         log.info("registered agent %s as %s", self.config.agent_code, self.agent_id)
         await self._save_credentials()
 

@@ -428,7 +428,10 @@ class AgentCore:
         self.adopt(registration.credentials)
         self.timing = registration.timing
         self.capabilities = registration.capabilities
-        self.service_id = None  # learnt again from the next report
+        # Heartbeats name their service (the contract's AgentHeartbeatRequest.serviceId): a
+        # server that takes health only with it (the reference) would never see it change.
+        # Without an id in the answer, the next report teaches it (see ``needs_report``).
+        self.service_id = registration.service_id
         return registration
 
     def accept_heartbeat(

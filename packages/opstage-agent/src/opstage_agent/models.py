@@ -248,16 +248,21 @@ class Registration:
     credentials: Credentials
     timing: Timing
     capabilities: Capabilities
+    # The id of the service registered with the agent; Opstage answers it, the reference
+    # server does not (then the SDK learns it from a report).
+    service_id: str | None = None
 
     @classmethod
     def from_wire(cls, data: Any) -> Registration:
         obj = _object(data, "register")
         agent_id = _string(obj, "agentId", "register")
         token = _string(obj, "agentToken", "register")
+        service_id = obj.get("serviceId")
         return cls(
             Credentials(agent_id, token),
             Timing.from_wire(obj),
             Capabilities.from_wire(obj.get("capabilities")),
+            service_id if isinstance(service_id, str) and service_id else None,
         )
 
 

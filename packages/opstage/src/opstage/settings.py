@@ -87,7 +87,12 @@ class Settings(BaseSettings):
         5, gt=0, description="Poll interval advertised to agents."
     )
     agent_offline_threshold_seconds: int = Field(
-        90, gt=0, description="An agent silent for longer is OFFLINE and its services too."
+        90,
+        gt=0,
+        description=(
+            "An agent silent for longer is stored OFFLINE by the next sweep; "
+            "its services read STALE meanwhile."
+        ),
     )
     health_stale_threshold_seconds: int = Field(
         180, gt=0, description="A service whose last report/health is older is STALE."

@@ -94,7 +94,6 @@ def test_settings_come_from_the_environment_and_persist_changes(make_server: Any
 @pytest.mark.parametrize(
     "body",
     [
-        {},
         [1],
         {"agentOfflineThresholdSeconds": 0},
         {"auditRetentionDays": -1},
@@ -149,25 +148,43 @@ def test_run_now_takes_silent_agents_and_their_services_offline(make_server: Any
         assert result["offlineServices"] == 1, result
         assert _stored_status(owner, agent.agent_id) == "OFFLINE"
         assert _stored_status(owner, fresh.agent_id) == "ONLINE"
-        assert owner.data("GET", f"/api/admin/capsule-services/{service_id}")["status"] == "OFFLINE"
+        swept = owner.data("GET", f"/api/admin/capsule-services/{service_id}")
+        # The reference's sweep: health UNKNOWN, stored STALE; it reads OFFLINE with its agent.
+        assert (swept["status"], swept["storedStatus"], swept["healthStatus"]) == (
+            "OFFLINE",
+            "STALE",
+            "UNKNOWN",
+        )
         assert owner.data("GET", f"/api/admin/capsule-services/{fresh_service}")["status"] != (
             "OFFLINE"
         )
 
-        went = _audit(owner, action="system.agent.offline", targetId=agent.agent_id)
-        assert len(went) == 1 and went[0]["actorType"] == "SYSTEM"
-        assert went[0]["metadata"]["services"] == 1
-        followed = _audit(owner, action="system.service.offline", targetId=service_id)
-        assert len(followed) == 1
-        assert followed[0]["metadata"]["agentId"] == agent.agent_id
-        assert _audit(owner, action="system.agent.offline", targetId=fresh.agent_id) == []
+        # One row per kind of change, on the workspace, as the reference writes them.
+        (went,) = _audit(owner, action="system.agent.offline")
+        assert went["actorType"] == "SYSTEM"
+        assert (went["targetType"], went["targetId"]) == ("Workspace", "wks_default")
+        assert went["metadata"]["count"] == 1
+        assert went["metadata"]["agentIds"] == [agent.agent_id]
+        (stale,) = _audit(owner, action="system.service.stale")
+        assert (stale["targetType"], stale["targetId"]) == ("Workspace", "wks_default")
+        assert stale["metadata"]["count"] == 1
+        assert stale["metadata"]["serviceIds"] == [service_id]
+        (run,) = _audit(owner, action="maintenance.run")
+        assert run["metadata"]["offlineAgents"] == 1 and run["metadata"]["offlineServices"] == 1
 
         # A second run changes nothing: each transition is recorded once.
         again = owner.data("POST", RUN, json={})
         assert again["offlineAgents"] == 0 and again["offlineServices"] == 0
-        # The agent comes back on its next heartbeat.
+        assert len(_audit(owner, action="system.service.stale")) == 1
+        # The agent comes back on its next heartbeat; its service reads STALE until it reports.
         agent.heartbeat()
         assert _stored_status(owner, agent.agent_id) == "ONLINE"
+        back = owner.data("GET", f"/api/admin/capsule-services/{service_id}")
+        assert (back["status"], back["storedStatus"]) == ("STALE", "STALE")
+        agent.heartbeat({"status": "UP"})
+        assert owner.data("GET", f"/api/admin/capsule-services/{service_id}")["status"] == (
+            "HEALTHY"
+        )
         agent.close()
         fresh.close()
 
@@ -189,8 +206,13 @@ def test_run_now_expires_tokens_and_commands(make_server: Any) -> None:
         stored = scalar(srv, f"SELECT status FROM registration_tokens WHERE id = '{token['id']}'")
         assert stored == "EXPIRED"
         assert owner.data("GET", f"/api/admin/commands/{cmd['id']}")["status"] == "EXPIRED"
-        assert _audit(owner, action="registration_token.expired", targetId=token["id"])
-        assert _audit(owner, action="system.command.expired", targetId=cmd["id"])
+        # The reference audits no token one by one (maintenance.run counts them) and the
+        # commands as one row on the workspace.
+        assert _audit(owner, action="registration_token.expired") == []
+        (expired,) = _audit(owner, action="system.command.expired")
+        assert (expired["targetType"], expired["targetId"]) == ("Workspace", "wks_default")
+        assert expired["metadata"]["count"] == 1
+        assert expired["metadata"]["commandIds"] == [cmd["id"]]
         agent.close()
 
 
@@ -315,14 +337,13 @@ async def test_transitions_are_published_as_domain_events(
             while (item := sub.try_recv()) is not None:
                 events.append(item)
         assert AgentStatusChanged(agent_id, "PENDING", "OFFLINE") in events, events
-        assert ServiceStatusChanged(svc["id"], agent_id, "HEALTHY", "OFFLINE") in events, events
+        assert ServiceStatusChanged(svc["id"], agent_id, "HEALTHY", "STALE") in events, events
         assert RegistrationTokenChanged(expiring["id"], "EXPIRED") in events, events
         audited = {e.action for e in events if isinstance(e, AuditRecorded)}
-        assert {
+        assert audited == {
             "system.agent.offline",
-            "system.service.offline",
-            "registration_token.expired",
+            "system.service.stale",
             "maintenance.run",
-        } <= audited, audited
+        }, audited
     finally:
         await runtime.stop()

@@ -157,10 +157,12 @@ def test_stale_agents_are_reported_before_any_sweep(make_server: ServerFactory) 
         assert stale["count"] == 1
         (item,) = stale["items"]
         assert item["id"] == silent.agent_id
-        assert item["status"] == "ONLINE"  # stored; the sweep is off, the report derives it
+        assert item["status"] == "ONLINE"  # stored; the sweep is off
         assert item["silentSeconds"] >= 2
+        assert owner.data("GET", "/api/admin/metrics")["operational"]["staleOnlineAgents"] == 1
+        # As the reference: an agent reads ONLINE until the sweep stores OFFLINE.
         counts = owner.data("GET", "/api/admin/dashboard/summary")["agentCounts"]
-        assert counts == {"ONLINE": 1, "OFFLINE": 1}
+        assert counts == {"ONLINE": 2}
 
         owner.data("POST", f"/api/admin/agents/{silent.agent_id}/disable", json={})
         assert owner.data("GET", "/api/admin/metrics")["staleAgents"]["count"] == 0

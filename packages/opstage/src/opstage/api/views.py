@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from opstage.domain.redaction import redact
-from opstage.domain.status import effective_agent_status, effective_service_status
+from opstage.domain.status import effective_service_status
 from opstage.domain.timeutil import iso, millis_between
 from opstage.settings import Settings
 
@@ -45,20 +45,15 @@ def token_view(t: Row, now: datetime) -> Row:
 
 
 def agent_view(a: Row, now: datetime, settings: Settings, service_count: int | None = None) -> Row:
-    status = effective_agent_status(
-        a["status"],
-        a["last_heartbeat_at"],
-        a["created_at"],
-        now,
-        settings.agent_offline_threshold_seconds,
-    )
+    # As the reference: an agent reads its stored status, ONLINE until the sweep stores
+    # OFFLINE; its services read STALE in between (service_view).
     out = {
         "id": a["id"],
         "code": a["code"],
         "name": a["name"],
         "mode": a["mode"],
         "runtime": a["runtime"],
-        "status": status.value,
+        "status": a["status"],
         "storedStatus": a["status"],
         "lastHeartbeatAt": iso(a["last_heartbeat_at"]),
         "createdAt": iso(a["created_at"]),
@@ -70,18 +65,13 @@ def agent_view(a: Row, now: datetime, settings: Settings, service_count: int | N
 
 
 def service_view(s: Row, now: datetime, settings: Settings) -> Row:
-    agent_status = effective_agent_status(
+    status = effective_service_status(
         s["agent_status"],
         s["agent_last_heartbeat_at"],
-        s["agent_created_at"],
-        now,
-        settings.agent_offline_threshold_seconds,
-    )
-    status = effective_service_status(
-        agent_status,
-        s["health_status"],
+        s["status"],
         s["last_health_at"],
         now,
+        settings.agent_offline_threshold_seconds,
         settings.health_stale_threshold_seconds,
     )
     return {
@@ -94,8 +84,9 @@ def service_view(s: Row, now: datetime, settings: Settings) -> Row:
         "runtime": s["runtime"],
         "status": status.value,
         "effectiveStatus": status.value,
+        "storedStatus": s["status"],
         "healthStatus": s["health_status"],
-        "agentStatus": agent_status.value,
+        "agentStatus": s["agent_status"],
         "lastReportedAt": iso(s["last_reported_at"]),
         "lastHealthAt": iso(s["last_health_at"]),
         "createdAt": iso(s["created_at"]),

@@ -226,12 +226,19 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
             metadata={"agentId": agent_id},
             now=now,
         )
+        service_id = None
         if service_in is not None:
-            await upsert_service(uow, agent_actor, agent_id, service_in, now, audit=True)
+            service_id = await upsert_service(
+                uow, agent_actor, agent_id, service_in, now, audit=True
+            )
         uow.record(AgentRegistered(agent_id, code, rotated=existing is not None))
         uow.record(AgentCredentialsChanged(agent_id))
         uow.after_commit(lambda: ctx.agent_auth.forget(agent_id))
-    return {"agentId": agent_id, "agentToken": raw_agent}
+    out: dict[str, Any] = {"agentId": agent_id, "agentToken": raw_agent}
+    if service_id is not None:
+        # An addition: the agent can name its service in heartbeats without a report first.
+        out["serviceId"] = service_id
+    return out
 
 
 def _check_registration_token(reg: dict[str, Any] | None, now: Any) -> None:
@@ -282,8 +289,6 @@ async def list_agents(
             sort=sort,
             page=page,
             page_size=page_size,
-            now=ctx.clock(),
-            offline_threshold_seconds=ctx.settings.agent_offline_threshold_seconds,
         )
         counts = await uow.agents.service_counts([r["id"] for r in rows])
     return rows, total, counts
@@ -306,11 +311,8 @@ async def set_agent_standing(
         if change == "disable":
             values["status"] = AgentStatus.DISABLED
         elif change == "enable":
-            values["status"] = (
-                (AgentStatus.ONLINE if agent["last_heartbeat_at"] else AgentStatus.PENDING)
-                if old == AgentStatus.DISABLED
-                else old
-            )
+            # As the reference: enabled is ONLINE; the sweep stores OFFLINE if it stays silent.
+            values["status"] = AgentStatus.ONLINE
         elif change == "revoke":
             values["status"] = AgentStatus.REVOKED
             meta["revokedTokens"] = await uow.agents.revoke_active_tokens(agent_id, now)

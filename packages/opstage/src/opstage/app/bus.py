@@ -16,6 +16,7 @@ from opstage.app.context import Actor, AppContext
 from opstage.app.ports import UnitOfWork
 from opstage.domain.actions import needs_confirmation, payload_issues
 from opstage.domain.bus import (
+    EXPERIMENTAL,
     MAX_ROUTES_PER_EVENT,
     EntryStatus,
     RouteStatus,
@@ -50,7 +51,11 @@ async def replay_for(ctx: AppContext, agent_id: str, key: str) -> Row | None:
 
 def replay_of(found: Row) -> Row:
     """The answer to a publish whose key is already stored (within the replay window)."""
-    return _replay(found) or {"eventId": found["id"], "routedCommands": []}
+    return _replay(found) or {
+        "eventId": found["id"],
+        "experimental": EXPERIMENTAL,
+        "routedCommands": [],
+    }
 
 
 def _replay(found: Row | None) -> Row | None:
@@ -226,7 +231,7 @@ async def store_and_route(uow: UnitOfWork, ctx: AppContext, actor: Actor, event:
             metadata={"eventType": event["event_type"]},
             now=now,
         )
-    response = {"eventId": event["id"], "routedCommands": entries}
+    response = {"eventId": event["id"], "experimental": EXPERIMENTAL, "routedCommands": entries}
     await uow.bus_events.set_outcome(event["id"], len(routes), response)
     uow.record(BusEventAccepted(event["id"], event["event_type"], event["agent_id"], len(routes)))
     return response
@@ -285,17 +290,26 @@ async def evaluate_route(
 
     Returns the entry and, when a command is to be created, what it needs.
     """
+    dry_run = route["status"] == RouteStatus.DRY_RUN or bool(event["dry_run"])
     entry: Row = {
         "routeId": route["id"],
         "routeName": route["name"],
+        "dryRun": dry_run,  # as the reference's entries
         "targetServiceCode": route["target_service_code"],
         "actionName": route["target_action_name"],
     }
-    if route["status"] == RouteStatus.DRY_RUN or event["dry_run"]:
+    if dry_run:
         return {**entry, "status": EntryStatus.DRY_RUN}, None
 
     def failed(code: str, message: str, details: Row | None = None) -> tuple[Row, None]:
-        out = {**entry, "status": EntryStatus.FAILED, "errorCode": code, "message": message}
+        # ``errorMessage`` is the reference's name; ``message`` stays for our own clients.
+        out = {
+            **entry,
+            "status": EntryStatus.FAILED,
+            "errorCode": code,
+            "errorMessage": message,
+            "message": message,
+        }
         if details:
             out["details"] = details
         return out, None

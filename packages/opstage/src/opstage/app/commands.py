@@ -32,9 +32,10 @@ from opstage.domain.status import (
     AgentStatus,
     CommandStatus,
     CommandType,
-    effective_agent_status,
+    heartbeat_is_stale,
 )
 from opstage.domain.timeutil import parse_iso
+from opstage.domain.workspace import DEFAULT_WORKSPACE_ID
 
 LIVE = (CommandStatus.PENDING, CommandStatus.RUNNING)
 POLL_LIMIT_MAX = 10
@@ -55,10 +56,7 @@ def check_agent_ready(agent: dict[str, Any] | None, now: datetime, threshold: in
             "Agent has not sent a heartbeat yet; wait for it to connect before running actions.",
             code="AGENT_NOT_READY",
         )
-    eff = effective_agent_status(
-        stored, agent["last_heartbeat_at"], agent["created_at"], now, threshold
-    )
-    if eff == AgentStatus.OFFLINE:
+    if heartbeat_is_stale(agent["last_heartbeat_at"], now, threshold):
         raise Conflict(
             "Agent heartbeat is stale; wait for the agent to reconnect before running actions.",
             code="AGENT_HEARTBEAT_STALE",
@@ -549,7 +547,10 @@ def _when(value: Any) -> datetime | None:
         return None
 
 
-async def _expire(uow: UnitOfWork, command: dict[str, Any], now: datetime, reason: str) -> int:
+async def _expire(
+    uow: UnitOfWork, command: dict[str, Any], now: datetime, reason: str, *, audit: bool = True
+) -> int:
+    """EXPIRED, with its domain event; ``audit=False`` leaves the audit row to the caller."""
     moved: int = await uow.commands.update(
         command["id"],
         {
@@ -561,7 +562,7 @@ async def _expire(uow: UnitOfWork, command: dict[str, Any], now: datetime, reaso
         },
         only_statuses=LIVE,
     )
-    if moved:
+    if moved and audit:
         await _transitioned(
             uow,
             Actor.system(),
@@ -571,16 +572,31 @@ async def _expire(uow: UnitOfWork, command: dict[str, Any], now: datetime, reaso
             {"actionName": command["action_name"], "fromStatus": command["status"]},
             now,
         )
+    elif moved:
+        uow.record(_status_event(command, CommandStatus.EXPIRED))
     return moved
 
 
-async def expire_due_commands(ctx: AppContext) -> int:
+async def expire_due_commands(ctx: AppContext, limit: int = 500) -> int:
+    """The sweep's step: one batch of overdue commands → EXPIRED, audited as the reference
+    does, one ``system.command.expired`` row on the workspace with the count."""
     now = ctx.clock()
-    count = 0
+    expired: list[str] = []
     async with ctx.writer() as uow:
-        for command in await uow.commands.due_for_expiry(now):
-            count += await _expire(uow, command, now, "COMMAND_EXPIRED")
-    return count
+        for command in await uow.commands.due_for_expiry(now, limit):
+            if await _expire(uow, command, now, "COMMAND_EXPIRED", audit=False):
+                expired.append(command["id"])
+        if expired:
+            await write_audit(
+                uow,
+                Actor.system(),
+                "system.command.expired",
+                target_type="Workspace",
+                target_id=DEFAULT_WORKSPACE_ID,
+                metadata={"count": len(expired), "commandIds": expired},
+                now=now,
+            )
+    return len(expired)
 
 
 async def cancel_command(ctx: AppContext, actor: Actor, command_id: str) -> dict[str, Any]:
@@ -735,8 +751,10 @@ async def _transitioned(
         metadata=metadata,
         now=now,
     )
-    uow.record(
-        CommandStatusChanged(
-            command["id"], command["agent_id"], command["type"], command["action_name"], status
-        )
+    uow.record(_status_event(command, status))
+
+
+def _status_event(command: dict[str, Any], status: CommandStatus) -> CommandStatusChanged:
+    return CommandStatusChanged(
+        command["id"], command["agent_id"], command["type"], command["action_name"], status
     )

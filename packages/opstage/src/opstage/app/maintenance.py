@@ -1,17 +1,23 @@
 """One maintenance run: record what time alone changes, then prune what retention allows.
 
-- Agents silent past ``agentOfflineThresholdSeconds`` are stored OFFLINE (reads derive it already)
-  and their services follow: each agent is audited ``system.agent.offline`` and each of its
-  services ``system.service.offline``, with ``AgentStatusChanged`` / ``ServiceStatusChanged``.
+What it changes and audits is the reference server's sweep (``runMaintenance``), with the audit
+actions of ``contracts/enums/audit-actions.json``, each targeting the workspace ``wks_default``
+with ``{count}`` (plus the ids it moved) as metadata:
+
+- Agents silent past ``agentOfflineThresholdSeconds`` are stored OFFLINE (``system.agent.offline``).
+  Until then they read ONLINE and their services STALE.
+- Services of OFFLINE agents are stored STALE with health UNKNOWN (``system.service.stale``);
+  they read OFFLINE while the agent is, and STALE after it comes back until their next report.
 - Pending or running commands past ``expiresAt`` become EXPIRED (``system.command.expired``).
-- Active registration tokens past expiry become EXPIRED (``registration_token.expired``).
+- Active registration tokens past expiry become EXPIRED (counted, not audited one by one).
 - Expired admin sessions are deleted.
 - Audit older than ``auditRetentionDays`` is deleted in batches (0 keeps everything).
 
-Every step is its own short write transaction (batches of at most ``BATCH`` rows), so a large
-backlog never holds the write lock for long. A run that changed something is itself audited
-``maintenance.run`` (SYSTEM); a run an admin asked for is audited ``maintenance.triggered`` with
-that admin as actor, whether or not it changed anything.
+Every step is its own short write transaction (batches of at most ``BATCH`` rows, one audit row
+per batch in the same transaction), so a large backlog never holds the write lock for long. A
+run that changed something is audited ``maintenance.run`` (SYSTEM); a run an admin asked for is
+also audited ``maintenance.triggered`` with that admin as actor, whether or not it changed
+anything.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ from opstage.domain.events import (
     RegistrationTokenChanged,
     ServiceStatusChanged,
 )
-from opstage.domain.status import AgentStatus, effective_service_status
 from opstage.domain.timeutil import iso
+from opstage.domain.workspace import DEFAULT_WORKSPACE_ID
 
 # Results that alone do not make a run worth an audit row (they happen on nearly every run).
 HOUSEKEEPING = frozenset({"ranAt", "expiredSessions", "prunedDomainEvents"})
@@ -38,70 +44,74 @@ BATCH = 500
 MAX_BATCHES = 1000  # a bound, not a target: 500k transitions in one run
 
 
-async def mark_offline_agents(ctx: AppContext, now: datetime) -> tuple[int, int]:
-    """Agents silent past the threshold → OFFLINE, and their services with them."""
+async def _workspace_audit(uow: Any, action: str, metadata: dict[str, Any], now: Any) -> None:
+    await write_audit(
+        uow,
+        Actor.system(),
+        action,
+        target_type="Workspace",
+        target_id=DEFAULT_WORKSPACE_ID,
+        metadata=metadata,
+        now=now,
+    )
+
+
+async def mark_offline_agents(ctx: AppContext, now: datetime) -> int:
+    """Agents silent past the threshold → stored OFFLINE."""
     s = ctx.settings
     cutoff = now - timedelta(seconds=s.agent_offline_threshold_seconds)
-    agents = services = 0
+    total = 0
     for _ in range(MAX_BATCHES):
         async with ctx.writer() as uow:
             stale = await uow.agents.stale_live(cutoff, BATCH)
+            went: list[str] = []
             for agent in stale:
                 if not await uow.agents.mark_offline_if_stale(agent["id"], cutoff, now):
                     continue  # a heartbeat got there first
-                followed = []
-                for svc in await uow.services.by_agent(agent["id"]):
-                    before = effective_service_status(
-                        AgentStatus.ONLINE,
-                        svc["health_status"],
-                        svc["last_health_at"],
-                        now,
-                        s.health_stale_threshold_seconds,
-                    ).value
-                    followed.append(svc["id"])
-                    await write_audit(
-                        uow,
-                        Actor.system(),
-                        "system.service.offline",
-                        target_type="CapsuleService",
-                        target_id=svc["id"],
-                        metadata={"agentId": agent["id"], "fromStatus": before},
-                        now=now,
-                    )
-                    uow.record(ServiceStatusChanged(svc["id"], agent["id"], before, "OFFLINE"))
-                await write_audit(
-                    uow,
-                    Actor.system(),
-                    "system.agent.offline",
-                    target_type="Agent",
-                    target_id=agent["id"],
-                    metadata={
-                        "fromStatus": agent["status"],
-                        "thresholdSeconds": s.agent_offline_threshold_seconds,
-                        "services": len(followed),
-                    },
-                    now=now,
-                )
+                went.append(agent["id"])
                 uow.record(AgentStatusChanged(agent["id"], agent["status"], "OFFLINE"))
-                agents += 1
-                services += len(followed)
+            if went:
+                await _workspace_audit(
+                    uow,
+                    "system.agent.offline",
+                    {
+                        "count": len(went),
+                        "agentIds": went,
+                        "thresholdSeconds": s.agent_offline_threshold_seconds,
+                    },
+                    now,
+                )
+            total += len(went)
         if len(stale) < BATCH:
             break
-    return agents, services
+    return total
+
+
+async def mark_stale_services(ctx: AppContext, now: datetime) -> int:
+    """Services of OFFLINE agents → stored STALE, health UNKNOWN."""
+    total = 0
+    for _ in range(MAX_BATCHES):
+        async with ctx.writer() as uow:
+            changed = await uow.services.mark_stale_of_offline_agents(now, BATCH)
+            for svc in changed:
+                uow.record(ServiceStatusChanged(svc["id"], svc["agent_id"], svc["status"], "STALE"))
+            if changed:
+                await _workspace_audit(
+                    uow,
+                    "system.service.stale",
+                    {"count": len(changed), "serviceIds": [svc["id"] for svc in changed]},
+                    now,
+                )
+        total += len(changed)
+        if len(changed) < BATCH:
+            break
+    return total
 
 
 async def expire_registration_tokens(ctx: AppContext, now: datetime) -> int:
     async with ctx.writer() as uow:
         expired = await uow.tokens.expire_due(now)
         for token_id in expired:
-            await write_audit(
-                uow,
-                Actor.system(),
-                "registration_token.expired",
-                target_type="RegistrationToken",
-                target_id=token_id,
-                now=now,
-            )
             uow.record(RegistrationTokenChanged(token_id, "EXPIRED"))
     return len(expired)
 
@@ -116,11 +126,12 @@ async def run_maintenance(ctx: AppContext, *, triggered_by: Actor | None = None)
     """Run every maintenance step once with the current (runtime-adjustable) settings."""
     await maintenance_settings.load(ctx)  # another node may have changed them
     now = ctx.clock()
-    offline_agents, offline_services = await mark_offline_agents(ctx, now)
+    offline_agents = await mark_offline_agents(ctx, now)
+    offline_services = await mark_stale_services(ctx, now)
     expired_tokens = await expire_registration_tokens(ctx, now)
     expired_commands = 0
     for _ in range(MAX_BATCHES):
-        n = await expire_due_commands(ctx)
+        n = await expire_due_commands(ctx, BATCH)
         expired_commands += n
         if n < BATCH:
             break
@@ -140,13 +151,16 @@ async def run_maintenance(ctx: AppContext, *, triggered_by: Actor | None = None)
     changed = any(v for k, v in result.items() if k not in HOUSEKEEPING)
     if triggered_by is not None or changed:
         async with ctx.writer() as uow:
-            await write_audit(
-                uow,
-                triggered_by or Actor.system(),
-                "maintenance.triggered" if triggered_by is not None else "maintenance.run",
-                target_type="Workspace",
-                target_id="maintenance",
-                metadata=result,
-                now=ctx.clock(),
-            )
+            if changed:  # as the reference: a run that changed something, however started
+                await _workspace_audit(uow, "maintenance.run", result, ctx.clock())
+            if triggered_by is not None:
+                await write_audit(
+                    uow,
+                    triggered_by,
+                    "maintenance.triggered",
+                    target_type="Workspace",
+                    target_id=DEFAULT_WORKSPACE_ID,
+                    metadata=result,
+                    now=ctx.clock(),
+                )
     return result

@@ -113,8 +113,6 @@ def parse_patch(body: Any) -> dict[str, int | None]:
             )
         else:
             patch[key] = value
-    if not body and not issues:
-        issues.append({"path": "", "message": "at least one setting is required"})
     if issues:
         raise ValidationFailed("Request body validation failed.", issues)
     return patch

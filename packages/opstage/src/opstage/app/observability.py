@@ -1,10 +1,11 @@
 """What the dashboard, the metrics endpoints and the diagnostics page report.
 
-Counts by status are the *effective* statuses the lists show (an agent silent past the
-threshold counts as OFFLINE before any sweep records it). Command durations and error codes
-cover the commands created in the last :data:`WINDOW_HOURS` hours. Operational counters are
-derived from the audit trail (durable, within audit retention) or kept in memory since start,
-as the contract's ``OperationalMetrics`` describes each.
+Counts by status are the statuses the lists show: an agent's stored status (ONLINE until the
+sweep stores OFFLINE, as the reference), a service's effective one (STALE in between). Command
+durations and error codes cover the commands created in the last :data:`WINDOW_HOURS` hours
+(``topCommandErrors``, the reference's list, covers every failed command). Operational counters
+are derived from the audit trail (durable, within audit retention) or kept in memory since
+start, as the contract's ``OperationalMetrics`` describes each.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from opstage import __version__
 from opstage.app.context import AppContext
 from opstage.app.event_log import log_bounds
 from opstage.domain.timeutil import iso
+from opstage.domain.workspace import default_workspace
 
 WINDOW_HOURS = 24
 DURATION_SAMPLE = 1000
 TOP_ERROR_CODES = 10
+TOP_COMMAND_ERRORS = 5  # the reference's list: all-time, FAILED commands only
 STALE_AGENTS_SHOWN = 20
 RECENT_ROWS = 10
 AUDIT_DERIVED = {
@@ -72,7 +75,7 @@ async def dashboard_summary(ctx: AppContext) -> dict[str, Any]:
     s = ctx.settings
     now = ctx.clock()
     async with ctx.reader() as uow:
-        agent_counts = await uow.agents.counts_by_status(now, s.agent_offline_threshold_seconds)
+        agent_counts = await uow.agents.counts_by_status()
         service_counts = await uow.services.counts_by_status(
             now, s.agent_offline_threshold_seconds, s.health_stale_threshold_seconds
         )
@@ -92,6 +95,7 @@ async def dashboard_summary(ctx: AppContext) -> dict[str, Any]:
             page_size=RECENT_ROWS,
         )
     return {
+        "workspace": default_workspace(),
         "agentCounts": agent_counts,
         "serviceCounts": service_counts,
         "commandCounts": command_counts,
@@ -109,7 +113,7 @@ async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
     cutoff = now - timedelta(seconds=s.agent_offline_threshold_seconds)
     async with ctx.reader() as uow:
         o = uow.observability
-        agents = await uow.agents.counts_by_status(now, s.agent_offline_threshold_seconds)
+        agents = await uow.agents.counts_by_status()
         services = await uow.services.counts_by_status(
             now, s.agent_offline_threshold_seconds, s.health_stale_threshold_seconds
         )
@@ -120,6 +124,8 @@ async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
         prepare_timeouts = await o.command_error_count("ACTION_PREPARE_TIMEOUT")
         timings = await o.finished_command_timings(since, DURATION_SAMPLE)
         error_codes = await o.top_error_codes(since, TOP_ERROR_CODES)
+        command_errors = await o.top_error_codes(None, TOP_COMMAND_ERRORS, status="FAILED")
+        stale_online = await o.stale_online_agents(cutoff)
         stale, stale_total = await o.stale_agents(cutoff, STALE_AGENTS_SHOWN)
     commands: dict[str, int] = {}
     for (_type, status), n in by_type_status.items():
@@ -131,9 +137,11 @@ async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
             "actionPrepareTimeouts": prepare_timeouts,
             "actionPrepareFailures": by_type_status.get(("ACTION_PREPARE", "FAILED"), 0),
             "oversizedCommandResultsRejected": ctx.counters.oversized_results_rejected,
+            "staleOnlineAgents": stale_online,
         }
     )
     return {
+        "workspace": default_workspace(),
         "totals": {
             "users": counts["users"],
             "agents": sum(agents.values()),
@@ -152,6 +160,7 @@ async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
         },
         "operational": operational,
         "commandDurations": _durations(timings),
+        "topCommandErrors": [{"code": code, "count": n} for code, n in command_errors],
         "topErrorCodes": {
             "windowHours": WINDOW_HOURS,
             "items": [{"code": code, "count": n} for code, n in error_codes],
@@ -272,7 +281,7 @@ async def prometheus_snapshot(ctx: AppContext) -> PrometheusSnapshot:
     async with ctx.reader() as uow:
         o = uow.observability
         snap = PrometheusSnapshot(
-            agents=await uow.agents.counts_by_status(now, s.agent_offline_threshold_seconds),
+            agents=await uow.agents.counts_by_status(),
             services=await uow.services.counts_by_status(
                 now, s.agent_offline_threshold_seconds, s.health_stale_threshold_seconds
             ),

@@ -19,7 +19,7 @@ from opstage.domain.errors import Conflict, DomainError, NotFound
 from opstage.domain.events import ServiceHealthChanged, ServiceReported
 from opstage.domain.ids import new_id
 from opstage.domain.redaction import is_secret_key, redact
-from opstage.domain.status import AgentStatus
+from opstage.domain.status import AgentStatus, service_status_for_health
 
 
 def _manifest_invalid(message: str, issues: list[dict[str, str]]) -> DomainError:
@@ -145,6 +145,10 @@ async def upsert_service(
                 "last_health_at": now,
             }
         )
+    # A report sets the stored status from the health it carries (or the health kept), which
+    # also ends a STALE the sweep stored while the agent was away.
+    kept = existing["health_status"] if existing is not None else "UNKNOWN"
+    values["status"] = service_status_for_health(values.get("health_status", kept)).value
     if existing is None:
         service_id = new_id("svc")
         values.setdefault("health_status", "UNKNOWN")

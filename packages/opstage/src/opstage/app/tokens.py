@@ -106,13 +106,16 @@ async def delete_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str
         row = await uow.tokens.get(token_id)
         if row is None:
             raise NotFound("Registration token not found.", code="REGISTRATION_TOKEN_NOT_FOUND")
-        if row["status"] not in ("EXPIRED", "REVOKED", "USED") and not (
-            row["expires_at"] is not None and row["expires_at"] <= now
+        # As the reference: only expired or revoked tokens. A USED token stays, because it
+        # names the registration that created an agent.
+        expired = row["expires_at"] is not None and row["expires_at"] <= now
+        if row["status"] not in ("EXPIRED", "REVOKED") and not (
+            row["status"] == "ACTIVE" and expired
         ):
             raise Conflict(
-                "Only used, expired or revoked registration tokens can be deleted; "
-                "revoke it first.",
+                "Only expired or revoked registration tokens can be deleted.",
                 code="REGISTRATION_TOKEN_NOT_DELETABLE",
+                details={"status": row["status"]},
             )
         await uow.tokens.delete(token_id)
         await write_audit(

@@ -127,6 +127,9 @@ async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: Row)
             target_type="User",
             target_id=user_id,
             metadata={
+                # The reference's keys: the user's role and status after the change.
+                "role": values.get("role", user["role"]),
+                "status": values.get("status", user["status"]),
                 "changes": {
                     k: {"from": user[k], "to": v} for k, v in values.items() if k != "updated_at"
                 },

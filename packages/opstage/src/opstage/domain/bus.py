@@ -1,12 +1,14 @@
 """Capsule Bus rules that need no I/O: route matching, payload filters, input mapping, depth.
 
 Filters and mappings are data, never code: a filter is ``{path, op, value?}`` with ``op`` one of
-``equals``, ``in``, ``exists``; a mapping is ``{inputKey: "/json/pointer"}`` into the event
-document ``{eventType, sourceServiceCode, payload, metadata, correlationId, causationId}``.
+``equals``, ``in``, ``exists``; a mapping is ``{inputKey: "/json/pointer"}`` (or the
+``"$.payload.id"`` form CE routes are written in) into the event document
+``{eventType, sourceServiceCode, payload, metadata, correlationId, causationId}``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -74,13 +76,52 @@ def filter_problems(filters: Any) -> list[dict[str, str]]:
     return issues
 
 
+_DOLLAR_STEP = re.compile(
+    r"""\.(?P<name>[^.\[\]]+)|\[(?P<index>\d+)\]|\[(?P<q>['"])(?P<quoted>(?:(?!(?P=q)).)*)(?P=q)\]"""
+)
+
+
+def dollar_path_to_pointer(path: str) -> str | None:
+    """``$.payload.id`` (the form CE routes are written in) as a JSON Pointer (``/payload/id``).
+
+    Steps are ``.name``, ``[0]`` and ``['name']`` / ``["name"]``; ``$`` alone is the whole
+    document. Anything else (wildcards, filters, recursive descent) is not a path: ``None``.
+    """
+    if not path.startswith("$"):
+        return None
+    tokens: list[str] = []
+    at = 1
+    while at < len(path):
+        step = _DOLLAR_STEP.match(path, at)
+        if step is None:
+            return None
+        token = step.group("name") or step.group("index") or step.group("quoted") or ""
+        if step.group("name") is not None and token in ("*", ".."):
+            return None
+        tokens.append(token.replace("~", "~0").replace("/", "~1"))
+        at = step.end()
+    return "".join("/" + t for t in tokens)
+
+
+def mapping_pointer(source: Any) -> str | None:
+    """The JSON Pointer a mapping entry names: a pointer as is, or a ``$.``-path converted."""
+    if not isinstance(source, str):
+        return None
+    if source == "" or source.startswith("/"):
+        return source
+    return dollar_path_to_pointer(source)
+
+
 def mapping_problems(mapping: Any) -> list[dict[str, str]]:
     if not isinstance(mapping, dict):
         return [{"path": "inputMapping", "message": "must be an object"}]
     return [
-        {"path": f"inputMapping/{k}", "message": "must be a JSON Pointer string"}
+        {
+            "path": f"inputMapping/{k}",
+            "message": "must be a JSON Pointer (/payload/id) or a $-path ($.payload.id)",
+        }
         for k, v in mapping.items()
-        if not isinstance(v, str) or not (v == "" or v.startswith("/"))
+        if mapping_pointer(v) is None
     ]
 
 
@@ -127,10 +168,11 @@ def apply_mapping(
     """The action input a route maps out of the event, and the paths that were missing."""
     out: dict[str, Any] = {}
     missing: list[dict[str, str]] = []
-    for key, pointer in mapping.items():
-        value = resolve_pointer(document, pointer)
+    for key, source in mapping.items():
+        pointer = mapping_pointer(source)
+        value = _MISSING if pointer is None else resolve_pointer(document, pointer)
         if value is _MISSING:
-            missing.append({"path": key, "message": f"event has nothing at {pointer!r}"})
+            missing.append({"path": key, "message": f"event has nothing at {source!r}"})
         else:
             out[key] = value
     return out, missing

@@ -86,38 +86,55 @@ HEALTH_TO_SERVICE_STATUS = {
 }
 
 
-def effective_agent_status(
-    stored: str,
-    last_heartbeat_at: datetime | None,
-    created_at: datetime,
-    now: datetime,
-    offline_threshold_seconds: int,
-) -> AgentStatus:
-    """An agent silent past the threshold is OFFLINE now, before any sweep records it."""
-    status = AgentStatus(stored)
-    if status in (AgentStatus.ONLINE, AgentStatus.PENDING):
-        seen = last_heartbeat_at or created_at
-        if now - seen > timedelta(seconds=offline_threshold_seconds):
-            return AgentStatus.OFFLINE
-    return status
+def service_status_for_health(health_status: str | None) -> ServiceStatus:
+    """The stored status a health report gives a service (the reference's mapping)."""
+    try:
+        return HEALTH_TO_SERVICE_STATUS[HealthStatus(health_status or "UNKNOWN")]
+    except ValueError:
+        return ServiceStatus.UNKNOWN
+
+
+def heartbeat_is_stale(
+    last_heartbeat_at: datetime | None, now: datetime, offline_threshold_seconds: int
+) -> bool:
+    """No heartbeat yet, or none within the offline threshold."""
+    return last_heartbeat_at is None or now - last_heartbeat_at > timedelta(
+        seconds=offline_threshold_seconds
+    )
 
 
 def effective_service_status(
-    agent_status: AgentStatus | None,
-    health_status: str,
+    agent_status: str | None,
+    agent_last_heartbeat_at: datetime | None,
+    stored_status: str,
     last_health_at: datetime | None,
     now: datetime,
+    offline_threshold_seconds: int,
     stale_threshold_seconds: int,
 ) -> ServiceStatus:
-    """Derivation order of status-enums.json: the agent first, then freshness, then health."""
+    """What a service reads, as the reference derives it (``deriveEffectiveStatus``).
+
+    1. Its agent is gone, DISABLED, REVOKED or stored OFFLINE: OFFLINE.
+    2. Its agent has not sent a heartbeat yet, or none within the offline threshold: STALE
+       (the agent itself reads ONLINE until the sweep stores OFFLINE).
+    3. Its last health report is older than the health-stale threshold: STALE (the contract's
+       ``derivationOrder``).
+    4. Otherwise its stored status: HEALTHY, UNHEALTHY or UNKNOWN from its last report, or
+       STALE as the sweep left it until the next report.
+    """
     if agent_status is None or agent_status in (
         AgentStatus.OFFLINE,
         AgentStatus.DISABLED,
         AgentStatus.REVOKED,
     ):
         return ServiceStatus.OFFLINE
+    if heartbeat_is_stale(agent_last_heartbeat_at, now, offline_threshold_seconds):
+        return ServiceStatus.STALE
     if last_health_at is not None and now - last_health_at > timedelta(
         seconds=stale_threshold_seconds
     ):
         return ServiceStatus.STALE
-    return HEALTH_TO_SERVICE_STATUS.get(HealthStatus(health_status), ServiceStatus.UNKNOWN)
+    try:
+        return ServiceStatus(stored_status)
+    except ValueError:
+        return ServiceStatus.UNKNOWN

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def utcnow() -> datetime:
@@ -32,6 +32,17 @@ def parse_iso(value: str) -> datetime:
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def millisecond_bounds(value: datetime) -> tuple[datetime, datetime]:
+    """The first and the last microsecond of the millisecond ``value`` falls in.
+
+    The wire shows milliseconds while the database keeps microseconds: a bound the client
+    copied from a shown ``createdAt`` must match that row, so filters compare whole
+    milliseconds (``from`` at the first microsecond of its millisecond, ``to`` at the last).
+    """
+    start = value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+    return start, start + timedelta(microseconds=999)
 
 
 def millis_between(start: datetime | None, end: datetime | None) -> int | None:

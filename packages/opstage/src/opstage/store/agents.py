@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 
 from opstage.store.base import Repo, Row, SortSpec, like_pattern
 from opstage.store.driver import Query
 from opstage.store.tables import UtcDateTime, agent_tokens, agents, capsule_services
 
 LIVE_STATUSES = ("ONLINE", "PENDING")
-
-
-def effective_agent_status_sql(now: datetime, offline_threshold_seconds: int) -> ColumnElement[Any]:
-    """SQL twin of ``domain.status.effective_agent_status`` (a test keeps them in step)."""
-    cutoff = now - timedelta(seconds=offline_threshold_seconds)
-    seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.created_at, type_=UtcDateTime())
-    return case(
-        (and_(agents.c.status.in_(LIVE_STATUSES), seen < cutoff), "OFFLINE"),
-        else_=agents.c.status,
-    )
 
 
 AGENT_BY_ID = Query(select(agents).where(agents.c.id == bindparam("id")))
@@ -53,13 +42,12 @@ class AgentRepo(Repo):
         sort: SortSpec,
         page: int,
         page_size: int,
-        now: datetime,
-        offline_threshold_seconds: int,
     ) -> tuple[builtins.list[Row], int]:
-        eff = effective_agent_status_sql(now, offline_threshold_seconds)
+        # An agent reads its stored status: ONLINE until the sweep stores OFFLINE (as the
+        # reference); its services read STALE in between.
         stmt = select(agents)
         if statuses:
-            stmt = stmt.where(eff.in_(list(statuses)))
+            stmt = stmt.where(agents.c.status.in_(list(statuses)))
         if q:
             pattern = like_pattern(q)
             stmt = stmt.where(
@@ -89,11 +77,10 @@ class AgentRepo(Repo):
         )
         return {agent_id: int(n) for agent_id, n in rows.all()}
 
-    async def counts_by_status(
-        self, now: datetime, offline_threshold_seconds: int
-    ) -> dict[str, int]:
-        eff = effective_agent_status_sql(now, offline_threshold_seconds).label("s")
-        rows = await self.conn.execute(select(eff, func.count()).group_by(eff))
+    async def counts_by_status(self) -> dict[str, int]:
+        rows = await self.conn.execute(
+            select(agents.c.status, func.count()).group_by(agents.c.status)
+        )
         return {status: int(n) for status, n in rows.all()}
 
     # --- tokens ---

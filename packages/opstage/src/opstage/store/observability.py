@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, select, text
+from sqlalchemy import ColumnElement, Table, and_, case, func, select, text
 
 from opstage.store.base import Repo, Row
 from opstage.store.tables import (
@@ -97,17 +97,35 @@ class ObservabilityRepo(Repo):
         )
         return [(t, s, e) for t, s, e in rows.all()]
 
-    async def top_error_codes(self, since: datetime, limit: int) -> builtins.list[tuple[str, int]]:
+    async def top_error_codes(
+        self, since: datetime | None, limit: int, *, status: str | None = None
+    ) -> builtins.list[tuple[str, int]]:
+        """Most frequent error codes (of commands created since ``since``, in ``status``)."""
         c = commands
         n = func.count().label("n")
+        where: list[ColumnElement[bool]] = [c.c.error_code.is_not(None)]
+        if since is not None:
+            where.append(c.c.created_at >= since)
+        if status is not None:
+            where.append(c.c.status == status)
         rows = await self.conn.execute(
             select(c.c.error_code, n)
-            .where(c.c.created_at >= since, c.c.error_code.is_not(None))
+            .where(*where)
             .group_by(c.c.error_code)
             .order_by(n.desc(), c.c.error_code)
             .limit(limit)
         )
         return [(code, int(count)) for code, count in rows.all()]
+
+    async def stale_online_agents(self, cutoff: datetime) -> int:
+        """The reference's ``staleOnlineAgents``: stored ONLINE, silent since before ``cutoff``."""
+        heard = agents.c.last_heartbeat_at
+        stmt = (
+            select(func.count())
+            .select_from(agents)
+            .where(agents.c.status == "ONLINE", (heard.is_(None)) | (heard < cutoff))
+        )
+        return int((await self.conn.execute(stmt)).scalar_one())
 
     async def stale_agents(self, cutoff: datetime, limit: int) -> tuple[builtins.list[Row], int]:
         """Agents not disabled/revoked whose last contact (or creation) is older than cutoff."""

@@ -9,25 +9,35 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, or_, select, update
 
-from opstage.store.agents import effective_agent_status_sql
+from opstage.domain.status import HEALTH_TO_SERVICE_STATUS, ServiceStatus, service_status_for_health
 from opstage.store.base import Repo, Row, SortSpec, like_pattern
 from opstage.store.driver import Query
 from opstage.store.tables import action_definitions, agents, capsule_services, config_items
 
 svc = capsule_services
+SERVICE_STATUSES = tuple(s.value for s in ServiceStatus)
+
+
+def status_for_health_sql() -> ColumnElement[Any]:
+    """The stored status the service's current health gives (``service_status_for_health``)."""
+    return case(
+        *((svc.c.health_status == h.value, st.value) for h, st in HEALTH_TO_SERVICE_STATUS.items()),
+        else_="UNKNOWN",
+    )
 
 
 def effective_service_status_sql(
     now: datetime, offline_threshold_seconds: int, stale_threshold_seconds: int
 ) -> ColumnElement[Any]:
     """SQL twin of ``domain.status.effective_service_status`` over ``svc JOIN agents``."""
-    agent_eff = effective_agent_status_sql(now, offline_threshold_seconds)
+    heard_cutoff = now - timedelta(seconds=offline_threshold_seconds)
     stale_cutoff = now - timedelta(seconds=stale_threshold_seconds)
+    heard = agents.c.last_heartbeat_at
     return case(
-        (agent_eff.in_(("OFFLINE", "DISABLED", "REVOKED")), "OFFLINE"),
+        (agents.c.status.in_(("OFFLINE", "DISABLED", "REVOKED")), "OFFLINE"),
+        (or_(heard.is_(None), heard < heard_cutoff), "STALE"),
         (and_(svc.c.last_health_at.is_not(None), svc.c.last_health_at < stale_cutoff), "STALE"),
-        (svc.c.health_status == "UP", "HEALTHY"),
-        (svc.c.health_status.in_(("DEGRADED", "DOWN")), "UNHEALTHY"),
+        (svc.c.status.in_(SERVICE_STATUSES), svc.c.status),
         else_="UNKNOWN",
     )
 
@@ -123,7 +133,7 @@ class ServiceRepo(Repo):
         return await self.all(
             select(config_items)
             .where(config_items.c.service_id == service_id)
-            .order_by(config_items.c.position)
+            .order_by(config_items.c.key)  # the reference lists configs by key
         )
 
     async def actions(self, service_id: str) -> builtins.list[Row]:
@@ -176,13 +186,42 @@ class ServiceRepo(Repo):
         )
 
     async def refresh_health(self, service_ids: Sequence[str], at: datetime) -> None:
-        """The same health reported again: only its time moves, in one statement."""
+        """The same health reported again: its time moves, and a report ends a stored STALE."""
         if service_ids:
             await self.conn.execute(
                 update(svc)
                 .where(svc.c.id.in_(list(service_ids)))
-                .values(last_health_at=at, updated_at=at)
+                .values(last_health_at=at, updated_at=at, status=status_for_health_sql())
             )
+
+    async def mark_stale_of_offline_agents(self, now: datetime, limit: int) -> builtins.list[Row]:
+        """The sweep's step after agents went OFFLINE, as the reference's: their services are
+        stored STALE with health UNKNOWN (those stored OFFLINE or STALE already stay).
+
+        Returns the services it changed (id, agent, previous stored status), at most ``limit``.
+        """
+        offline = select(agents.c.id).where(agents.c.status == "OFFLINE")
+        picked = await self.all(
+            select(svc.c.id, svc.c.agent_id, svc.c.status)
+            .where(svc.c.agent_id.in_(offline), svc.c.status.not_in(("OFFLINE", "STALE")))
+            .order_by(svc.c.id)
+            .limit(limit)
+        )
+        if not picked:
+            return []
+        # The UPDATE re-checks the condition: a heartbeat that committed in between wins.
+        changed = await self.conn.execute(
+            update(svc)
+            .where(
+                svc.c.id.in_([r["id"] for r in picked]),
+                svc.c.agent_id.in_(offline),
+                svc.c.status.not_in(("OFFLINE", "STALE")),
+            )
+            .values(status="STALE", health_status="UNKNOWN", updated_at=now)
+            .returning(svc.c.id)
+        )
+        ids = set(changed.scalars().all())
+        return [r for r in picked if r["id"] in ids]
 
     async def set_health_many(self, updates: Sequence[Row]) -> None:
         if not updates:
@@ -197,6 +236,7 @@ class ServiceRepo(Repo):
                 health_details=bindparam("b_details", type_=svc.c.health_details.type),
                 last_health_at=at,
                 updated_at=bindparam("b_at2", type_=svc.c.updated_at.type),
+                status=bindparam("b_stored"),
             )
         )
         await self.conn.execute(
@@ -209,6 +249,7 @@ class ServiceRepo(Repo):
                     "b_details": u["health_details"],
                     "b_at": u["at"],
                     "b_at2": u["at"],
+                    "b_stored": service_status_for_health(u["health_status"]).value,
                 }
                 for u in updates
             ],

@@ -145,6 +145,8 @@ capsule_services = Table(
     Column("version", String(80)),
     Column("runtime", String(40)),
     Column("manifest", JSON, nullable=False),
+    # Stored status (the reference's): from health reports; STALE once its agent went OFFLINE.
+    Column("status", String(16), nullable=False, server_default="UNKNOWN"),
     Column("health_status", String(16), nullable=False),
     Column("health_message", Text),
     Column("health_details", JSON),

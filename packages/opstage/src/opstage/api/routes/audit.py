@@ -27,7 +27,7 @@ from opstage.api.views import audit_view
 from opstage.app import audit
 from opstage.app.auth import SessionInfo
 from opstage.domain.errors import ValidationFailed
-from opstage.domain.timeutil import parse_iso
+from opstage.domain.timeutil import millisecond_bounds, parse_iso
 
 router = APIRouter(prefix="/api/admin/audit-events", tags=["AdminAuditEvents"])
 Reader = Annotated[SessionInfo, Depends(require(READ))]
@@ -76,10 +76,11 @@ def audit_filters(
         except ValueError:
             issues.append({"path": name, "message": f"{name} must be an ISO-8601 date-time"})
             continue
+        first, last = millisecond_bounds(parsed)  # the precision the API shows
         if name == "from":
-            since = parsed
+            since = first
         else:
-            until = parsed
+            until = last
     if since and until and since > until:
         issues.append({"path": "from", "message": "from must be before or equal to to"})
     if target_id is not None and not target_id.strip():

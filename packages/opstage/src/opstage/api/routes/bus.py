@@ -62,6 +62,7 @@ def route_view(r: dict[str, Any]) -> dict[str, Any]:
         "preApprovedAt": iso(r["pre_approved_at"]),
         "createdAt": iso(r["created_at"]),
         "updatedAt": iso(r["updated_at"]),
+        "experimental": EXPERIMENTAL,  # on the route object itself, as the reference's
     }
 
 
@@ -81,6 +82,7 @@ def event_view(e: dict[str, Any]) -> dict[str, Any]:
         "routeCount": e["route_count"],
         "occurredAt": iso(e["occurred_at"]),
         "acceptedAt": iso(e["accepted_at"]),
+        "experimental": EXPERIMENTAL,
     }
 
 
