@@ -1,4 +1,10 @@
-"""Request bodies of the contract, as pydantic models (unknown fields are ignored)."""
+"""Request bodies of the contract, as pydantic models (unknown fields are ignored).
+
+Every body is validated strictly (issue 15): a boolean is JSON ``true``/``false`` — never
+``"yes"``, ``"on"``, ``"1"`` or ``1`` — an integer is a JSON integer, and an enum is one of its
+listed members, so a result's ``success`` or an operator's ``confirmation`` means what the
+sender wrote, and a registration is refused whole before its single-use token is spent.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,19 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from opstage.domain.identity import AGENT_CODE_MAX_LENGTH, AGENT_CODE_PATTERN
+
 HealthStatusIn = Literal["UP", "DEGRADED", "DOWN", "UNKNOWN"]
 DangerLevelIn = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+RuntimeIn = Literal["nodejs", "java", "python", "go", "other"]  # ReportedService.runtime
+# The contract lists ``embedded``; ``ophub`` is our documented extension (docs/compatibility.md).
+# ``sidecar``/``external`` exist in AgentSummary's enum but no server runs them: refused.
+AgentModeIn = Literal["embedded", "ophub"]
 SERVICE_CODE = r"^[a-z0-9][a-z0-9_-]*$"
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, strict=True)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True, by_alias=True)
@@ -26,7 +38,9 @@ class LoginRequest(Body):
 class CreateRegistrationTokenRequest(Body):
     name: str = Field("Default registration token", min_length=1, max_length=200)
     expiresInSeconds: int | None = Field(None, ge=60, le=31_536_000)
-    agentCode: str | None = Field(None, min_length=1, max_length=120)
+    agentCode: str | None = Field(
+        None, min_length=1, max_length=AGENT_CODE_MAX_LENGTH, pattern=AGENT_CODE_PATTERN
+    )
 
 
 class HealthInput(Body):
@@ -65,7 +79,7 @@ class ReportedService(Body):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
     version: str | None = Field(None, max_length=80)
-    runtime: str | None = Field(None, max_length=40)
+    runtime: RuntimeIn | None = None
     manifest: dict[str, Any]
     health: HealthInput | None = None
     configs: list[ConfigInput] | None = Field(None, max_length=500)
@@ -73,9 +87,9 @@ class ReportedService(Body):
 
 
 class AgentIdentity(Body):
-    code: str = Field(min_length=1, max_length=120, pattern=r"^\S(.*\S)?$")
+    code: str = Field(min_length=1, max_length=AGENT_CODE_MAX_LENGTH, pattern=AGENT_CODE_PATTERN)
     name: str | None = Field(None, max_length=200)
-    mode: Literal["embedded", "sidecar", "external", "ophub"] = "embedded"
+    mode: AgentModeIn = "embedded"
     runtime: str | None = Field(None, max_length=40)
 
 
@@ -115,9 +129,11 @@ class RetryCommandRequest(Body):
 RoleIn = Literal["owner", "operator", "viewer"]
 
 
+# Passwords: the length rule (12) and its message live in domain.identity, once, for the API,
+# the CLI and the bootstrap alike; the model only bounds the size.
 class CreateUserRequest(Body):
     username: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=8, max_length=1024)
+    password: str = Field(max_length=1024)
     displayName: str | None = Field(None, max_length=200)
     role: RoleIn
 
@@ -129,7 +145,7 @@ class UpdateUserRequest(Body):
 
 
 class ResetUserPasswordRequest(Body):
-    password: str = Field(min_length=8, max_length=1024)
+    password: str = Field(max_length=1024)
 
 
 class TransferServiceRequest(Body):

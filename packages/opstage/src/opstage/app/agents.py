@@ -19,12 +19,23 @@ from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
 from opstage.app.heartbeats import Contact
 from opstage.app.services import claim_service_codes, upsert_service
-from opstage.domain.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
+from opstage.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
 from opstage.domain.events import AgentCredentialsChanged, AgentRegistered, AgentStatusChanged
+from opstage.domain.identity import agent_code_problem
 from opstage.domain.ids import AGENT_TOKEN_PREFIX, hash_token, new_id, new_token
+from opstage.domain.redaction import mask_strings
 from opstage.domain.status import AgentStatus
 
 AUTH_CACHE_TTL_SECONDS = 5.0
+# ``embedded`` is the contract's; ``ophub`` is our documented extension (docs/compatibility.md).
+AGENT_MODES = ("embedded", "ophub")
 _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -109,6 +120,7 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
     agent_in = body["agent"]
     service_in = body.get("service")
     code = agent_in["code"]
+    _check_identity(code, agent_in.get("mode", "embedded"))  # before the token is looked at
     now = ctx.clock()
     reg_hash = hash_token(raw_reg)
     async with ctx.writer() as uow:
@@ -151,9 +163,9 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
         agent_actor = Actor("AGENT", agent_id, actor.ip, actor.user_agent, actor.request_id)
         revoked = 0
         values = {
-            "name": agent_in.get("name"),
+            "name": mask_strings(agent_in.get("name")),
             "mode": agent_in.get("mode", "embedded"),
-            "runtime": agent_in.get("runtime"),
+            "runtime": mask_strings(agent_in.get("runtime")),
             "updated_at": now,
         }
         if existing is None:
@@ -239,6 +251,18 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
         # An addition: the agent can name its service in heartbeats without a report first.
         out["serviceId"] = service_id
     return out
+
+
+def _check_identity(code: str, mode: str) -> None:
+    """The API's model checks these too; in-process callers (the CLI, tests) come here only."""
+    issues = []
+    problem = agent_code_problem(code)
+    if problem:
+        issues.append({"path": "agent.code", "message": problem})
+    if mode not in AGENT_MODES:
+        issues.append({"path": "agent.mode", "message": f"must be one of {', '.join(AGENT_MODES)}"})
+    if issues:
+        raise ValidationFailed("Request body validation failed.", issues)
 
 
 def _check_registration_token(reg: dict[str, Any] | None, now: Any) -> None:

@@ -22,7 +22,7 @@ from opstage.app.ports import UnitOfWork
 from opstage.domain.errors import DomainError, NotFound
 from opstage.domain.events import AuditRecorded
 from opstage.domain.ids import new_id
-from opstage.domain.redaction import redact
+from opstage.domain.redaction import mask_token_values, redact
 
 
 async def write_audit(
@@ -41,8 +41,8 @@ async def write_audit(
     meta: dict[str, Any] = redact(metadata or {})  # a fresh dict
     if actor.ip:
         meta.setdefault("ipAddress", actor.ip)
-    if actor.user_agent:
-        meta.setdefault("userAgent", actor.user_agent[:300])
+    if actor.user_agent:  # a header: any string a client chose, tokens included
+        meta.setdefault("userAgent", mask_token_values(actor.user_agent[:300]))
     await uow.audit.insert(
         {
             "id": audit_id,
@@ -53,7 +53,7 @@ async def write_audit(
             "target_type": target_type,
             "target_id": target_id,
             "result": result,
-            "message": message,
+            "message": mask_token_values(message) if message else message,
             "metadata": meta,
             "request_id": actor.request_id,
         }

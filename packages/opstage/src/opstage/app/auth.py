@@ -23,13 +23,13 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
 from opstage.domain.errors import DomainError, Forbidden, Unauthorized
+from opstage.domain.identity import normalize_username, password_problem, username_key
 from opstage.domain.ids import new_id
 from opstage.settings import Settings, SettingsError
 
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps timing uniform.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-MIN_PASSWORD_LENGTH = 12
 SESSION_TOUCH_INTERVAL = timedelta(seconds=60)
 
 
@@ -42,14 +42,6 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
-
-
-def password_problem(username: str, password: str) -> str | None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters."
-    if password.strip().lower() == username.strip().lower():
-        return "Password must not equal the username."
-    return None
 
 
 def session_token_hash(settings: Settings, raw: str) -> str:
@@ -109,6 +101,10 @@ async def bootstrap_owner(ctx: AppContext) -> str | None:
                 "No admin user exists. Set OPSTAGE_ADMIN_USERNAME and OPSTAGE_ADMIN_PASSWORD "
                 "for the first start (or use OPSTAGE_DEV_MODE=true to have a password generated)."
             )
+        try:
+            username = normalize_username(username)
+        except ValueError as exc:
+            raise SettingsError(f"OPSTAGE_ADMIN_USERNAME is not acceptable: it {exc}") from None
         problem = password_problem(username, password)
         if problem:
             raise SettingsError(f"OPSTAGE_ADMIN_PASSWORD is not acceptable: {problem}")
@@ -118,6 +114,7 @@ async def bootstrap_owner(ctx: AppContext) -> str | None:
             {
                 "id": user_id,
                 "username": username,
+                "username_key": username_key(username),
                 "display_name": "Administrator",
                 "role": "owner",
                 "status": "ACTIVE",
@@ -162,7 +159,7 @@ async def login(
             )
         raise error
     async with ctx.reader() as uow:
-        user = await uow.users.get_by_username(username)
+        user = await uow.users.get_by_username_key(username_key(username))
     # argon2 is CPU-bound: keep the event loop free while it runs.
     ok = await asyncio.to_thread(
         verify_password, user["password_hash"] if user else _DUMMY_HASH, password

@@ -24,6 +24,7 @@ from opstage.domain.bus import (
 from opstage.domain.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from opstage.domain.events import BusRouteChanged
 from opstage.domain.ids import new_id
+from opstage.domain.redaction import mask_strings, redact
 
 Row = dict[str, Any]
 SIMULATE_MAX_EVENTS = 500
@@ -40,9 +41,10 @@ def route_values(body: Row) -> Row:
     )
     if issues:
         raise ValidationFailed("Bus route validation failed.", issues)
+    # Free text and the operator's metadata are stored with raw tokens masked.
     return {
-        "name": body["name"],
-        "description": body.get("description"),
+        "name": mask_strings(body["name"]),
+        "description": mask_strings(body.get("description")),
         "status": body.get("status") or RouteStatus.DISABLED,
         "event_type": body["match"]["eventType"],
         "source_service_code": body["match"].get("sourceServiceCode"),
@@ -50,7 +52,7 @@ def route_values(body: Row) -> Row:
         "target_action_name": body["target"]["actionName"],
         "input_mapping": body.get("inputMapping") or {},
         "filters": body.get("filters") or [],
-        "metadata": body.get("metadata") or {},
+        "metadata": redact(body.get("metadata") or {}),
     }
 
 

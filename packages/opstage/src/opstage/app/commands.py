@@ -21,11 +21,17 @@ from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
 from opstage.app.ports import UnitOfWork
 from opstage.app.secrets_once import reveal
-from opstage.domain.actions import initial_payload, needs_confirmation, payload_issues
+from opstage.domain.actions import (
+    holds_scrubbed_values,
+    initial_payload,
+    needs_confirmation,
+    payload_issues,
+    scrub_payload,
+)
 from opstage.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from opstage.domain.events import CommandCreated, CommandStatusChanged
 from opstage.domain.ids import new_id
-from opstage.domain.redaction import redact
+from opstage.domain.redaction import mask_strings, redact
 from opstage.domain.status import (
     RETRYABLE_COMMAND_STATUSES,
     TERMINAL_COMMAND_STATUSES,
@@ -104,6 +110,22 @@ def _validate_payload(action: dict[str, Any], payload: dict[str, Any]) -> None:
             code="ACTION_PAYLOAD_INVALID",
             details={"issues": issues},
         )
+
+
+async def _scrubbed(uow: UnitOfWork, command: dict[str, Any]) -> dict[str, Any]:
+    """``{"payload": …}`` with the payload's secrets erased, or ``{}`` if nothing changes.
+
+    An operator's payload reaches the agent as it was typed; the database keeps it only until
+    the agent has it (claim) or the command ends without it (cancel, expiry): from then on
+    the commands table, and every backup taken of it, holds ``[REDACTED]`` in its secrets'
+    place (docs/security.md).
+    """
+    payload = command.get("payload")
+    if not payload:
+        return {}
+    action = await uow.services.action(command["service_id"], command["action_name"])
+    scrubbed = scrub_payload(payload, action["input_schema"] if action else None)
+    return {"payload": scrubbed} if scrubbed != payload else {}
 
 
 async def insert_command(
@@ -402,6 +424,9 @@ async def _claim(
         claimed: list[dict[str, Any]] = await uow.commands.claim_pending(agent.agent_id, limit, now)
         actor = Actor("AGENT", agent.agent_id)
         for cmd in claimed:
+            scrubbed = await _scrubbed(uow, cmd)  # the agent gets ``cmd`` as it was
+            if scrubbed:
+                await uow.commands.update(cmd["id"], scrubbed)
             await _transitioned(
                 uow,
                 actor,
@@ -486,7 +511,7 @@ async def _complete(
     error_code = error_message = None
     if not success:
         code = (error or {}).get("code")
-        error_code = code[:80] if isinstance(code, str) and code else "ACTION_FAILED"
+        error_code = mask_strings(code[:80]) if isinstance(code, str) and code else "ACTION_FAILED"
         msg = (error or {}).get("message")
         msg = msg if isinstance(msg, str) else body.get("message")
         error_message = redact(msg[:500]) if isinstance(msg, str) else None
@@ -498,6 +523,7 @@ async def _complete(
             "updated_at": now,
             "error_code": error_code,
             "error_message": error_message,
+            **await _scrubbed(uow, command),  # claimed before scrubbing at claim existed
         },
         only_statuses=LIVE,
     )
@@ -559,6 +585,7 @@ async def _expire(
             "updated_at": now,
             "error_code": command["error_code"] or reason,
             "error_message": command["error_message"] or "Command passed its expiry time.",
+            **await _scrubbed(uow, command),
         },
         only_statuses=LIVE,
     )
@@ -607,7 +634,12 @@ async def cancel_command(ctx: AppContext, actor: Actor, command_id: str) -> dict
             raise NotFound("Command not found.", code="COMMAND_NOT_FOUND")
         moved = await uow.commands.update(
             command_id,
-            {"status": CommandStatus.CANCELLED, "completed_at": now, "updated_at": now},
+            {
+                "status": CommandStatus.CANCELLED,
+                "completed_at": now,
+                "updated_at": now,
+                **await _scrubbed(uow, command),
+            },
             only_statuses=LIVE,
         )
         if not moved:
@@ -647,6 +679,13 @@ async def retry_command(
                 "Only failed, expired, or cancelled commands can be retried.",
                 code="COMMAND_NOT_RETRYABLE",
                 details={"status": source["status"]},
+            )
+        if holds_scrubbed_values(source["payload"]):
+            raise Conflict(
+                "The command's secret inputs were erased once the agent had them; "
+                "run the action again to enter them.",
+                code="COMMAND_NOT_RETRYABLE",
+                details={"reason": "PAYLOAD_SECRETS_ERASED"},
             )
         service, action, agent = await _load_target(
             uow, source["service_id"], source["action_name"]

@@ -20,7 +20,7 @@ from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
 from opstage.domain.errors import DomainError
 from opstage.domain.events import AgentStatusChanged, ServiceHealthChanged
-from opstage.domain.redaction import redact
+from opstage.domain.redaction import mask_token_values, redact
 
 log = logging.getLogger("opstage.heartbeats")
 HEARTBEAT_AUDIT_EVERY_SECONDS = 300.0
@@ -191,6 +191,8 @@ class HeartbeatWriter:
             health = c.health or {}
             status = health.get("status", "UNKNOWN")
             message = health.get("message")
+            if message and "opstage_" in message:  # free text: tokens masked on the way in
+                message = mask_token_values(message)
             details = redact(health.get("details") or {})
             if (status, message, details) == (
                 svc["health_status"],

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from opstage.domain.redaction import REDACTED, is_secret_key
+from opstage.domain.redaction import REDACTED, is_secret_value
 
 TTL_SECONDS = 300.0
 
@@ -28,7 +28,7 @@ def secret_paths(value: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ..
     found: dict[tuple[str, ...], Any] = {}
     if isinstance(value, dict):
         for k, v in value.items():
-            if isinstance(k, str) and is_secret_key(k) and v not in (None, ""):
+            if isinstance(k, str) and is_secret_value(k, v):
                 found[(*prefix, k)] = v
             else:
                 found.update(secret_paths(v, (*prefix, str(k))))

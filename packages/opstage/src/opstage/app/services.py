@@ -18,7 +18,7 @@ from opstage.domain.actions import schema_problem
 from opstage.domain.errors import Conflict, DomainError, NotFound
 from opstage.domain.events import ServiceHealthChanged, ServiceReported
 from opstage.domain.ids import new_id
-from opstage.domain.redaction import is_secret_key, redact
+from opstage.domain.redaction import is_secret_key, mask_strings, redact
 from opstage.domain.status import AgentStatus, service_status_for_health
 
 
@@ -122,6 +122,9 @@ async def upsert_service(
     uow: UnitOfWork, actor: Actor, agent_id: str, s: dict[str, Any], now: datetime, *, audit: bool
 ) -> str:
     existing = await uow.services.get_by_code(s["code"])
+    # Every string the agent sent is free text to us but its code (a checked identifier): a
+    # raw token in a description, a config value or an action's schema is masked on the way in.
+    s = {**mask_strings({k: v for k, v in s.items() if k != "code"}), "code": s["code"]}
     manifest = redact(s["manifest"])
     values: dict[str, Any] = {
         "agent_id": agent_id,

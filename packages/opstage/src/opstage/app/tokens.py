@@ -8,9 +8,11 @@ from typing import Any
 
 from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
-from opstage.domain.errors import Conflict, NotFound
+from opstage.domain.errors import Conflict, NotFound, ValidationFailed
 from opstage.domain.events import RegistrationTokenChanged
+from opstage.domain.identity import agent_code_problem
 from opstage.domain.ids import REGISTRATION_TOKEN_PREFIX, hash_token, new_id, new_token
+from opstage.domain.redaction import mask_token_values
 
 
 async def create_token(
@@ -21,6 +23,11 @@ async def create_token(
     expires_in_seconds: int | None,
     agent_code: str | None,
 ) -> tuple[dict[str, Any], str]:
+    problem = agent_code_problem(agent_code) if agent_code is not None else None
+    if problem:  # the CLI comes here without the API's model
+        message = f"agentCode {problem}"
+        raise ValidationFailed(message, [{"path": "agentCode", "message": message}])
+    name = mask_token_values(name)  # free text: a pasted token is not kept
     now = ctx.clock()
     raw = new_token(REGISTRATION_TOKEN_PREFIX)
     row = {

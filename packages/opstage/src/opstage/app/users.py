@@ -3,7 +3,9 @@
 Invariants kept here, not in the routes (the CLI goes through the same functions): the last
 active owner cannot be demoted, disabled or deleted; disabling a user, changing its role or
 deleting it ends its sessions; a password change ends the user's other sessions; passwords are
-at least 12 characters and differ from the username. Every change is audited in the transaction
+at least 12 characters and differ from the username (``domain.identity``: one rule, one
+message). Usernames are NFKC-normalised and trimmed, refuse invisible and mixed-script
+characters, and are unique without regard to case. Every change is audited in the transaction
 that makes it.
 """
 
@@ -14,11 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from opstage.app.audit import write_audit
-from opstage.app.auth import hash_password, password_problem
+from opstage.app.auth import hash_password
 from opstage.app.context import Actor, AppContext
 from opstage.domain.errors import Conflict, NotFound, ValidationFailed
 from opstage.domain.events import UserChanged
+from opstage.domain.identity import normalize_username, password_problem, username_key
 from opstage.domain.ids import new_id
+from opstage.domain.redaction import mask_strings
 
 Row = dict[str, Any]
 ROLES = ("owner", "operator", "viewer")
@@ -56,14 +60,21 @@ async def create_user(
     role: str,
     display_name: str | None,
 ) -> Row:
+    try:
+        username = normalize_username(username)
+    except ValueError as exc:
+        message = f"username {exc}"
+        raise ValidationFailed(message, [{"path": "username", "message": message}]) from None
     _check_password(username, password)
+    key = username_key(username)
     # Slow on purpose: hashed in a thread, outside the write transaction.
     password_hash = await asyncio.to_thread(hash_password, password)
     now = ctx.clock()
     row: Row = {
         "id": new_id("usr"),
         "username": username,
-        "display_name": display_name,
+        "username_key": key,
+        "display_name": mask_strings(display_name),
         "role": role,
         "status": "ACTIVE",
         "password_hash": password_hash,
@@ -71,8 +82,11 @@ async def create_user(
         "updated_at": now,
     }
     async with ctx.writer() as uow:
-        if await uow.users.get_by_username(username) is not None:
-            raise Conflict(f"A user named {username!r} already exists.", code="USER_ALREADY_EXISTS")
+        if await uow.users.get_by_username_key(key) is not None:
+            raise Conflict(
+                f"A user named {username!r} already exists (usernames ignore case).",
+                code="USER_ALREADY_EXISTS",
+            )
         await uow.users.insert(row)
         await write_audit(
             uow,
@@ -95,7 +109,7 @@ async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: Row)
             raise NotFound("User not found.", code="USER_NOT_FOUND")
         values: Row = {}
         if "displayName" in changes:
-            values["display_name"] = changes["displayName"]
+            values["display_name"] = mask_strings(changes["displayName"])
         if "role" in changes and changes["role"] != user["role"]:
             values["role"] = changes["role"]
         if "status" in changes and changes["status"] != user["status"]:
@@ -203,7 +217,7 @@ async def delete_user(ctx: AppContext, actor: Actor, user_id: str) -> Row:
 
 async def get_user_by_username(ctx: AppContext, username: str) -> Row:
     async with ctx.reader() as uow:
-        user = await uow.users.get_by_username(username)
+        user = await uow.users.get_by_username_key(username_key(username))
     if user is None:
         raise NotFound(f"No user named {username!r}.", code="USER_NOT_FOUND")
     return dict(user)

@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator, SchemaError
 
+from opstage.domain.redaction import REDACTED, redact
+
 DANGER_LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 CONFIRMATION_DANGER_LEVELS = frozenset({"HIGH", "CRITICAL"})
 
@@ -72,3 +74,48 @@ def initial_payload(schema: dict[str, Any] | None) -> dict[str, Any]:
             kind if isinstance(kind, str) else "", ""
         )
     return out
+
+
+def _schema_secret(spec: Any) -> bool:
+    """A property the action's inputSchema declares secret: JSON Schema's ``writeOnly``, the
+    ``password`` format, or an explicit ``sensitive``/``x-sensitive`` flag."""
+    return isinstance(spec, dict) and (
+        spec.get("writeOnly") is True
+        or spec.get("format") == "password"
+        or spec.get("sensitive") is True
+        or spec.get("x-sensitive") is True
+    )
+
+
+def _scrub_declared(payload: dict[str, Any], schema: Any) -> dict[str, Any]:
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return payload
+    out = dict(payload)
+    for name, spec in props.items():
+        value = out.get(name)
+        if value in (None, ""):
+            continue
+        if _schema_secret(spec):
+            out[name] = REDACTED
+        elif isinstance(value, dict):
+            out[name] = _scrub_declared(value, spec)
+    return out
+
+
+def scrub_payload(payload: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    """The payload as it may be kept once the agent has it (docs/security.md): redacted like any
+    stored value, and every property the inputSchema declares secret erased."""
+    redacted: dict[str, Any] = redact(payload)
+    return _scrub_declared(redacted, schema) if schema else redacted
+
+
+def holds_scrubbed_values(payload: Any) -> bool:
+    """Whether a stored payload lost values to scrubbing (it cannot be sent again as it is)."""
+    if isinstance(payload, str):
+        return payload == REDACTED or f"_{REDACTED}" in payload
+    if isinstance(payload, dict):
+        return any(holds_scrubbed_values(v) for v in payload.values())
+    if isinstance(payload, list):
+        return any(holds_scrubbed_values(v) for v in payload)
+    return False

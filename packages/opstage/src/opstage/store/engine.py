@@ -61,6 +61,9 @@ def _configure_sqlite(
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # Defence in depth: zero the old bytes of a deleted or shrunk row where that costs no
+        # extra I/O, so an erased payload secret (app/commands.py) is not left behind in a page.
+        cursor.execute("PRAGMA secure_delete=FAST")
         if autocheckpoint is not None:  # store/checkpoint.py checkpoints in the background
             cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         cursor.close()

@@ -68,6 +68,9 @@ users = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("username", String(320), nullable=False, unique=True),
+    # NFKC_Casefold of the name (domain.identity.username_key): unique, so ``ADMIN`` and
+    # ``admin `` cannot sit next to ``admin``; login looks users up by it.
+    Column("username_key", String(320), nullable=False, unique=True),
     Column("display_name", String(200)),
     Column("role", String(16), nullable=False),
     Column("status", String(16), nullable=False),

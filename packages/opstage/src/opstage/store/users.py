@@ -15,8 +15,9 @@ class UserRepo(Repo):
     async def get(self, user_id: str) -> Row | None:
         return await self.one(select(users).where(users.c.id == user_id))
 
-    async def get_by_username(self, username: str) -> Row | None:
-        return await self.one(select(users).where(users.c.username == username))
+    async def get_by_username_key(self, key: str) -> Row | None:
+        """The user whose name folds to ``key`` (domain.identity.username_key)."""
+        return await self.one(select(users).where(users.c.username_key == key))
 
     async def count(self) -> int:
         return int((await self.conn.execute(select(func.count()).select_from(users))).scalar_one())
