@@ -5,8 +5,8 @@ reports; STALE once the sweep has found its agent OFFLINE) next to the health it
 service whose agent comes back reads that stored STALE until its next report. Existing rows
 take the status their health maps to.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
