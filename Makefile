@@ -9,7 +9,7 @@ DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus clean demo
+.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus clean demo compat
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,15 @@ bench: $(STAMP)
 # Capsule Bus ingest at 0, 100k and 1M stored events (bench/README.md).
 bench-bus: $(STAMP)
 	$(BIN)/python bench/bus_ingest.py
+
+# The differential suite against the reference server (docs/compatibility.md, "make compat").
+# Not part of `test`: it needs Node.js and a built reference checkout in REF_REPO (or a running
+# reference in REF_URL). This repository carries none of the reference's code and no recipe
+# that builds it.
+compat: $(STAMP)
+	@if [ -z "$(REF_REPO)$(REF_URL)" ]; then \
+	  echo "make compat: set REF_REPO=<built xtrape-capsule-ce checkout> or REF_URL=<running reference>"; exit 2; fi
+	REF_REPO="$(REF_REPO)" REF_URL="$(REF_URL)" $(BIN)/python -m compat.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -97,6 +97,10 @@ class Service:
         def huge() -> dict[str, Any]:
             return {"blob": "x" * 1_100_000}
 
+        @agent.action
+        def astronomical() -> dict[str, Any]:
+            return {"n": 10**30}  # beyond 64 bits: the server refuses such a result with 422
+
         @agent.action(label="Set state", danger_level="HIGH", confirm_required=True)
         def set_state(payload: dict[str, Any]) -> str:
             self.state = payload["state"]
@@ -208,6 +212,18 @@ async def test_an_oversized_result_is_refused_locally(
     assert error["code"] == "COMMAND_RESULT_TOO_LARGE"
     assert "OPSTAGE_COMMAND_RESULT_MAX_BYTES" in error["message"]
     assert error["details"]["maxBytes"] == 1_000_000 and error["details"]["sizeBytes"] > 1_000_000
+
+
+async def test_a_result_the_server_refuses_completes_the_command_as_failed(
+    running: tuple[Service, dict[str, Any]], operator: Operator
+) -> None:
+    _, detail = running
+    command = await in_thread(operator.run, detail["id"], "astronomical")
+    assert command["status"] == "FAILED"
+    error = command["result"]["error"]
+    assert error["code"] == "ACTION_RESULT_INVALID"
+    assert error["message"].startswith("Opstage refused the action's result")
+    assert error["details"]["issues"][0]["path"] == "data.n"
 
 
 async def test_prepare_then_confirmed_execute_changes_health(

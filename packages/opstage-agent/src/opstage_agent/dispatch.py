@@ -23,6 +23,7 @@ from opstage_agent.errors import (
 from opstage_agent.logs import log
 from opstage_agent.models import Command, CommandResultBody, utc_now
 from opstage_agent.results import (
+    ACTION_RESULT_INVALID,
     AGENT_SHUTTING_DOWN,
     COMMAND_RESULT_TOO_LARGE,
     failed,
@@ -163,8 +164,24 @@ class CommandDispatcher:
                     body, COMMAND_RESULT_TOO_LARGE, exc.message, exc.details
                 )
             except RequestRejectedError as exc:
-                log.warning("Opstage did not accept the result of command %s: %s", command.id, exc)
-                return
+                if exc.code != "VALIDATION_FAILED" or current is not body:
+                    log.warning(
+                        "Opstage did not accept the result of command %s: %s", command.id, exc
+                    )
+                    return
+                # The server refused what the action returned (an integer beyond 64 bits, say):
+                # report that as the command's failure, or it would never end.
+                log.error(
+                    "Opstage refused the result of command %s (%s); reporting it as failed",
+                    command.id,
+                    exc,
+                )
+                body = replace_with_failure(
+                    body,
+                    ACTION_RESULT_INVALID,
+                    f"Opstage refused the action's result: {exc.message}",
+                    exc.details or None,
+                )
             except (NetworkError, ServerError) as exc:
                 log.error(
                     "gave up reporting the result of command %s (%s); it expires on the server",

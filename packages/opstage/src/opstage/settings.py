@@ -121,6 +121,18 @@ class Settings(BaseSettings):
     request_body_max_bytes: int = Field(
         2_000_000, gt=0, description="Largest request body accepted."
     )
+    http_header_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        description="A connection that has not sent a complete request head (request line and "
+        "headers) this long after it opened or its request began is closed (408).",
+    )
+    http_body_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        description="A request whose body has not fully arrived this long after its headers is "
+        "closed (408). Long-polls and event streams wait on the response side: not cut.",
+    )
 
     # --- background work ---
     maintenance_interval_seconds: int = Field(

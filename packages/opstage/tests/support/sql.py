@@ -153,3 +153,54 @@ def scalar(srv: ServerProcess, sql: str) -> Any:
             await conn.close()
 
     return _pg(go)
+
+
+def corrupt_timestamp(srv: ServerProcess, table: str, column: str, row_id: str) -> None:
+    """Make one stored timestamp unreadable, so that reading its row fails in the server.
+
+    SQLite stores timestamps as text: the row gets text that is no timestamp. PostgreSQL
+    cannot hold such a value in a ``timestamptz``, so the column becomes ``text`` (every row of
+    it then reads back as a string the server does not expect).
+    """
+    garbage = "not a timestamp"
+    if srv.database_url is None:
+        conn = _sqlite(srv)
+        try:
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (garbage, row_id))
+        finally:
+            conn.close()
+        return
+
+    async def go() -> None:
+        conn = await asyncpg.connect(srv.database_url)
+        try:
+            await conn.execute(
+                f"ALTER TABLE {table} ALTER COLUMN {column} TYPE text USING {column}::text"
+            )
+            await conn.execute(f"UPDATE {table} SET {column} = $1 WHERE id = $2", garbage, row_id)
+        finally:
+            await conn.close()
+
+    _pg(go)
+
+
+def execute(srv: ServerProcess, sqlite_sql: Sequence[str], postgres_sql: Sequence[str]) -> None:
+    """Run the statements meant for the server's engine (DDL: triggers, functions)."""
+    if srv.database_url is None:
+        conn = _sqlite(srv)
+        try:
+            for sql in sqlite_sql:
+                conn.execute(sql)
+        finally:
+            conn.close()
+        return
+
+    async def go() -> None:
+        conn = await asyncpg.connect(srv.database_url)
+        try:
+            for sql in postgres_sql:
+                await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    _pg(go)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from opstage.api.errors import issues_from
+from opstage.api.json_bounds import check_integers
 from opstage.api.rbac import allowed
 from opstage.app.agents import AgentPrincipal, authenticate_agent
 from opstage.app.auth import SessionInfo, check_csrf, resolve_session
@@ -114,11 +115,13 @@ async def read_json(
                 "Content-Type must be application/json.", code="UNSUPPORTED_MEDIA_TYPE"
             )
     try:
-        return model.model_validate_json(raw)
+        body = model.model_validate_json(raw)
     except ValidationError as exc:
         raise ValidationFailed(
             "Request body validation failed.", issues_from(body_issues(exc))
         ) from None
+    check_integers(raw, body)
+    return body
 
 
 def body_issues(exc: ValidationError) -> list[dict[str, Any]]:

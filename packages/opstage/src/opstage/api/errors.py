@@ -129,26 +129,40 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-async def on_domain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DomainError)
+def domain_error_body(exc: DomainError, request_id: str | None) -> tuple[int, dict[str, Any]]:
+    """A domain error's status and envelope; a 5xx is logged and masked (its ``requestId``
+    ties the answer to the log line), anything else carries its redacted details."""
     status = status_for(exc)
     if status >= 500:
         log.error(
-            "request failed: %s %s",
+            "request failed: %s %s (request %s)",
             exc.code,
             exc.message,
-            extra={"request_id": _request_id(request)},
+            request_id,
+            extra={"request_id": request_id},
         )
-        body = error_body(
-            exc.code,
-            exc.message
-            if exc.code in ("DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE")
-            else "Internal server error.",
-        )
-    else:
-        from opstage.domain.redaction import redact
+        message = exc.message if exc.code in RETRYABLE_CODES else "Internal server error."
+        return status, error_body(exc.code, message, _correlation(request_id))
+    from opstage.domain.redaction import redact
 
-        body = error_body(exc.code, exc.message, redact(exc.details) if exc.details else None)
+    return status, error_body(exc.code, exc.message, redact(exc.details) if exc.details else None)
+
+
+RETRYABLE_CODES = frozenset({"DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE"})
+
+
+def _correlation(request_id: str | None) -> dict[str, Any] | None:
+    return {"requestId": request_id} if request_id else None
+
+
+def internal_error_body(request_id: str | None) -> dict[str, Any]:
+    """The envelope of an unexpected failure: nothing of it but the correlation id."""
+    return error_body("INTERNAL_ERROR", "Internal server error.", _correlation(request_id))
+
+
+async def on_domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    status, body = domain_error_body(exc, _request_id(request))
     return json_response(_marked(request, body), status, headers=exc.headers or None)
 
 
@@ -177,7 +191,9 @@ def issues_from(errors: Any) -> list[dict[str, str]]:
     issues = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ())]
-        if loc and loc[0] in ("body", "query", "path", "header"):
+        if loc and loc[0] in ("query", "path", "header"):
+            loc = loc[1:2]  # the parameter, also when one of its repeated values is wrong
+        elif loc and loc[0] == "body":
             loc = loc[1:]
         issues.append({"path": ".".join(loc), "message": str(err.get("msg", "invalid"))})
     return issues
@@ -215,20 +231,16 @@ async def on_client_disconnect(request: Request, exc: Exception) -> Response:
     return Response(status_code=499)
 
 
+ANSWERED = "opstage.error_answered"  # in the request's state: the 500 was sent and logged
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     request_id = _request_id(request)
     log.exception("unhandled error (request %s)", request_id, exc_info=exc)
-    return json_response(
-        _marked(
-            request,
-            error_body(
-                "INTERNAL_ERROR",
-                "Internal server error.",
-                {"requestId": request_id} if request_id else None,
-            ),
-        ),
-        500,
-    )
+    # Starlette re-raises the error after this answer; the request context (middleware.py)
+    # stops it there, and needs not log it again.
+    request.scope.setdefault("state", {})[ANSWERED] = exc
+    return json_response(_marked(request, internal_error_body(request_id)), 500)
 
 
 def install(app: FastAPI) -> None:

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opstage.api.deps import body_issues
-from opstage.api.errors import error_body, issues_from, status_for
+from opstage.api.errors import domain_error_body, internal_error_body, issues_from
+from opstage.api.json_bounds import check_integers
 from opstage.api.models import BusEventRequest, HeartbeatRequest
 from opstage.api.routes.agent_api import timing
 from opstage.api.views import command_view
@@ -31,7 +32,6 @@ from opstage.app import agents, bus, bus_batch, commands
 from opstage.app.context import Actor, AppContext
 from opstage.domain.bus import EXPERIMENTAL
 from opstage.domain.errors import DomainError, ValidationFailed
-from opstage.domain.redaction import redact
 
 log = logging.getLogger("opstage")
 PREFIX = "/api/agents/"
@@ -85,17 +85,24 @@ class AgentHotPath:
         scope["route"] = route
         ctx: AppContext = scope["app"].state.ctx
         status, headers = 200, JSON_HEADERS
+        request_id = scope.get("state", {}).get("request_id")
         try:
             body = {"success": True, "data": await handler(ctx, scope, receive, agent_id)}
         except DomainError as exc:
-            status = status_for(exc)
-            body = error_body(exc.code, exc.message, redact(exc.details) if exc.details else None)
+            # The same rendering as the FastAPI routes' (errors.on_domain_error): a 5xx is
+            # logged and masked, with the request id to find it by.
+            status, body = domain_error_body(exc, request_id)
             headers = JSON_HEADERS + [
                 (k.lower().encode(), v.encode()) for k, v in exc.headers.items()
             ]
         except Exception:
-            log.exception("unhandled error on %s", route.path)
-            status, body = 500, error_body("INTERNAL_ERROR", "Internal server error.")
+            log.exception(
+                "unhandled error on %s (request %s)",
+                route.path,
+                request_id,
+                extra={"request_id": request_id},
+            )
+            status, body = 500, internal_error_body(request_id)
         if extra:
             body.update(extra)
         payload = orjson.dumps(body)
@@ -139,11 +146,13 @@ def _parse(scope: Scope, raw: bytes, model: type[M]) -> M:
     if ctype and "json" not in ctype.split(";")[0].lower():
         raise DomainError("Content-Type must be application/json.", code="UNSUPPORTED_MEDIA_TYPE")
     try:
-        return model.model_validate_json(raw)
+        body = model.model_validate_json(raw)
     except ValidationError as exc:
         raise ValidationFailed(
             "Request body validation failed.", issues_from(body_issues(exc))
         ) from None
+    check_integers(raw, body)
+    return body
 
 
 async def _beat(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) -> Any:

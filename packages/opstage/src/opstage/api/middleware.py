@@ -7,19 +7,24 @@ observation labelled by the route *template*, never the raw path.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opstage.api.errors import ANSWERED, internal_error_body
+from opstage.domain.bus import EXPERIMENTAL
 from opstage.domain.ids import random_bytes
 
 if TYPE_CHECKING:
     from opstage.api.prometheus import HttpMetrics
 
 log = logging.getLogger("opstage.access")
+log_errors = logging.getLogger("opstage.api")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
@@ -44,18 +49,25 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 0
+        finished = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Nothing reaches the ASGI server: it would log the error again and close the
+            # connection (a keep-alive client's next request then meets a reset).
+            await self._contain(scope, exc, request_id, send_wrapper, status, finished)
         finally:
             duration = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None)
@@ -76,3 +88,33 @@ class RequestContext:
                         "duration_ms": round(duration * 1000, 2),
                     },
                 )
+
+    @staticmethod
+    async def _contain(
+        scope: Scope, exc: Exception, request_id: str, send: Send, status: int, finished: bool
+    ) -> None:
+        """The 500 envelope for an error no handler answered.
+
+        A response already under way (a streamed export) cannot change its status, and ending
+        it cleanly would pass a truncated body off as whole: it is left unfinished, and the
+        server closes the connection, which is how HTTP tells the client it broke."""
+        if scope["state"].get(ANSWERED) is not exc:
+            log_errors.error(
+                "unhandled error (request %s)",
+                request_id,
+                exc_info=exc,
+                extra={"request_id": request_id},
+            )
+        if finished or status:
+            return
+        body = internal_error_body(request_id)
+        if "/bus/" in scope["path"]:
+            body["experimental"] = EXPERIMENTAL
+        payload = orjson.dumps(body)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})

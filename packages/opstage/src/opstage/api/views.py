@@ -8,6 +8,7 @@ from typing import Any
 from opstage.domain.redaction import redact
 from opstage.domain.status import effective_service_status
 from opstage.domain.timeutil import iso, millis_between
+from opstage.domain.workspace import DEFAULT_WORKSPACE_ID
 from opstage.settings import Settings
 
 Row = dict[str, Any]
@@ -105,6 +106,10 @@ def health_view(s: Row) -> Row | None:
         "message": s["health_message"],
         "details": s["health_details"] or {},
         "reportedAt": iso(s["last_health_at"]),
+        # The reference answers its stored row: the workspace, and when it was written (the
+        # report's own time, as there).
+        "workspaceId": DEFAULT_WORKSPACE_ID,
+        "createdAt": iso(s["last_health_at"]),
     }
 
 
@@ -113,6 +118,9 @@ def config_view(c: Row) -> Row:
         "id": c["id"],
         "serviceId": c["service_id"],
         "key": c["key"],
+        # The CE console's service drawer reads the reference's column name.
+        "configKey": c["key"],
+        "workspaceId": DEFAULT_WORKSPACE_ID,
         "label": c["label"],
         "type": c["type"],
         "source": c["source"],
@@ -186,6 +194,8 @@ def result_view(r: Row | None, agent_id: str | None = None) -> Row | None:
         "startedAt": iso(r.get("agent_started_at")),
         "finishedAt": iso(r.get("agent_finished_at")),
         "reportedAt": iso(r["reported_at"]),
+        # The reference's row time: the result is written when it is reported.
+        "createdAt": iso(r["reported_at"]),
     }
 
 

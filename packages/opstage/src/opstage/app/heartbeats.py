@@ -18,6 +18,7 @@ from typing import Any
 
 from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
+from opstage.domain.errors import DomainError
 from opstage.domain.events import AgentStatusChanged, ServiceHealthChanged
 from opstage.domain.redaction import mask_token_values, redact
 
@@ -32,6 +33,26 @@ class Contact:
     at: datetime
     health: dict[str, Any] | None = None
     service_id: str | None = None
+
+
+def _whole_database(exc: Exception) -> bool:
+    """A failure of the database itself rather than of something one contact carried."""
+    return isinstance(exc, DomainError) and exc.code == "DATABASE_UNAVAILABLE"
+
+
+def _release(
+    batch: list[Contact],
+    waiters: dict[str, list[asyncio.Future[None]]],
+    error: Exception | None,
+) -> None:
+    for contact in batch:
+        for f in waiters.pop(contact.agent_id, []):
+            if f.done():
+                continue
+            if error is None:
+                f.set_result(None)
+            else:
+                f.set_exception(error)
 
 
 class HeartbeatWriter:
@@ -68,20 +89,37 @@ class HeartbeatWriter:
             while self._pending:
                 ids = list(self._pending)[:MAX_BATCH]  # short transactions; the rest wait a round
                 batch = [self._pending.pop(i) for i in ids]
-                futures = [f for i in ids for f in self._waiters.pop(i, [])]
-                error: Exception | None = None
-                try:
-                    await self._flush(batch)
-                except Exception as exc:  # the waiting requests report it; keep serving
-                    error = exc
-                for f in futures:
-                    if f.done():
-                        continue
-                    if error is None:
-                        f.set_result(None)
-                    else:
-                        f.set_exception(error)
+                waiters = {i: self._waiters.pop(i, []) for i in ids}
+                await self._commit(batch, waiters)
             self._idle.set()
+
+    async def _commit(
+        self, batch: list[Contact], waiters: dict[str, list[asyncio.Future[None]]]
+    ) -> None:
+        """Commit ``batch`` and release its requests; a failure fails only its own requests.
+
+        A batch the database refuses is split in halves, each committed on its own, down to
+        the contact that fails: one agent's bad write (a value its database cannot take) costs
+        the others a few more transactions, never their heartbeats. A database that is busy
+        or unreachable fails every request of the batch at once (503, retryable): splitting
+        would only add load to it.
+        """
+        try:
+            await self._flush(batch)
+        except Exception as exc:  # the waiting requests report it; keep serving
+            if len(batch) > 1 and not _whole_database(exc):
+                log.warning(
+                    "heartbeat batch of %d failed (%r); committing it in halves",
+                    len(batch),
+                    exc,
+                )
+                half = len(batch) // 2
+                await self._commit(batch[:half], waiters)
+                await self._commit(batch[half:], waiters)
+                return
+            _release(batch, waiters, exc)
+            return
+        _release(batch, waiters, None)
 
     async def _flush(self, contacts: list[Contact]) -> None:
         """One short write transaction for the whole batch.
@@ -92,10 +130,9 @@ class HeartbeatWriter:
         """
         assert self._ctx is not None
         ctx = self._ctx
-        self.batches += 1
-        self.contacts += len(contacts)
         ids = [c.agent_id for c in contacts]
         at = max(c.at for c in contacts)
+        audited: dict[str, float] = {}  # remembered once the batch has committed
         async with ctx.writer() as uow:
             before: dict[str, Any] | None = None
             if await uow.agents.touch_online(ids, at) < len(ids):
@@ -114,7 +151,7 @@ class HeartbeatWriter:
                 moved = status in ("PENDING", "OFFLINE")
                 last = self._last_audit.get(c.agent_id, 0.0)
                 if moved or now_mono - last >= HEARTBEAT_AUDIT_EVERY_SECONDS:
-                    self._last_audit[c.agent_id] = now_mono
+                    audited[c.agent_id] = now_mono
                     meta = {"fromStatus": status, "toStatus": "ONLINE"} if moved else {}
                     await write_audit(
                         uow,
@@ -128,6 +165,9 @@ class HeartbeatWriter:
                 if moved:
                     uow.record(AgentStatusChanged(c.agent_id, status, "ONLINE"))
             await self._apply_health(uow, [c for c in contacts if c.health is not None], at)
+        self._last_audit.update(audited)
+        self.batches += 1  # committed ones (a batch split after a failure counts its parts)
+        self.contacts += len(contacts)
 
     async def _apply_health(self, uow: Any, contacts: list[Contact], at: datetime) -> None:
         """One read and at most two writes for the whole batch, whatever its size."""

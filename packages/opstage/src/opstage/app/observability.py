@@ -52,9 +52,12 @@ def _durations(timings: Sequence[tuple[str, Any, Any]]) -> dict[str, Any]:
         ms.sort()
         return {
             "count": len(ms),
+            # The reference's names for the sample's size and its mean (rounded half up).
+            "sampleSize": len(ms),
             "p50Ms": percentile(ms, 50),
             "p95Ms": percentile(ms, 95),
             "maxMs": ms[-1] if ms else None,
+            "meanMs": math.floor(sum(ms) / len(ms) + 0.5) if ms else None,
         }
 
     by_type: dict[str, list[int]] = {}
@@ -198,6 +201,9 @@ def _memory() -> dict[str, int]:
     try:
         with open("/proc/self/statm") as f:
             out["rssBytes"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            # The reference's name for the same figure (Node's process.memoryUsage().rss), which
+            # the CE console shows.
+            out["rss"] = out["rssBytes"]
     except (OSError, ValueError, IndexError):
         pass
     return out

@@ -123,6 +123,7 @@ def serve(host: str | None, port: int | None, dev: bool | None, migrate: bool) -
     import uvicorn
 
     from opstage import logs
+    from opstage.api.http_protocol import DeadlineHttpProtocol
     from opstage.server import create_server_app
     from opstage.store.engine import engine_kind
     from opstage.store.migrate import upgrade
@@ -147,6 +148,9 @@ def serve(host: str | None, port: int | None, dev: bool | None, migrate: bool) -
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=5,
+        http=DeadlineHttpProtocol.with_deadlines(
+            settings.http_header_timeout_seconds, settings.http_body_timeout_seconds
+        ),
     )
 
 

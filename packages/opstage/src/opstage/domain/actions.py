@@ -38,10 +38,24 @@ def payload_issues(schema: dict[str, Any] | None, payload: dict[str, Any]) -> li
         return []
     validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
     issues = []
-    for error in sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
-        path = ".".join(str(p) for p in error.absolute_path)
-        issues.append({"path": path, "message": error.message})
-    return issues
+    for error in validator.iter_errors(payload):
+        path = [str(p) for p in error.absolute_path]
+        missing = _missing_property(error)
+        if missing is not None:  # the field itself, so that a form can show it there
+            path.append(missing)
+        issues.append({"path": ".".join(path), "message": error.message})
+    return sorted(issues, key=lambda issue: issue["path"].split("."))
+
+
+def _missing_property(error: Any) -> str | None:
+    """The property a ``required`` error is about (JSON Schema reports it at the parent)."""
+    if error.validator != "required" or not isinstance(error.instance, dict):
+        return None
+    for name in error.validator_value:
+        missing = isinstance(name, str) and name not in error.instance
+        if missing and error.message.startswith(repr(name)):
+            return str(name)
+    return None
 
 
 def initial_payload(schema: dict[str, Any] | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from opstage.api.deps import Ctx, admin_actor, require
 from opstage.api.envelope import ok, page
-from opstage.api.queries import PageSize, parse_sort
+from opstage.api.queries import PageNo, PageSize, parse_sort, search_text
 from opstage.api.rbac import READ
 from opstage.api.views import agent_view, service_view
 from opstage.app import agents
@@ -25,17 +25,17 @@ Writer = Annotated[SessionInfo, Depends(require("agents:write"))]
 async def list_(
     ctx: Ctx,
     _: Reader,
-    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_: PageNo = 1,
     page_size: PageSize = 20,
     sort: str | None = None,
     status: Annotated[list[AgentStatus] | None, Query()] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=120)] = None,
+    q: Annotated[str | None, Query(max_length=120)] = None,
 ) -> Response:
     order = parse_sort(sort, ("createdAt", "lastSeenAt", "lastHeartbeatAt", "name", "code"))
     rows, total, counts = await agents.list_agents(
         ctx,
         statuses=status or [],
-        q=q.strip() if q else None,
+        q=search_text(q),
         sort=order,
         page=page_,
         page_size=page_size,

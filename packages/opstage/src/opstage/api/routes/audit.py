@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 
 from opstage.api.deps import Ctx, admin_actor, require
 from opstage.api.envelope import ok, page
-from opstage.api.queries import PageSize, parse_sort
+from opstage.api.queries import PageNo, PageSize, parse_sort
 from opstage.api.rbac import READ
 from opstage.api.views import audit_view
 from opstage.app import audit
@@ -106,7 +106,7 @@ async def list_(
     ctx: Ctx,
     _: Reader,
     filters: Filters,
-    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_: PageNo = 1,
     page_size: PageSize = 20,
     sort: str | None = None,
 ) -> Response:

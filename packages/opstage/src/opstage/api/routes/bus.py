@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from opstage.api.deps import Agent, Ctx, admin_actor, read_json, request_actor, require
 from opstage.api.envelope import ok, page
 from opstage.api.models import BusEventRequest, BusRouteRequest, SimulateRequest
-from opstage.api.queries import PageSize
+from opstage.api.queries import PageNo, PageSize
 from opstage.api.rbac import READ
 from opstage.api.views import audit_view
 from opstage.app import audit, bus, bus_batch, bus_routes
@@ -44,7 +44,6 @@ def _writer_gate(
 
 Reader = Annotated[SessionInfo, Depends(_reader_gate)]
 Writer = Annotated[SessionInfo, Depends(_writer_gate)]
-PageNo = Annotated[int, Query(alias="page", ge=1)]
 
 
 def route_view(r: dict[str, Any]) -> dict[str, Any]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import StringConstraints
 from starlette.responses import Response
 
 from opstage.api.deps import Ctx, admin_actor, read_json, require
 from opstage.api.envelope import ok, page
 from opstage.api.models import RetryCommandRequest
-from opstage.api.queries import PageSize, parse_sort
+from opstage.api.queries import AgentIds, PageNo, PageSize, ServiceIds, parse_sort
 from opstage.api.rbac import READ
 from opstage.api.views import command_view, result_view
 from opstage.app import commands
@@ -20,20 +21,24 @@ from opstage.domain.status import CommandStatus, CommandType
 router = APIRouter(prefix="/api/admin/commands", tags=["AdminCommands"])
 Reader = Annotated[SessionInfo, Depends(require(READ))]
 Writer = Annotated[SessionInfo, Depends(require("commands:write"))]
+# The reference's ``actionName``: trimmed, 1..128 characters (each value when repeated).
+ActionNameValue = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)
+]
 
 
 @router.get("")
 async def list_(
     ctx: Ctx,
     _: Reader,
-    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_: PageNo = 1,
     page_size: PageSize = 20,
     sort: str | None = None,
     status: Annotated[list[CommandStatus] | None, Query()] = None,
     type_: Annotated[list[CommandType] | None, Query(alias="type")] = None,
-    action_name: Annotated[list[str] | None, Query(alias="actionName", max_length=128)] = None,
-    service_id: Annotated[list[str] | None, Query(alias="serviceId", pattern=r"^svc_")] = None,
-    agent_id: Annotated[list[str] | None, Query(alias="agentId", pattern=r"^agt_")] = None,
+    action_name: Annotated[list[ActionNameValue] | None, Query(alias="actionName")] = None,
+    service_id: ServiceIds = None,
+    agent_id: AgentIds = None,
 ) -> Response:
     order = parse_sort(sort, ("createdAt", "finishedAt", "completedAt", "startedAt"))
     rows, total = await commands.list_commands(

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from opstage.api.deps import Ctx, admin_actor, read_json, require
 from opstage.api.envelope import ok, page
 from opstage.api.models import CreateActionCommandRequest, TransferServiceRequest
-from opstage.api.queries import PageSize, parse_sort
+from opstage.api.queries import AgentIds, PageNo, PageSize, parse_sort, search_text
 from opstage.api.rbac import READ
 from opstage.api.views import (
     action_view,
@@ -37,29 +37,21 @@ Preparer = Annotated[SessionInfo, Depends(require("actions:prepare", csrf=True))
 async def list_(
     ctx: Ctx,
     _: Reader,
-    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_: PageNo = 1,
     page_size: PageSize = 20,
     sort: str | None = None,
     status: Annotated[list[ServiceStatus] | None, Query()] = None,
     health_status: Annotated[list[HealthStatus] | None, Query(alias="healthStatus")] = None,
-    agent_id: Annotated[list[str] | None, Query(alias="agentId", max_length=40)] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=120)] = None,
+    agent_id: AgentIds = None,
+    q: Annotated[str | None, Query(max_length=120)] = None,
 ) -> Response:
     order = parse_sort(sort, ("createdAt", "lastReportedAt", "code", "name"))
-    bad = [a for a in agent_id or [] if not a.startswith("agt_")]
-    if bad:
-        from opstage.domain.errors import ValidationFailed
-
-        raise ValidationFailed(
-            "Query validation failed.",
-            [{"path": "agentId", "message": "agentId must start with agt_"}],
-        )
     rows, total = await services.list_services(
         ctx,
         statuses=status or [],
         health_statuses=health_status or [],
         agent_ids=agent_id or [],
-        q=q.strip() if q else None,
+        q=search_text(q),
         sort=order,
         page=page_,
         page_size=page_size,

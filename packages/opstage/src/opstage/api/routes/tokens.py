@@ -10,7 +10,7 @@ from starlette.responses import Response
 from opstage.api.deps import Ctx, admin_actor, read_json, require
 from opstage.api.envelope import ok, page
 from opstage.api.models import CreateRegistrationTokenRequest
-from opstage.api.queries import PageSize, parse_sort
+from opstage.api.queries import PageNo, PageSize, parse_sort
 from opstage.api.rbac import READ
 from opstage.api.views import token_view
 from opstage.app import tokens
@@ -42,7 +42,7 @@ async def create(request: Request, ctx: Ctx, session: Writer) -> Response:
 async def list_(
     ctx: Ctx,
     _: Reader,
-    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_: PageNo = 1,
     page_size: PageSize = 20,
     sort: str | None = None,
     status: Annotated[list[TokenStatus] | None, Query()] = None,

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from opstage.api.deps import Ctx, admin_actor, read_json, require
 from opstage.api.envelope import ok, page
 from opstage.api.models import CreateUserRequest, ResetUserPasswordRequest, UpdateUserRequest
-from opstage.api.queries import PageSize, parse_sort
+from opstage.api.queries import PageNo, PageSize, parse_sort, search_text
 from opstage.api.views import user_view
 from opstage.app import users
 from opstage.app.auth import SessionInfo
@@ -28,22 +28,18 @@ Owner = Annotated[SessionInfo, Depends(require("users:admin"))]
 async def list_(
     ctx: Ctx,
     _: Owner,
-    page_: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_: PageNo = 1,
     page_size: PageSize = 20,
     sort: str | None = None,
     role: Annotated[list[Literal["owner", "operator", "viewer"]] | None, Query()] = None,
     status: Annotated[list[Literal["ACTIVE", "DISABLED"]] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=160)] = None,
 ) -> Response:
-    if q is not None and not q:
-        raise ValidationFailed(
-            "Query validation failed.", [{"path": "q", "message": "must not be empty"}]
-        )
     rows, total = await users.list_users(
         ctx,
         roles=role or [],
         statuses=status or [],
-        q=q,
+        q=search_text(q),
         sort=parse_sort(sort, ("createdAt", "username")),
         page=page_,
         page_size=page_size,

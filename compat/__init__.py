@@ -1,0 +1,1 @@
+"""`make compat`: the differential suite against the reference server (docs/compatibility.md)."""

@@ -1,0 +1,92 @@
+"""Issue 15, A3: pagination and search parameters out of bounds are 422, on every list route.
+
+A huge ``page`` used to reach the database as an offset it cannot bind (500 on all nine list
+routes). Every bad value is now ``422 VALIDATION_FAILED`` naming the parameter in
+``details.issues[].path``; a ``q`` of spaces only is refused as the reference refuses it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ..conftest import unique
+from ..support.clients import AdminClient, register, service
+
+LIST_ROUTES = (
+    "/api/admin/agents",
+    "/api/admin/capsule-services",
+    "/api/admin/commands",
+    "/api/admin/audit-events",
+    "/api/admin/registration-tokens",
+    "/api/admin/users",
+    "/api/admin/bus/routes",
+    "/api/admin/bus/events",
+    "/api/admin/bus/audit",
+)
+SEARCHABLE = ("/api/admin/agents", "/api/admin/capsule-services", "/api/admin/users")
+PAGE_MAX = 2**31 - 1
+
+
+def _refused(ops: AdminClient, path: str, params: dict[str, str], field: str) -> None:
+    r = ops.get(path, params=params)
+    assert r.status_code == 422, f"{path} {params} -> {r.status_code} {r.text}"
+    error = r.json()["error"]
+    assert error["code"] == "VALIDATION_FAILED"
+    assert field in [i["path"] for i in error["details"]["issues"]], (path, params, error)
+
+
+def test_every_paginated_route_is_listed_here(ops: AdminClient) -> None:
+    spec = ops.get("/api/openapi.json").json()
+    paginated = {
+        path
+        for path, methods in spec["paths"].items()
+        if any(p.get("name") == "page" for p in methods.get("get", {}).get("parameters", []))
+    }
+    assert paginated == set(LIST_ROUTES)
+
+
+@pytest.mark.parametrize("path", LIST_ROUTES)
+@pytest.mark.parametrize(
+    "value",
+    ["1000000000000000000", str(PAGE_MAX + 1), "99999999999999999999999", "0", "-1", "abc", "1.5"],
+)
+def test_a_page_out_of_bounds_is_422(ops: AdminClient, path: str, value: str) -> None:
+    _refused(ops, path, {"page": value}, "page")
+
+
+@pytest.mark.parametrize("path", LIST_ROUTES)
+@pytest.mark.parametrize("value", ["0", "-5", "101", "1000000000000000000", "x", "2.5", ""])
+def test_a_page_size_out_of_bounds_is_422(ops: AdminClient, path: str, value: str) -> None:
+    _refused(ops, path, {"pageSize": value}, "pageSize")
+
+
+@pytest.mark.parametrize("path", LIST_ROUTES)
+def test_the_last_possible_page_is_an_empty_page(ops: AdminClient, path: str) -> None:
+    body = ops.get(path, params={"page": str(PAGE_MAX), "pageSize": "100"}).json()
+    assert body["success"] is True, body
+    assert body["data"] == []
+    assert body["pagination"]["page"] == PAGE_MAX and body["pagination"]["pageSize"] == 100
+
+
+@pytest.mark.parametrize("path", SEARCHABLE)
+@pytest.mark.parametrize("q", [" ", "   ", "\t", ""])
+def test_a_blank_search_is_422(ops: AdminClient, path: str, q: str) -> None:
+    _refused(ops, path, {"q": q}, "q")
+
+
+def test_a_search_is_trimmed_as_the_reference_trims_it(
+    bus_server: object, ops: AdminClient
+) -> None:
+    code = unique("trimmed")
+    agent = register(ops.base_url.__str__(), ops.create_token(), code)
+    agent.report(service(code + "-svc"))
+    for path, expected in (
+        ("/api/admin/agents", code),
+        ("/api/admin/capsule-services", code + "-svc"),
+    ):
+        found = ops.data("GET", path, params={"q": f"  {code}  "})
+        assert [row["code"] for row in found] == [expected], path
+    username, _ = ops.create_user("viewer")
+    found = ops.data("GET", "/api/admin/users", params={"q": f" {username} "})
+    assert [row["username"] for row in found] == [username]
+    agent.close()
