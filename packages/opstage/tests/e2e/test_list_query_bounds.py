@@ -90,3 +90,9 @@ def test_a_search_is_trimmed_as_the_reference_trims_it(
     found = ops.data("GET", "/api/admin/users", params={"q": f" {username} "})
     assert [row["username"] for row in found] == [username]
     agent.close()
+
+
+@pytest.mark.parametrize("value", ["100000000000000000000000", str(2**63), "-1", "x"])
+def test_an_event_stream_resume_point_out_of_bounds_is_422(ops: AdminClient, value: str) -> None:
+    """It used to open the stream and then break it (a 64-bit overflow in the first read)."""
+    _refused(ops, "/api/admin/events/stream", {"lastEventId": value}, "lastEventId")
