@@ -52,9 +52,14 @@ def _fleet(srv: ServerProcess, admin: AdminClient, n: int) -> list[AgentClient]:
 
 
 def _hammer(
-    url: str, agents: list[AgentClient], body_of: Any, seconds: float
+    url: str,
+    agents: list[AgentClient],
+    body_of: Any,
+    seconds: float,
+    polling: frozenset[str] = frozenset(),
 ) -> dict[str, Counter[int]]:
-    """Every agent heartbeats back to back for ``seconds``; status counts per agent."""
+    """Every agent heartbeats back to back for ``seconds`` (those in ``polling`` also poll
+    for commands after each heartbeat); status counts per agent."""
     results: dict[str, Counter[int]] = {a.agent_id: Counter() for a in agents}
     bodies: dict[str, list[dict[str, Any]]] = {a.agent_id: [] for a in agents}
     stop = time.monotonic() + seconds
@@ -74,6 +79,11 @@ def _hammer(
                 results[agent.agent_id][r.status_code] += 1
                 if r.status_code != 200:
                     bodies[agent.agent_id].append(r.json())
+                if agent.agent_id in polling:  # a poll's contact rides the same group commit
+                    r = client.get(f"/api/agents/{agent.agent_id}/commands", headers=headers)
+                    results[agent.agent_id][r.status_code] += 1
+                    if r.status_code != 200:
+                        bodies[agent.agent_id].append(r.json())
 
     threads = [threading.Thread(target=run, args=(a,)) for a in agents]
     for t in threads:
@@ -104,7 +114,8 @@ def test_a_write_the_database_refuses_fails_only_its_own_heartbeats(
         def body_of(agent: AgentClient, n: int) -> bytes:
             return _health(n, POISON if agent is culprit else f"beat {agent.agent_id} {n}")
 
-        results = _hammer(srv.url, agents, body_of, SECONDS)
+        pollers = frozenset(a.agent_id for a in others[::2])
+        results = _hammer(srv.url, agents, body_of, SECONDS, pollers)
         bodies = results.pop("__bodies__")
         for agent in others:
             counts = results[agent.agent_id]

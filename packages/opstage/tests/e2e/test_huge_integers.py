@@ -158,3 +158,34 @@ def test_numbers_that_are_not_finite_are_refused_too(
     health = ops.data("GET", f"/api/admin/capsule-services/{svc['id']}/health")
     assert health["details"] == {"ratio": 1.5e300}
     agent.close()
+
+
+def test_text_with_a_nul_character_is_refused_on_every_engine(
+    bus_server: ServerProcess, ops: AdminClient
+) -> None:
+    """PostgreSQL's text cannot hold U+0000: a 500 there, stored on SQLite; 422 on both now."""
+    agent, code = _agent(bus_server, ops)
+    report = f"/api/agents/{agent.agent_id}/services/report"
+    _refused(
+        agent.post(report, json={"services": [service(code, description="a\x00b")]}),
+        "services.0.description",
+    )
+    _refused(
+        agent.post(report, json={"services": [service(code, manifest={"k\x00": "v"})]}),
+        "services.0.manifest.k\\u0000",
+    )
+    _refused(
+        ops.post("/api/admin/registration-tokens", json={"name": "nul\x00name"}),
+        "name",
+    )
+    beat = f"/api/agents/{agent.agent_id}/heartbeat"
+    _refused(
+        agent.post(beat, json={"health": {"status": "UP", "details": {"k": ["ok", "\x00"]}}}),
+        "health.details.k.1",
+    )
+    # A backslash followed by "u0000" is ordinary text, and is kept.
+    svc = agent.report(service(code, description="literally \\u0000"))["services"][0]
+    assert ops.data("GET", f"/api/admin/capsule-services/{svc['id']}")["description"] == (
+        "literally \\u0000"
+    )
+    agent.close()

@@ -90,3 +90,30 @@ def test_a_search_is_trimmed_as_the_reference_trims_it(
     found = ops.data("GET", "/api/admin/users", params={"q": f" {username} "})
     assert [row["username"] for row in found] == [username]
     agent.close()
+
+
+@pytest.mark.parametrize("value", ["100000000000000000000000", str(2**63), "-1", "x"])
+def test_an_event_stream_resume_point_out_of_bounds_is_422(ops: AdminClient, value: str) -> None:
+    """It used to open the stream and then break it (a 64-bit overflow in the first read)."""
+    _refused(ops, "/api/admin/events/stream", {"lastEventId": value}, "lastEventId")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/api/admin/agents", {"q": "a\x00b"}, "q"),
+        ("/api/admin/users", {"q": "\x00"}, "q"),
+        ("/api/admin/audit-events", {"targetId": "x\x00"}, "targetId"),
+        ("/api/admin/audit-events", {"action": "a\x00"}, "action"),
+        ("/api/admin/commands", {"actionName": "a\x00"}, "actionName"),
+        ("/api/admin/commands", {"agentId": "agt_\x00"}, "agentId"),
+        ("/api/admin/bus/events", {"page": "1\x00"}, "page"),
+        ("/api/admin/agents/agt_%00", {}, "url"),
+        ("/api/admin/commands/cmd_%00x", {}, "url"),
+    ],
+)
+def test_a_nul_in_the_url_is_422(
+    ops: AdminClient, path: str, params: dict[str, str], field: str
+) -> None:
+    """No id or filter holds U+0000, and PostgreSQL's text cannot compare with it (a 500)."""
+    _refused(ops, path, params, field)

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from opstage.api.errors import issues_from
-from opstage.api.json_bounds import check_integers
+from opstage.api.json_bounds import check_storable
 from opstage.api.rbac import allowed
 from opstage.app.agents import AgentPrincipal, authenticate_agent
 from opstage.app.auth import SessionInfo, check_csrf, resolve_session
@@ -120,7 +120,7 @@ async def read_json(
         raise ValidationFailed(
             "Request body validation failed.", issues_from(body_issues(exc))
         ) from None
-    check_integers(raw, body)
+    check_storable(raw, body)
     return body
 
 

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opstage.api.deps import body_issues
 from opstage.api.errors import domain_error_body, internal_error_body, issues_from
-from opstage.api.json_bounds import check_integers
+from opstage.api.json_bounds import check_storable
 from opstage.api.models import BusEventRequest, HeartbeatRequest
 from opstage.api.routes.agent_api import timing
 from opstage.api.views import command_view
@@ -151,7 +151,7 @@ def _parse(scope: Scope, raw: bytes, model: type[M]) -> M:
         raise ValidationFailed(
             "Request body validation failed.", issues_from(body_issues(exc))
         ) from None
-    check_integers(raw, body)
+    check_storable(raw, body)
     return body
 
 

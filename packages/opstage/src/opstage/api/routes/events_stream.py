@@ -82,7 +82,8 @@ async def stream(
     request: Request,
     ctx: Ctx,
     _: Reader,
-    last_event_id: Annotated[int | None, Query(alias="lastEventId", ge=0)] = None,
+    # An id the database can compare with (64-bit); a larger one is 422, not a broken stream.
+    last_event_id: Annotated[int | None, Query(alias="lastEventId", ge=0, le=2**63 - 1)] = None,
     kind: Annotated[list[str] | None, Query(max_length=80)] = None,
 ) -> StreamingResponse:
     after = _resume_point(request, last_event_id)
