@@ -108,6 +108,7 @@ def test_config_show_masks_secrets(run: Run) -> None:
     out = run(
         "config",
         "show",
+        "--json",
         OPSTAGE_SESSION_SECRET=secret,
         OPSTAGE_ADMIN_PASSWORD=admin_pw,
         DATABASE_URL=f"postgresql://opstage:{db_pw}@db.example:5432/opstage",
@@ -117,9 +118,12 @@ def test_config_show_masks_secrets(run: Run) -> None:
     for raw in (secret, admin_pw, db_pw):
         assert raw not in out.stdout
     shown = json.loads(out.stdout)
-    assert shown["session_secret"] == "********"
-    assert shown["database_url"] == "postgresql://opstage:***@db.example:5432/opstage"
-    assert shown["audit_retention_days"] == 12
+    assert shown["OPSTAGE_SESSION_SECRET"] == {"value": "********", "source": "env"}
+    assert shown["DATABASE_URL"] == {
+        "value": "postgresql://opstage:***@db.example:5432/opstage",
+        "source": "env",
+    }
+    assert shown["OPSTAGE_AUDIT_RETENTION_DAYS"] == {"value": 12, "source": "env"}
 
 
 def test_errors_are_one_line_unless_debug(run: Run) -> None:
@@ -156,7 +160,7 @@ def test_admin_commands_and_token_create(run: Run, env: dict[str, str], tmp_path
 
     listed = run("admin", "list-users", "--json")
     assert listed.returncode == 0, listed.stderr
-    users = [json.loads(line) for line in listed.stdout.splitlines()]
+    users = json.loads(listed.stdout)
     assert [(u["username"], u["role"]) for u in users] == [("root", "owner"), ("watcher", "viewer")]
     table = run("admin", "list-users", "--role", "owner").stdout.splitlines()
     assert table[0].split()[:3] == ["USERNAME", "ROLE", "STATUS"]
@@ -172,6 +176,7 @@ def test_admin_commands_and_token_create(run: Run, env: dict[str, str], tmp_path
     assert token.returncode == 0, token.stderr
     raw = token.stdout.strip()
     assert re.fullmatch(r"opstage_reg_[A-Za-z0-9_\-]+", raw), token.stdout
+    assert re.search(r"registration token tok_\w+ .* never expires", token.stderr), token.stderr
     assert "Traceback" not in run("token", "create", "--expires-in", "5").stderr
 
     # A server on the same database: the CLI's users and token work, and the CLI was audited.
@@ -231,7 +236,7 @@ def test_backup_and_restore(run: Run, env: dict[str, str], tmp_path: Path) -> No
     restored = run("restore", str(path), **fresh)
     assert restored.returncode == 0, restored.stderr
     listed = run("admin", "list-users", "--json", **fresh)
-    assert [json.loads(line)["username"] for line in listed.stdout.splitlines()] == ["keeper"]
+    assert [u["username"] for u in json.loads(listed.stdout)] == ["keeper"]
 
     refused = run("restore", str(path), **fresh)
     assert "--force" in _one_line_error(refused)
