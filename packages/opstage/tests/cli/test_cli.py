@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -16,48 +15,14 @@ import pytest
 from opstage.cli.main import cli
 
 from ..conftest import ENGINE
+from ..support.cli import one_line_error
 from ..support.clients import AdminClient, register
-from ..support.server import ServerProcess, opstage_executable
-
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def env(tmp_path: Path, database_factory: Callable[[Path], str | None]) -> dict[str, str]:
-    """A clean environment for one data dir (and, on the PostgreSQL pass, one database)."""
-    out = {k: v for k, v in os.environ.items() if not k.startswith("OPSTAGE_")}
-    out.pop("DATABASE_URL", None)
-    data_dir = tmp_path / "data"
-    out["OPSTAGE_DATA_DIR"] = str(data_dir)
-    url = database_factory(data_dir)
-    if url:
-        out["DATABASE_URL"] = url
-    return out
-
-
-@pytest.fixture
-def run(env: dict[str, str]) -> Run:
-    def go(*args: str, stdin: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [opstage_executable(), *args],
-            env={**env, **extra},
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return go
+from ..support.server import ServerProcess
+from .conftest import Run
 
 
 def _one_line_error(out: subprocess.CompletedProcess[str]) -> str:
-    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("opstage: error: "), lines
-    return lines[0]
+    return one_line_error(out)
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -78,6 +43,17 @@ EXPECTED = {
     ("admin", "reset-password"),
     ("admin", "list-users"),
     ("token", "create"),
+    ("token", "list"),
+    ("token", "revoke"),
+    ("user", "list"),
+    ("user", "create"),
+    ("user", "disable"),
+    ("user", "enable"),
+    ("user", "set-role"),
+    ("user", "reset-password"),
+    ("audit", "export"),
+    ("audit", "prune"),
+    ("demo",),
     ("backup",),
     ("restore",),
     ("version",),
