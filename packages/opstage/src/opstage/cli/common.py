@@ -153,8 +153,9 @@ def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
 class Progress:
     """Progress of a long operation as lines on standard error: ``<what>: <step>``.
 
-    A step that repeats (a batch, a percentage) is printed at most every ``every`` seconds,
-    except the first and the last, so a fast run says what it did and a slow one keeps talking.
+    A step that repeats (a batch, a percentage) is printed the first time and then at most every
+    ``every`` seconds; ``done`` says the total. A fast run says what it did, a slow one keeps
+    talking.
     """
 
     def __init__(self, what: str, every: float = 1.0) -> None:
@@ -162,14 +163,16 @@ class Progress:
         self.every = every
         self.started = time.monotonic()
         self._last = 0.0
+        self._ticked = False
 
     def step(self, text: str) -> None:
         click.echo(f"{self.what}: {text}", err=True)
         self._last = time.monotonic()
 
-    def tick(self, text: str, *, final: bool = False) -> None:
-        now = time.monotonic()
-        if final or self._last == 0.0 or now - self._last >= self.every:
+    def tick(self, text: str) -> None:
+        """A repeating step: the first always, then at most one every ``every`` seconds."""
+        if not self._ticked or time.monotonic() - self._last >= self.every:
+            self._ticked = True
             self.step(text)
 
     def done(self, text: str) -> None:
