@@ -11,11 +11,16 @@ import secrets
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ..support.cli import json_out, one_line_error
 from ..support.clients import AdminClient, register
 from ..support.server import ServerProcess
 from .conftest import Run
+
+# Every step is a fresh `opstage` process (1-6 s each on a loaded two-core machine, most of it
+# imports); a test here runs dozens of them.
+pytestmark = pytest.mark.timeout(600)
 
 
 def test_token_create_list_revoke(run: Run, env: dict[str, str]) -> None:
