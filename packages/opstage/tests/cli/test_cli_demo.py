@@ -193,15 +193,22 @@ def test_demo_port_check_still_refuses_a_listening_port(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        out = subprocess.run(
-            [opstage_executable(), "demo", "--data-dir", str(tmp_path / "d"), "--port", str(port)],
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert out.returncode == 1 and "is in use" in out.stderr, out.stderr
+
+        def demo(*extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*extra, "--data-dir", str(tmp_path / "d"), "--port", str(port), "--json"],
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        cli = demo(opstage_executable(), "demo")
+        script = demo(*LAUNCHERS["make demo's launch.py"]())
+    assert cli.returncode == 1 and f"127.0.0.1:{port} is in use" in cli.stderr, cli.stderr
+    assert json.loads(cli.stdout)["error"]["code"] == "DemoError"
+    assert script.returncode == 1 and script.stderr.startswith("demo: 127.0.0.1:"), script.stderr
 
 
 def test_data_demo_is_ignored_by_git() -> None:

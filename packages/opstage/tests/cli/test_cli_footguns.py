@@ -165,11 +165,15 @@ def test_a_server_does_not_start_while_a_restore_holds_the_database(
 
     assert run("migrate").returncode == 0
     data_dir = Path(env["OPSTAGE_DATA_DIR"])
-    with exclusive(data_dir / "opstage.db"):  # what `opstage restore` holds while it works
-        with pytest.raises(RuntimeError, match="is being restored"):
-            ServerProcess(data_dir).start(timeout=20)
-        busy = run("token", "create")
-        assert "is being restored" in one_line_error(busy)
+    blocked = ServerProcess(data_dir)
+    try:
+        with exclusive(data_dir / "opstage.db"):  # what `opstage restore` holds while it works
+            with pytest.raises(RuntimeError, match="is being restored"):
+                blocked.start(timeout=20)
+            busy = run("token", "create")
+            assert "is being restored" in one_line_error(busy)
+    finally:
+        blocked.stop()  # only if it started after all
     srv = ServerProcess(data_dir).start()
     srv.stop()
 

@@ -80,6 +80,7 @@ def describe(exc: BaseException) -> str:
     elif isinstance(exc, SettingsError | ValueError) or type(exc).__name__ in (
         "BackupError",
         "DatabaseInUse",
+        "DemoError",
     ):
         text = str(exc)
     else:

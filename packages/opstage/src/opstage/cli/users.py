@@ -46,7 +46,7 @@ def user() -> None:
     """Admin users (the same rules as the API: 12+ character passwords, last owner kept)."""
 
 
-@click.group(hidden=False)
+@click.group()
 def admin() -> None:
     """Older names of `opstage user create|reset-password|list`."""
 

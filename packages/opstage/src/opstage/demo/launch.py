@@ -43,6 +43,10 @@ class Stop(Exception):
     """A signal asked the demo to stop."""
 
 
+class DemoError(Exception):
+    """The demo cannot start or went down; the message says why, in one line or two."""
+
+
 def _on_signal(signum: int, _frame: object) -> None:
     # Once is enough: a second signal must not interrupt the cleanup the first one started.
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
@@ -93,14 +97,14 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path, timeout: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            sys.exit(f"demo: opstage exited with {server.returncode}; see {log}")
+            raise DemoError(f"opstage exited with {server.returncode}; see {log}")
         try:
             if httpx.get(f"{url}/api/system/health", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    sys.exit(f"demo: opstage did not answer within {timeout:g} s; see {log}")
+    raise DemoError(f"opstage did not answer within {timeout:g} s; see {log}")
 
 
 def stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -122,17 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--json", action="store_true", help="the start-up summary as JSON")
     args = parser.parse_args(argv)
-    return run(args.data_dir, args.host, args.port, as_json=args.json)
+    try:
+        return run(args.data_dir, args.host, args.port, as_json=args.json)
+    except DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
 
 
 def run(data_dir: Path, host: str, port: int, *, as_json: bool = False) -> int:
     try:
         import opstage_agent  # noqa: F401  (the demo service is built on it)
     except ImportError:
-        sys.exit(
-            "demo: the demo service needs the Python agent SDK: pip install opstage-agent "
+        raise DemoError(
+            "the demo service needs the Python agent SDK: pip install opstage-agent "
             "(or opstage[demo])"
-        )
+        ) from None
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     parent = os.getppid()
@@ -141,7 +149,7 @@ def run(data_dir: Path, host: str, port: int, *, as_json: bool = False) -> int:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     url = f"http://{host}:{port}"
     if not port_is_free(host, port):
-        sys.exit(f"demo: {host}:{port} is in use; try `make demo PORT=8081` or --port 8081")
+        raise DemoError(f"{host}:{port} is in use; try `make demo PORT=8081` or --port 8081")
 
     password = admin_password(data_dir)
     server_env = {
@@ -188,10 +196,10 @@ def run(data_dir: Path, host: str, port: int, *, as_json: bool = False) -> int:
                 check=False,
             )
             if created.returncode != 0:
-                sys.exit(f"demo: `opstage token create` failed:\n{created.stderr}")
+                raise DemoError(f"`opstage token create` failed:\n{created.stderr}")
             tokens = [t for t in created.stdout.split() if t.startswith("opstage_reg_")]
             if not tokens:
-                sys.exit("demo: `opstage token create` printed no registration token")
+                raise DemoError("`opstage token create` printed no registration token")
             agent_env["OPSTAGE_REGISTRATION_TOKEN"] = tokens[-1]
 
         agent = subprocess.Popen(
