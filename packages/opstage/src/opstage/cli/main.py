@@ -28,6 +28,8 @@ from opstage.cli.common import (
     json_option,
     load_settings,
     note,
+    require_database,
+    sqlite_file,
     wants_json,
 )
 
@@ -171,8 +173,6 @@ def migrate_down(revision: str, yes: bool) -> None:
     from opstage.store import migrate as m
 
     settings = load_settings()
-    from opstage.cli.common import require_database
-
     require_database(settings)
     plan = m.downgrade_plan(settings.database_url, revision)
     for step in plan:
@@ -203,7 +203,6 @@ def migrate_down(revision: str, yes: bool) -> None:
 
 
 def _current(url: str) -> str | None:
-    from opstage.cli.common import sqlite_file
     from opstage.store import migrate as m
 
     path = sqlite_file(load_settings())
