@@ -11,13 +11,18 @@ PORT ?= 8080
 
 .PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus clean demo compat
 
+# pip prints a line per package it collects and installs (--progress-bar on): a first setup takes
+# a while, and silence looks like a hang.
 $(BIN)/python:
+	@echo "setup: creating the virtualenv $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --progress-bar on --upgrade pip
 
 $(STAMP): $(BIN)/python packages/opstage/pyproject.toml requirements-dev.txt
-	$(BIN)/pip install --quiet -e 'packages/opstage[postgres]' -e packages/opstage-agent -r requirements-dev.txt
+	@echo "setup: installing opstage, opstage-agent and the dev tools into $(VENV)"
+	$(BIN)/pip install --progress-bar on -e 'packages/opstage[postgres]' -e packages/opstage-agent -r requirements-dev.txt
 	touch $(STAMP)
+	@echo "setup: done"
 
 setup: $(STAMP)
 

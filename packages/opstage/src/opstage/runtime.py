@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from opstage.app.agents import AgentAuthCache
@@ -27,6 +28,7 @@ from opstage.settings import Settings, SettingsError
 from opstage.store.backup import backup_for
 from opstage.store.bus_session import BusWriterSession
 from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointer
+from opstage.store.db_lock import DatabaseLock
 from opstage.store.engine import Engines, create_engines, sqlite_path
 from opstage.store.migrate import current_revision_async, head_revision
 from opstage.store.pg_wake import PgWakeListener, listen_dsn, new_origin
@@ -46,6 +48,7 @@ class Runtime:
     generated_password: str | None = None
     checkpointer: WalCheckpointer | None = None
     wake_listener: PgWakeListener | None = None
+    db_lock: DatabaseLock | None = None
 
     @classmethod
     async def start(
@@ -58,16 +61,29 @@ class Runtime:
         if settings.database_url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         path = sqlite_path(settings.database_url)
+        # Held while this process runs, so `opstage restore` refuses instead of moving the
+        # file out from under it (store/db_lock.py).
+        db_lock = DatabaseLock.shared(Path(path)) if path and path != ":memory:" else None
         checkpointer = WalCheckpointer(path) if path else None
-        engines = create_engines(
-            settings.database_url,
-            writer_autocheckpoint=WRITER_AUTOCHECKPOINT_PAGES if checkpointer else None,
-        )
+        try:
+            engines = create_engines(
+                settings.database_url,
+                writer_autocheckpoint=WRITER_AUTOCHECKPOINT_PAGES if checkpointer else None,
+            )
+        except BaseException:
+            if db_lock is not None:
+                db_lock.release()
+            raise
         try:
             current = await current_revision_async(engines.writer)
+            if current is None:
+                raise SettingsError(
+                    f"The database {_where(settings)} has no Opstage schema yet: run "
+                    "`opstage migrate` first."
+                )
             if current != head_revision():
                 raise SettingsError(
-                    f"The database schema is at {current or 'nothing'}, not {head_revision()}: "
+                    f"The database schema is at {current}, not {head_revision()}: "
                     "run `opstage migrate` first."
                 )
             bus = DomainEventBus(settings.event_bus_capacity)
@@ -100,11 +116,13 @@ class Runtime:
             if engines.kind == "sqlite":
                 ctx.bus_session = lambda: BusWriterSession(engines)
             ctx.bus_ingest.bind(ctx)
-            runtime = cls(settings, engines, ctx)
+            runtime = cls(settings, engines, ctx, db_lock=db_lock)
             if bootstrap:  # one-off CLI commands (e.g. `admin create-user`) skip it
                 runtime.generated_password = await bootstrap_owner(ctx)
         except BaseException:
             await engines.dispose()
+            if db_lock is not None:
+                db_lock.release()
             raise
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
@@ -134,3 +152,14 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.engines.dispose()
+        if self.db_lock is not None:
+            self.db_lock.release()
+
+
+def _where(settings: Settings) -> str:
+    path = sqlite_path(settings.database_url)
+    if path and path != ":memory:":
+        return f"at {Path(path).resolve()}"
+    from opstage.domain.redaction import mask_url
+
+    return mask_url(settings.database_url)

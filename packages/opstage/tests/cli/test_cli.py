@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -16,48 +15,14 @@ import pytest
 from opstage.cli.main import cli
 
 from ..conftest import ENGINE
+from ..support.cli import one_line_error
 from ..support.clients import AdminClient, register
-from ..support.server import ServerProcess, opstage_executable
-
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def env(tmp_path: Path, database_factory: Callable[[Path], str | None]) -> dict[str, str]:
-    """A clean environment for one data dir (and, on the PostgreSQL pass, one database)."""
-    out = {k: v for k, v in os.environ.items() if not k.startswith("OPSTAGE_")}
-    out.pop("DATABASE_URL", None)
-    data_dir = tmp_path / "data"
-    out["OPSTAGE_DATA_DIR"] = str(data_dir)
-    url = database_factory(data_dir)
-    if url:
-        out["DATABASE_URL"] = url
-    return out
-
-
-@pytest.fixture
-def run(env: dict[str, str]) -> Run:
-    def go(*args: str, stdin: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [opstage_executable(), *args],
-            env={**env, **extra},
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return go
+from ..support.server import ServerProcess
+from .conftest import Run
 
 
 def _one_line_error(out: subprocess.CompletedProcess[str]) -> str:
-    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("opstage: error: "), lines
-    return lines[0]
+    return one_line_error(out)
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -78,6 +43,17 @@ EXPECTED = {
     ("admin", "reset-password"),
     ("admin", "list-users"),
     ("token", "create"),
+    ("token", "list"),
+    ("token", "revoke"),
+    ("user", "list"),
+    ("user", "create"),
+    ("user", "disable"),
+    ("user", "enable"),
+    ("user", "set-role"),
+    ("user", "reset-password"),
+    ("audit", "export"),
+    ("audit", "prune"),
+    ("demo",),
     ("backup",),
     ("restore",),
     ("version",),
@@ -108,6 +84,7 @@ def test_config_show_masks_secrets(run: Run) -> None:
     out = run(
         "config",
         "show",
+        "--json",
         OPSTAGE_SESSION_SECRET=secret,
         OPSTAGE_ADMIN_PASSWORD=admin_pw,
         DATABASE_URL=f"postgresql://opstage:{db_pw}@db.example:5432/opstage",
@@ -117,9 +94,12 @@ def test_config_show_masks_secrets(run: Run) -> None:
     for raw in (secret, admin_pw, db_pw):
         assert raw not in out.stdout
     shown = json.loads(out.stdout)
-    assert shown["session_secret"] == "********"
-    assert shown["database_url"] == "postgresql://opstage:***@db.example:5432/opstage"
-    assert shown["audit_retention_days"] == 12
+    assert shown["OPSTAGE_SESSION_SECRET"] == {"value": "********", "source": "env"}
+    assert shown["DATABASE_URL"] == {
+        "value": "postgresql://opstage:***@db.example:5432/opstage",
+        "source": "env",
+    }
+    assert shown["OPSTAGE_AUDIT_RETENTION_DAYS"] == {"value": 12, "source": "env"}
 
 
 def test_errors_are_one_line_unless_debug(run: Run) -> None:
@@ -156,7 +136,7 @@ def test_admin_commands_and_token_create(run: Run, env: dict[str, str], tmp_path
 
     listed = run("admin", "list-users", "--json")
     assert listed.returncode == 0, listed.stderr
-    users = [json.loads(line) for line in listed.stdout.splitlines()]
+    users = json.loads(listed.stdout)
     assert [(u["username"], u["role"]) for u in users] == [("root", "owner"), ("watcher", "viewer")]
     table = run("admin", "list-users", "--role", "owner").stdout.splitlines()
     assert table[0].split()[:3] == ["USERNAME", "ROLE", "STATUS"]
@@ -172,6 +152,7 @@ def test_admin_commands_and_token_create(run: Run, env: dict[str, str], tmp_path
     assert token.returncode == 0, token.stderr
     raw = token.stdout.strip()
     assert re.fullmatch(r"opstage_reg_[A-Za-z0-9_\-]+", raw), token.stdout
+    assert re.search(r"registration token tok_\w+ .* never expires", token.stderr), token.stderr
     assert "Traceback" not in run("token", "create", "--expires-in", "5").stderr
 
     # A server on the same database: the CLI's users and token work, and the CLI was audited.
@@ -231,7 +212,7 @@ def test_backup_and_restore(run: Run, env: dict[str, str], tmp_path: Path) -> No
     restored = run("restore", str(path), **fresh)
     assert restored.returncode == 0, restored.stderr
     listed = run("admin", "list-users", "--json", **fresh)
-    assert [json.loads(line)["username"] for line in listed.stdout.splitlines()] == ["keeper"]
+    assert [u["username"] for u in json.loads(listed.stdout)] == ["keeper"]
 
     refused = run("restore", str(path), **fresh)
     assert "--force" in _one_line_error(refused)

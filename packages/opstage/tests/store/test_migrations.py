@@ -65,7 +65,7 @@ def test_upgrade_downgrade_upgrade(tmp_path: Path, database_factory: Any) -> Non
     assert {"agents", "capsule_services", "commands", "audit_events", "users"} <= tables
     assert diff == [], f"schema drift between migrations and store.tables: {diff}"
 
-    _cli(url, "down", "base")
+    _cli(url, "down", "base", "--yes")  # `migrate down` asks first; a script says --yes
     tables, _ = _inspect(url)
     assert tables <= {"alembic_version"}, f"downgrade left tables behind: {tables}"
 

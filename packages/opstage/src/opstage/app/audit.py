@@ -12,7 +12,7 @@ Retention deletes in batches of ``PRUNE_BATCH`` rows, one write transaction each
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -205,8 +205,17 @@ async def export_audit(
         cursor = (rows[-1]["created_at"], rows[-1]["id"])
 
 
-async def prune_audit(ctx: AppContext, retention_days: int, *, now: datetime) -> int:
-    """Delete audit rows older than ``retention_days`` (0 keeps everything), batch by batch."""
+async def prune_audit(
+    ctx: AppContext,
+    retention_days: int,
+    *,
+    now: datetime,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Delete audit rows older than ``retention_days`` (0 keeps everything), batch by batch.
+
+    ``on_batch`` hears the running total after each batch (the CLI's progress line).
+    """
     if retention_days <= 0:
         return 0
     cutoff = now - timedelta(days=retention_days)
@@ -215,6 +224,28 @@ async def prune_audit(ctx: AppContext, retention_days: int, *, now: datetime) ->
         async with ctx.writer() as uow:
             n: int = await uow.audit.prune_before(cutoff, PRUNE_BATCH)
         deleted += n
+        if on_batch is not None:
+            on_batch(deleted)
         if n < PRUNE_BATCH:
             return deleted
         await asyncio.sleep(0)  # let queued writers take the lock between batches
+
+
+async def purge_audit(
+    ctx: AppContext,
+    actor: Actor,
+    retention_days: int,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Retention on demand (``opstage audit prune``): prune, then audit ``audit.pruned``."""
+    deleted = await prune_audit(ctx, retention_days, now=ctx.clock(), on_batch=on_batch)
+    async with ctx.writer() as uow:
+        await write_audit(
+            uow,
+            actor,
+            "audit.pruned",
+            metadata={"retentionDays": retention_days, "deleted": deleted},
+            now=ctx.clock(),
+        )
+    return deleted

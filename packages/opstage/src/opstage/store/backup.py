@@ -8,8 +8,9 @@ switched to ``journal_mode=DELETE`` — one self-contained file — and checked 
 
 Restore never writes into a database in place: it copies the backup to a temporary file next to
 the target, checks it, moves the current database (and its ``-wal``/``-shm``) aside, and renames
-the copy into place. A server still running on the old file keeps its (renamed) file open; stop
-it before restoring, as docs/operations say.
+the copy into place. A server still running on the old file would keep writing to its (renamed)
+file, so restore takes the database's lock exclusively and refuses while any Opstage process
+holds it (``store/db_lock.py``).
 
 PostgreSQL has ``pg_dump`` / ``pg_restore``; nothing here pretends otherwise.
 """
@@ -19,10 +20,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from opstage.store.db_lock import exclusive
 from opstage.store.engine import sqlite_path
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -119,18 +122,35 @@ def inspect_backup(source: Path) -> str | None:
         conn.close()
 
 
-def restore_sqlite(source: Path, target: Path, *, replace: bool) -> RestoreResult:
-    """Put a copy of the backup ``source`` at ``target`` (moving any existing database aside)."""
-    revision = inspect_backup(source)
+def restore_sqlite(
+    source: Path,
+    target: Path,
+    *,
+    replace: bool,
+    progress: Callable[[str], None] = lambda _: None,
+) -> RestoreResult:
+    """Put a copy of the backup ``source`` at ``target`` (moving any existing database aside).
+
+    Holds ``target``'s lock exclusively throughout (``store/db_lock.py``): a running server or
+    command refuses the restore (``DatabaseInUse``), and none starts until it is done.
+    """
     if target.exists() and not replace:
         raise BackupError(
             f"{target} already exists; stop the server and pass --force to replace it "
             "(the current file is kept next to it)"
         )
+    with exclusive(target):
+        return _restore(source, target, progress)
+
+
+def _restore(source: Path, target: Path, progress: Callable[[str], None]) -> RestoreResult:
+    progress(f"checking {source} (integrity and schema)")
+    revision = inspect_backup(source)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(target.name + ".restoring")
     with contextlib.suppress(FileNotFoundError):
         staging.unlink()
+    progress(f"copying it to {staging.name}")
     _copy(sqlite3.connect(f"file:{source}?mode=ro", uri=True), staging, "restore failed")
     previous = None
     if target.exists():
@@ -141,5 +161,7 @@ def restore_sqlite(source: Path, target: Path, *, replace: bool) -> RestoreResul
             side = target.with_name(target.name + suffix)
             if side.exists():
                 os.replace(side, previous.with_name(previous.name + suffix))
+        progress(f"moved the current database aside to {previous.name}")
     os.replace(staging, target)
+    progress(f"put the copy in place at {target}")
     return RestoreResult(target, revision, previous)
