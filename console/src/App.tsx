@@ -128,7 +128,7 @@ export function App() {
   const state = useMemo(() => (session ? { session, signOut } : null), [session, signOut]);
 
   return (
-    <ConfigProvider locale={lang === "zh" ? zhCN : enUS} theme={{ token: { colorPrimary: "#1f4e8c" } }}>
+    <ConfigProvider locale={lang === "zh" ? zhCN : enUS} theme={{ token: { colorPrimary: "#1f4e8c", colorError: "#c41d1f", colorSuccess: "#237804", colorWarning: "#ad4e00" } }}>
       <AntApp>
         {session === undefined ? (
           <Spin style={{ margin: 80 }} />

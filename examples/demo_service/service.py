@@ -13,6 +13,7 @@ Actions, from harmless to dangerous:
 - ``runHealthCheck`` (LOW) — checks its (simulated) dependencies and returns a table.
 - ``listThings`` (LOW) — returns a table-like result: ``columns`` plus ``rows``.
 - ``flipHealth`` (MEDIUM) — toggles health between UP and DEGRADED, so status changes show.
+- ``announce`` (LOW) — publishes a ``demo.announced`` event on the Capsule Bus, for routes.
 - ``rotateSecret`` (HIGH, confirmation required) — its ACTION_PREPARE handler generates the new
   key and shows the current state; executing it "rotates" the key.
 """
@@ -193,6 +194,24 @@ def build_agent(config: AgentConfig | None = None) -> Agent:
         degraded = state.flip()
         now = "DEGRADED" if degraded else "UP"
         return ActionResult(message=f"Health is now {now}", data={"health": now})
+
+    @agent.action(
+        label="Announce on the bus",
+        description="Publish a demo.announced event on the Capsule Bus; a bus route can turn "
+        "it into a command (for instance demo.announced -> echo, message from /payload/text).",
+        input_schema={
+            "type": "object",
+            "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 200}},
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+    )
+    def announce(payload: dict[str, Any]) -> ActionResult:
+        published = agent.publish_event("demo.announced", {"text": payload["text"]})
+        return ActionResult(
+            message=f"Published demo.announced ({len(published.routed_commands)} routed command(s))",
+            data={"eventId": published.event_id, "routedCommands": published.routed_commands},
+        )
 
     @agent.action(
         name="rotateSecret",

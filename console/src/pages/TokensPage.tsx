@@ -89,7 +89,7 @@ export default function TokensPage() {
           </Form.Item>
         </Form>
       </Modal>
-      <Modal open={Boolean(created)} title={t("Token created")} onCancel={() => setCreated(null)} footer={<Button onClick={() => setCreated(null)}>{t("Close")}</Button>}>
+      <Modal open={Boolean(created)} title={t("Token created")} onCancel={() => setCreated(null)} footer={<Button data-testid="token-close" onClick={() => setCreated(null)}>{t("Close")}</Button>}>
         {created && (
           <Space direction="vertical" style={{ width: "100%" }}>
             <Alert type="warning" showIcon message={t("Copy this token now. It is shown only once.")} />

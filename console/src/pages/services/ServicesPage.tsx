@@ -1,5 +1,5 @@
-import { Table, Typography } from "antd";
-import { useNavigate, useParams, useLocation, Route, Routes } from "react-router-dom";
+import { Table } from "antd";
+import { Link, useNavigate, useParams, useLocation, Route, Routes } from "react-router-dom";
 import type { CapsuleService } from "../../api/types";
 import { ErrorAlert, PageTitle, ShortId, Status, Time } from "../../components/common";
 import { SearchFilter, StatusFilter } from "../../components/Filters";
@@ -56,14 +56,9 @@ export default function ServicesPage() {
             title: t("Code"),
             dataIndex: "code",
             render: (v: string, row) => (
-              <Typography.Link
-                onClick={(e) => {
-                  e.stopPropagation();
-                  navigate({ pathname: `/services/${row.id}`, search: location.search });
-                }}
-              >
+              <Link to={{ pathname: `/services/${row.id}`, search: location.search }} onClick={(e) => e.stopPropagation()}>
                 {v}
-              </Typography.Link>
+              </Link>
             ),
           },
           { title: t("Name"), dataIndex: "name" },
