@@ -132,7 +132,7 @@ test("a table result: listThings with its columns", async () => {
   const dialog = await runAction("listThings");
   await dialog.getByRole("button", { name: "Run" }).click();
   await expect(dialog.getByTestId("command-result").getByRole("columnheader", { name: "Owner" })).toBeVisible();
-  await expect(dialog.getByText("Invoice exporter")).toBeVisible();
+  await expect(dialog.getByRole("cell", { name: "Invoice exporter" })).toBeVisible();
   await shot("action-result-table");
   await dialog.getByRole("button", { name: "Close" }).last().click();
 });

@@ -32,17 +32,17 @@ export function whenUnauthorized(handler: () => void): void {
   onUnauthorized = handler;
 }
 
-const SAFE = new Set(["GET", "HEAD"]);
-
 async function send(path: string, init: RequestInit, retry = true): Promise<Response> {
   const method = (init.method ?? "GET").toUpperCase();
   const headers = new Headers(init.headers);
   if (init.body !== undefined && !headers.has("content-type")) {
     headers.set("content-type", "application/json");
   }
-  if (!SAFE.has(method) && csrfToken) headers.set("x-csrf-token", csrfToken);
+  // Sent on reads too: opening an action panel is a GET that creates an ACTION_PREPARE
+  // command, and the server asks for the token there.
+  if (csrfToken) headers.set("x-csrf-token", csrfToken);
   const response = await fetch(path, { ...init, method, headers, credentials: "same-origin" });
-  if (response.status === 403 && retry && !SAFE.has(method)) {
+  if (response.status === 403 && retry && !path.endsWith("/auth/csrf")) {
     const body = (await response.clone().json().catch(() => null)) as Envelope<unknown> | null;
     if (body?.error?.code === "CSRF_INVALID") {
       const fresh = await request<{ csrfToken: string }>("/api/admin/auth/csrf");

@@ -1,21 +1,21 @@
 import { Form, Input, InputNumber, Select, Switch } from "antd";
-import { useEffect } from "react";
 import type { FieldSpec } from "../lib/schemaFields";
 
-function Widget({ field }: { field: FieldSpec }) {
+// Form.Item hands its direct child `value`/`checked` and `onChange`: pass them on to the input.
+function Widget({ field, ...bound }: { field: FieldSpec } & Record<string, unknown>) {
   switch (field.widget) {
     case "select":
-      return <Select aria-label={field.label} options={field.options?.map((o) => ({ value: o.value as string, label: o.label }))} allowClear={!field.required} />;
+      return <Select {...bound} aria-label={field.label} options={field.options?.map((o) => ({ value: o.value as string, label: o.label }))} allowClear={!field.required} />;
     case "switch":
-      return <Switch aria-label={field.label} />;
+      return <Switch {...bound} aria-label={field.label} />;
     case "number":
-      return <InputNumber aria-label={field.label} min={field.min} max={field.max} precision={field.integer ? 0 : undefined} style={{ width: 200 }} />;
+      return <InputNumber {...bound} aria-label={field.label} min={field.min} max={field.max} precision={field.integer ? 0 : undefined} style={{ width: 200 }} />;
     case "password":
-      return <Input.Password aria-label={field.label} maxLength={field.maxLength} autoComplete="off" />;
+      return <Input.Password {...bound} aria-label={field.label} maxLength={field.maxLength} autoComplete="off" />;
     case "textarea":
-      return <Input.TextArea aria-label={field.label} maxLength={field.maxLength} rows={4} />;
+      return <Input.TextArea {...bound} aria-label={field.label} maxLength={field.maxLength} rows={4} />;
     default:
-      return <Input aria-label={field.label} maxLength={field.maxLength} />;
+      return <Input {...bound} aria-label={field.label} maxLength={field.maxLength} />;
   }
 }
 
@@ -29,10 +29,9 @@ export function SchemaForm({
   value: Record<string, unknown>;
   onChange: (next: Record<string, unknown>) => void;
 }) {
+  // Uncontrolled after mount (initialValues); the parent remounts it (key) when the payload
+  // changed elsewhere, in the JSON view.
   const [form] = Form.useForm();
-  useEffect(() => {
-    form.setFieldsValue(value);
-  }, [form, value]);
   // Object and array fields are edited in the JSON view; the form shows the rest.
   const shown = fields.filter((f) => f.widget !== "json");
   return (
@@ -40,7 +39,7 @@ export function SchemaForm({
       form={form}
       layout="vertical"
       initialValues={value}
-      onValuesChange={(_, all: Record<string, unknown>) => onChange({ ...value, ...all })}
+      onValuesChange={() => onChange({ ...value, ...(form.getFieldsValue(true) as Record<string, unknown>) })}
     >
       {shown.map((f) => (
         <Form.Item

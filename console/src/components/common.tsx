@@ -43,7 +43,30 @@ export function ErrorAlert({ error }: { error: unknown }) {
   if (!error) return null;
   const message =
     error instanceof ApiError ? `${error.code}: ${error.message}` : String((error as Error).message ?? error);
-  return <Alert type="error" showIcon message={message} style={{ marginBottom: 16 }} />;
+  const issues =
+    error instanceof ApiError && Array.isArray(error.details?.issues)
+      ? (error.details.issues as { path?: string; message?: string }[])
+      : [];
+  return (
+    <Alert
+      type="error"
+      showIcon
+      role="alert"
+      message={message}
+      description={
+        issues.length ? (
+          <ul style={{ margin: 0 }} data-testid="error-issues">
+            {issues.map((i, n) => (
+              <li key={n}>
+                <code>{i.path || "(payload)"}</code> {i.message}
+              </li>
+            ))}
+          </ul>
+        ) : undefined
+      }
+      style={{ marginBottom: 16 }}
+    />
+  );
 }
 
 export function PageTitle({ children, extra }: { children: ReactNode; extra?: ReactNode }) {

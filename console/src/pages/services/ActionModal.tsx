@@ -5,7 +5,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { Alert, Button, Descriptions, Input, Modal, Space, Spin, Tabs, Tag, Typography } from "antd";
 import { get, post } from "../../api/client";
 import type { ActionDefinition, ActionPrepare, CommandDetail } from "../../api/types";
-import { JsonBlock, ShortId, Status } from "../../components/common";
+import { ErrorAlert, JsonBlock, ShortId, Status } from "../../components/common";
 import { ResultView } from "../../components/ResultView";
 import { SchemaForm } from "../../components/SchemaForm";
 import { useI18n } from "../../i18n";
@@ -101,6 +101,7 @@ export function ActionModal({
   const [jsonText, setJsonText] = useState("{}");
   const [jsonError, setJsonError] = useState<string | null>(null);
   const [tab, setTab] = useState("form");
+  const [formKey, setFormKey] = useState(0);
   const [typed, setTyped] = useState("");
   const [running, setRunning] = useState(false);
   const [runError, setRunError] = useState<Error | null>(null);
@@ -119,6 +120,7 @@ export function ActionModal({
         const start = initialPayload(action.inputSchema, { ...(p.initialPayload ?? {}), ...(preset ?? {}) });
         setPrepared(p);
         setPayload(start);
+        setFormKey((k) => k + 1);
         setJsonText(JSON.stringify(start, null, 2));
       },
       (e: Error) => !cancelled.current && setPrepareError(e),
@@ -132,6 +134,7 @@ export function ActionModal({
     if (next === "form") {
       try {
         setPayload(JSON.parse(jsonText) as Record<string, unknown>);
+        setFormKey((k) => k + 1);
         setJsonError(null);
       } catch (e) {
         setJsonError((e as Error).message);
@@ -224,7 +227,7 @@ export function ActionModal({
                 key: "form",
                 label: t("Form"),
                 children: fields.length ? (
-                  <SchemaForm fields={fields} value={payload} onChange={setPayload} />
+                  <SchemaForm key={formKey} fields={fields} value={payload} onChange={setPayload} />
                 ) : (
                   <Typography.Text type="secondary">{t("No results")}</Typography.Text>
                 ),
@@ -261,7 +264,7 @@ export function ActionModal({
               }
             />
           )}
-          {runError && <Alert type="error" showIcon message={runError.message} />}
+          {runError && <ErrorAlert error={runError} />}
           {prepared.prepareCommand && (
             <details>
               <summary>ACTION_PREPARE</summary>
