@@ -45,9 +45,10 @@ $(CONSOLE_BUILT): $(CONSOLE_MODULES) $(CONSOLE_SOURCES)
 
 console: $(CONSOLE_BUILT)
 
-# Type check, the generated API types against contracts/ (fails on drift), component tests.
-console-test: $(CONSOLE_MODULES)
-	cd console && npm run typecheck && npm run api:check && npm test
+# Type check, the generated API types against contracts/ (fails on drift), component tests,
+# and the first-load size budget (gzip, 500 KB) of the build.
+console-test: $(CONSOLE_MODULES) $(CONSOLE_BUILT)
+	cd console && npm run typecheck && npm run api:check && npm test && npm run size
 
 # Debian's Chromium for Playwright (never `playwright install`: its download host is not used).
 chromium:

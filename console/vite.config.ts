@@ -17,5 +17,7 @@ export default defineConfig({
     environment: "jsdom",
     include: ["src/**/*.test.{ts,tsx}"],
     setupFiles: ["src/test-setup.ts"],
+    // Ant Design renders slowly in jsdom on a shared two-core machine.
+    testTimeout: 30_000,
   },
 });

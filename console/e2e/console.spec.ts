@@ -42,10 +42,21 @@ async function openMenu(label: string) {
   await page.getByRole("navigation", { name: "Main" }).getByText(label, { exact: true }).click();
 }
 
+async function closeAction() {
+  await page.getByTestId("action-close").click();
+  await expect(page.getByTestId("action-close")).toBeHidden();
+}
+
+async function closeDrawer() {
+  await page.locator(".ant-drawer-open .ant-drawer-close").click();
+  await expect(page.locator(".ant-drawer-open")).toHaveCount(0);
+}
+
 async function runAction(name: string) {
   await page.locator(`button[data-action="${name}"]`).click();
   const dialog = page.getByRole("dialog").last();
-  await expect(dialog.getByRole("button", { name: "Run" })).toBeEnabled({ timeout: 30_000 }).catch(() => undefined);
+  // ACTION_PREPARE done: the form (or the error) replaces the spinner.
+  await expect(dialog.getByRole("tab", { name: "Form" })).toBeVisible({ timeout: 30_000 });
   return dialog;
 }
 
@@ -125,7 +136,7 @@ test("run echo from the generated form and read its result", async () => {
   await dialog.getByLabel("repeat").fill("2");
   await dialog.getByRole("button", { name: "Run" }).click();
   await expect(dialog.getByTestId("result-message")).toHaveText("hello hello");
-  await dialog.getByRole("button", { name: "Close" }).last().click();
+  await closeAction();
 });
 
 test("a table result: listThings with its columns", async () => {
@@ -134,12 +145,12 @@ test("a table result: listThings with its columns", async () => {
   await expect(dialog.getByTestId("command-result").getByRole("columnheader", { name: "Owner" })).toBeVisible();
   await expect(dialog.getByRole("cell", { name: "Invoice exporter" })).toBeVisible();
   await shot("action-result-table");
-  await dialog.getByRole("button", { name: "Close" }).last().click();
+  await closeAction();
 });
 
 test("rotateSecret: prepared payload, confirmation required, then the result", async () => {
   const dialog = await runAction("rotateSecret");
-  await expect(dialog.getByText("activeKeyId")).toBeVisible();
+  await expect(dialog.getByText("activeKeyId", { exact: true })).toBeVisible();
   const run = dialog.getByRole("button", { name: "Run" });
   await expect(run).toBeDisabled();
   await dialog.getByTestId("confirm-input").fill("rotateSecret");
@@ -147,8 +158,8 @@ test("rotateSecret: prepared payload, confirmation required, then the result", a
   await shot("action-confirmation");
   await run.click();
   await expect(dialog.getByTestId("result-message")).toContainText("Rotated payments-api");
-  await dialog.getByRole("button", { name: "Close" }).last().click();
-  await page.keyboard.press("Escape");
+  await closeAction();
+  await closeDrawer();
 });
 
 test("commands list shows what ran", async () => {
@@ -159,7 +170,7 @@ test("commands list shows what ran", async () => {
 
 test("export the audit log as CSV", async () => {
   await openMenu("Audit Events");
-  await expect(page.getByRole("row").filter({ hasText: "auth.login" }).first()).toBeVisible();
+  await expect(page.getByRole("row").filter({ hasText: "session.login.succeeded" }).first()).toBeVisible();
   const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-csv").click()]);
   const file = await download.path();
   const csv = readFileSync(file!, "utf8");
@@ -189,15 +200,15 @@ test("a bus route turns the demo's event into a routed command", async () => {
   await dialog.getByLabel("text").fill("routed hello");
   await dialog.getByRole("button", { name: "Run" }).click();
   await expect(dialog.getByTestId("result-message")).toContainText("1 routed command");
-  await dialog.getByRole("button", { name: "Close" }).last().click();
-  await page.keyboard.press("Escape");
+  await closeAction();
+  await closeDrawer();
 
   await page.goto("/commands?actionName=echo");
   const routed = page.getByRole("row").filter({ has: page.locator('[data-status="SUCCEEDED"]') });
   await expect(routed).toHaveCount(2); // the one run by hand, and the routed one
   await routed.first().click();
   await expect(page.getByTestId("result-message")).toHaveText("routed hello");
-  await page.keyboard.press("Escape");
+  await closeDrawer();
 
   await page.goto("/bus?tab=events");
   await expect(page.getByRole("row").filter({ hasText: "demo.announced" })).toBeVisible();
@@ -220,6 +231,58 @@ test("filters live in the URL and survive a reload", async () => {
   await expect(page.getByLabel("Status").first()).toBeVisible();
   expect(new URL(page.url()).searchParams.get("status")).toBe("SUCCEEDED");
   await expect(page.getByRole("row").filter({ has: page.locator('[data-status="FAILED"]') })).toHaveCount(0);
+});
+
+test("the stream-down banner shows, and the stream resumes from the last event id", async () => {
+  await page.goto("/agents");
+  await expect(page.getByRole("row").filter({ hasText: "demo-service" })).toBeVisible();
+  const resumes: string[] = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/api/admin/events/stream")) {
+      resumes.push(r.headers()["last-event-id"] ?? new URL(r.url()).searchParams.get("lastEventId") ?? "");
+    }
+  });
+  await page.context().setOffline(true);
+  await expect(page.getByTestId("stream-banner")).toBeVisible({ timeout: 30_000 });
+  await shot("stream-down");
+  await page.context().setOffline(false);
+  await expect(page.getByTestId("stream-banner")).toBeHidden({ timeout: 30_000 });
+  expect(resumes.filter(Boolean).length, JSON.stringify(resumes)).toBeGreaterThan(0);
+  expect(Number(resumes.filter(Boolean).at(-1))).toBeGreaterThan(0);
+});
+
+test("a viewer sees no mutation buttons", async ({ browser }) => {
+  await openMenu("Users");
+  await page.getByRole("button", { name: "New user" }).click();
+  const form = page.getByRole("dialog");
+  await form.getByLabel("Username").fill("watcher");
+  await form.getByLabel("Password").fill("viewer-password-1");
+  await form.getByRole("button", { name: "Create" }).click();
+  await expect(page.getByRole("row").filter({ hasText: "watcher" })).toBeVisible();
+
+  const viewer = await browser.newPage();
+  try {
+    await viewer.goto("/");
+    await viewer.getByLabel("Username").fill("watcher");
+    await viewer.getByLabel("Password").fill("viewer-password-1");
+    await viewer.getByRole("button", { name: "Sign in" }).click();
+    await expect(viewer.getByTestId("whoami")).toContainText("(viewer)");
+    await viewer.goto("/registration-tokens");
+    await expect(viewer.getByRole("heading", { name: "Registration Tokens" })).toBeVisible();
+    await expect(viewer.getByRole("button", { name: "New token" })).toHaveCount(0);
+    await viewer.goto("/agents");
+    await expect(viewer.getByRole("row").filter({ hasText: "demo-service" })).toBeVisible();
+    await expect(viewer.getByRole("button", { name: "Disable" })).toHaveCount(0);
+    await viewer.goto("/services");
+    await viewer.getByRole("link", { name: "demo-service" }).click();
+    await viewer.getByRole("tab", { name: "Actions" }).click();
+    await expect(viewer.getByText("rotateSecret", { exact: true })).toBeVisible();
+    await expect(viewer.locator("button[data-action]")).toHaveCount(0);
+    await viewer.goto("/audit-events");
+    await expect(viewer.getByTestId("export-csv")).toHaveCount(0);
+  } finally {
+    await viewer.close();
+  }
 });
 
 test("中文: the language switch is remembered", async () => {

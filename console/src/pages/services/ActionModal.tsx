@@ -173,7 +173,7 @@ export function ActionModal({
 
   const confirmed = !confirm || typed.trim() === action.name;
   const footer = commandId
-    ? [<Button key="close" onClick={onClose}>{t("Close")}</Button>]
+    ? [<Button key="close" data-testid="action-close" onClick={onClose}>{t("Close")}</Button>]
     : [
         <Button key="cancel" onClick={onClose}>{t("Cancel")}</Button>,
         <Button key="run" type="primary" danger={confirm} disabled={!prepared || !confirmed} loading={running} onClick={run}>
