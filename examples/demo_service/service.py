@@ -124,7 +124,10 @@ def build_agent(config: AgentConfig | None = None) -> Agent:
         timeout_seconds=5,
     )
     def echo(payload: dict[str, Any]) -> ActionResult:
-        repeated = " ".join([payload["message"]] * int(payload.get("repeat", 1)))
+        # A command routed by the Capsule Bus carries the route's mapped input under "mapping"
+        # (next to the event itself); one run by an operator is the input.
+        args = payload.get("mapping", payload)
+        repeated = " ".join([args["message"]] * int(args.get("repeat", 1)))
         return ActionResult(message=repeated, data={"echo": repeated})
 
     @agent.action(
@@ -208,8 +211,9 @@ def build_agent(config: AgentConfig | None = None) -> Agent:
     )
     def announce(payload: dict[str, Any]) -> ActionResult:
         published = agent.publish_event("demo.announced", {"text": payload["text"]})
+        routed = len(published.routed_commands)
         return ActionResult(
-            message=f"Published demo.announced ({len(published.routed_commands)} routed command(s))",
+            message=f"Published demo.announced ({routed} routed command(s))",
             data={"eventId": published.event_id, "routedCommands": published.routed_commands},
         )
 
