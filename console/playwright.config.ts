@@ -1,13 +1,12 @@
 // End-to-end: Debian's Chromium (never a downloaded browser) against a real `opstage serve`
 // (fresh SQLite data dir, the Capsule Bus on) serving the built console, and the real Python
-// demo agent, which the test starts with a token it creates in the UI.
+// demo agent, which the test starts with a token it creates in the UI. The spec starts the
+// server itself (e2e/stack.ts) because one test restarts it.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { defineConfig } from "@playwright/test";
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const port = Number(process.env.E2E_PORT ?? 18930 + Math.floor(Math.random() * 60));
 const dataDir = process.env.E2E_DATA_DIR ?? mkdtempSync(path.join(tmpdir(), "opstage-e2e-"));
 export const ADMIN = { username: "admin", password: "e2e-owner-password-1" };
@@ -37,24 +36,6 @@ export default defineConfig({
         "--disable-component-update",
         "--disable-sync",
       ],
-    },
-  },
-  webServer: {
-    // The server's log goes to its data dir (printed below when a test fails).
-    command: `exec ${path.join(repo, ".venv/bin/opstage")} serve --host 127.0.0.1 --port ${port} > ${path.join(dataDir, "server.log")} 2>&1`,
-    url: `http://127.0.0.1:${port}/api/system/health`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: "ignore",
-    stderr: "ignore",
-    env: {
-      OPSTAGE_DATA_DIR: dataDir,
-      OPSTAGE_DEV_MODE: "true",
-      OPSTAGE_ADMIN_USERNAME: ADMIN.username,
-      OPSTAGE_ADMIN_PASSWORD: ADMIN.password,
-      OPSTAGE_CAPSULE_BUS_ENABLED: "true",
-      OPSTAGE_LOG_FORMAT: "text",
-      DATABASE_URL: "",
     },
   },
 });
