@@ -297,8 +297,8 @@ test("a viewer sees no mutation buttons", async ({ browser }) => {
 
 test("中文: the language switch is remembered", async () => {
   await page.goto("/");
-  await page.getByRole("combobox", { name: "Language" }).click();
-  await page.getByText("中文", { exact: true }).click();
+  await page.locator('.ant-select[aria-label="Language"]').click();
+  await page.locator(".ant-select-item-option").filter({ hasText: "中文" }).click();
   await expect(page.getByRole("navigation", { name: "Main" }).getByText("代理")).toBeVisible();
   await page.reload();
   await expect(page.getByRole("navigation", { name: "Main" }).getByText("胶囊服务")).toBeVisible();

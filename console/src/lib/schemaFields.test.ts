@@ -14,6 +14,8 @@ const schema = {
     pin: { type: "string", format: "password" },
     notes: { type: "string", format: "textarea" },
     name: { type: "string", title: "Display name", maxLength: 40 },
+    generatedKey: { type: "string" },
+    keyName: { type: "string" },
     tags: { type: "array" },
   },
 };
@@ -32,6 +34,8 @@ describe("schemaFields", () => {
     expect(fields.ratio).toMatchObject({ widget: "number", integer: false });
     expect(fields.apiToken?.widget).toBe("password");
     expect(fields.pin?.widget).toBe("password");
+    expect(fields.generatedKey?.widget).toBe("password");
+    expect(fields.keyName?.widget).toBe("text");
     expect(fields.notes?.widget).toBe("textarea");
     expect(fields.name).toMatchObject({ widget: "text", label: "Display name", maxLength: 40 });
     expect(fields.tags?.widget).toBe("json");

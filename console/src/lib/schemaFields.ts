@@ -19,7 +19,8 @@ export interface FieldSpec {
 
 type Schema = Record<string, unknown>;
 
-const SECRET_NAME = /(password|secret|token|apikey|api_key)$/i;
+// Names that hold credentials ("generatedKey", "apiToken") are masked like passwords.
+const SECRET_NAME = /(password|secret|token|apikey|api_key|key)$/i;
 
 function enumOptions(prop: Schema): FieldSpec["options"] | undefined {
   if (Array.isArray(prop.oneOf) && prop.oneOf.every((o) => o && typeof o === "object" && "const" in (o as Schema))) {
