@@ -118,4 +118,9 @@ export const zh: Record<string, string> = {
   "Pre-approved": "预先批准",
   "Description": "描述",
   "Skip to content": "跳到内容",
+  "Only owners manage users.": "只有所有者可以管理用户。",
+  "The Capsule Bus is switched off (OPSTAGE_CAPSULE_BUS_ENABLED=true turns it on).": "胶囊总线未启用（设置 OPSTAGE_CAPSULE_BUS_ENABLED=true 以启用）。",
+  General: "通用",
+  confirm: "需确认",
+  Key: "键",
 };

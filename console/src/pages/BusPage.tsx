@@ -79,7 +79,7 @@ function RoutesTab() {
     }
   };
   if (table.error instanceof ApiError && table.error.code === "CAPSULE_BUS_DISABLED") {
-    return <Alert type="info" showIcon message="The Capsule Bus is switched off (OPSTAGE_CAPSULE_BUS_ENABLED=true turns it on)." />;
+    return <Alert type="info" showIcon message={t("The Capsule Bus is switched off (OPSTAGE_CAPSULE_BUS_ENABLED=true turns it on).")} />;
   }
   return (
     <>

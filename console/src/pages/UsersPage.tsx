@@ -60,7 +60,7 @@ export default function UsersPage() {
       >
         {t("Users")}
       </PageTitle>
-      {!isOwner && <Alert type="info" showIcon message="Only owners manage users." style={{ marginBottom: 16 }} />}
+      {!isOwner && <Alert type="info" showIcon message={t("Only owners manage users.")} style={{ marginBottom: 16 }} />}
       <ErrorAlert error={table.error} />
       <Table<User>
         rowKey="id"

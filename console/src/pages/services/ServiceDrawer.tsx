@@ -67,7 +67,7 @@ export function ServiceDrawer({ serviceId, onClose }: { serviceId: string; onClo
               children: actions.length ? (
                 <Space direction="vertical" style={{ width: "100%" }}>
                   {groupActions(actions).map(([category, items]) => (
-                    <Card key={category} size="small" title={category}>
+                    <Card key={category} size="small" title={category === "General" ? t("General") : category}>
                       <Table<ActionDefinition>
                         size="small"
                         rowKey="name"
@@ -76,7 +76,7 @@ export function ServiceDrawer({ serviceId, onClose }: { serviceId: string; onClo
                         columns={[
                           { title: t("Action"), dataIndex: "label", render: (v: string, a) => <><b>{v || a.name}</b> <Typography.Text type="secondary" code>{a.name}</Typography.Text></> },
                           { title: t("Description"), dataIndex: "description" },
-                          { title: t("Danger"), dataIndex: "dangerLevel", render: (v: string, a) => <Space size={4}><Tag color={statusColor(v)}>{v}</Tag>{needsConfirmation(a) && <Tag>confirm</Tag>}</Space> },
+                          { title: t("Danger"), dataIndex: "dangerLevel", render: (v: string, a) => <Space size={4}><Tag color={statusColor(v)}>{v}</Tag>{needsConfirmation(a) && <Tag>{t("confirm")}</Tag>}</Space> },
                           ...(canRun
                             ? [{
                                 key: "run",
@@ -121,7 +121,7 @@ export function ServiceDrawer({ serviceId, onClose }: { serviceId: string; onClo
                   pagination={false}
                   dataSource={service.configs ?? []}
                   columns={[
-                    { title: "Key", dataIndex: "key", render: (v: string, c) => <><Typography.Text code>{v}</Typography.Text> {c.label}</> },
+                    { title: t("Key"), dataIndex: "key", render: (v: string, c) => <><Typography.Text code>{v}</Typography.Text> {c.label}</> },
                     { title: t("Value"), key: "value", render: (_: unknown, c) => <span data-sensitive={c.sensitive || undefined}>{maskedValue(c)}</span> },
                     { title: t("Source"), dataIndex: "source" },
                     { title: t("Sensitive"), dataIndex: "sensitive", render: (v: boolean) => (v ? <Tag color="red">{t("Sensitive")}</Tag> : null) },
