@@ -1,7 +1,7 @@
 import { fireEvent, render, screen, within } from "@testing-library/react";
 import { describe, expect, it, vi } from "vitest";
 import { I18nProvider } from "../i18n";
-import { ResultView, resultDetail, resultSecrets, resultTable } from "./ResultView";
+import { inferFormat, ResultView, resultDetail, resultSecrets, resultTable } from "./ResultView";
 import { SchemaForm } from "./SchemaForm";
 import { schemaFields } from "../lib/schemaFields";
 
@@ -14,6 +14,12 @@ describe("result parsing", () => {
     expect(resultTable({ list: { data: [{ x: 1, y: 2 }] } })?.columns).toEqual([{ key: "x" }, { key: "y" }]);
     expect(resultTable({ rows: [{ a: 1 }] })).toBeUndefined(); // rows alone are just data
     expect(resultTable(null)).toBeUndefined();
+  });
+  it("infers status and timestamp columns", () => {
+    expect(inferFormat("status", "ACTIVE")).toBe("status");
+    expect(inferFormat("updatedAt", "2026-05-01T09:12:00Z")).toBe("datetime");
+    expect(inferFormat("name", "2026-05-01")).toBeUndefined();
+    expect(inferFormat("status", 3)).toBeUndefined();
   });
   it("finds details and one-time secrets", () => {
     expect(resultDetail({ detail: { data: { a: 1 } } })?.fields).toEqual([{ key: "a" }]);

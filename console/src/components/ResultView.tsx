@@ -92,9 +92,18 @@ export function resultSecrets(data: unknown): Secret[] {
   }));
 }
 
-export function formatCell(value: unknown, format: ColumnFormat | undefined, copyable?: boolean): ReactNode {
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+/** A column without a declared format: statuses by name, ISO timestamps by shape. */
+export function inferFormat(key: string, value: unknown): ColumnFormat | undefined {
+  if (/status$/i.test(key) && typeof value === "string") return "status";
+  if (typeof value === "string" && ISO_TIME.test(value)) return "datetime";
+  return undefined;
+}
+
+export function formatCell(value: unknown, format: ColumnFormat | undefined, copyable?: boolean, key = ""): ReactNode {
   if (value === undefined || value === null || value === "") return "—";
-  switch (format) {
+  switch (format ?? inferFormat(key, value)) {
     case "status":
       return <Tag color={statusColor(String(value))}>{String(value)}</Tag>;
     case "boolean":
@@ -163,7 +172,7 @@ export function ResultView({
         <Descriptions title={detail.title} bordered size="small" column={1}>
           {detail.fields.map((f) => (
             <Descriptions.Item key={f.key} label={f.label ?? f.title ?? f.key}>
-              {formatCell(pick(detail.data, f.key), f.format, f.copyable)}
+              {formatCell(pick(detail.data, f.key), f.format, f.copyable, f.key)}
             </Descriptions.Item>
           ))}
         </Descriptions>
@@ -180,7 +189,7 @@ export function ResultView({
             ...table.columns.map((c) => ({
               key: c.key,
               title: c.title ?? c.label ?? c.key,
-              render: (_: unknown, row: Record<string, unknown>) => formatCell(pick(row, c.key), c.format, c.copyable),
+              render: (_: unknown, row: Record<string, unknown>) => formatCell(pick(row, c.key), c.format, c.copyable, c.key),
             })),
             ...(table.rowActions.length && onRowAction
               ? [
