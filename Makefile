@@ -9,7 +9,8 @@ DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus clean demo compat
+.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus clean demo compat \
+  console console-test e2e chromium dist
 
 # pip prints a line per package it collects and installs (--progress-bar on): a first setup takes
 # a while, and silence looks like a hang.
@@ -26,7 +27,48 @@ $(STAMP): $(BIN)/python packages/opstage/pyproject.toml requirements-dev.txt
 
 setup: $(STAMP)
 
-run: $(STAMP)
+# --- the admin console (console/, README "Console") -----------------------------------------
+# Built into the server package, which serves it at /. Rebuilt only when a source file is
+# newer than the build; `npm ci` only when the lockfile changed. Without Node and npm, `make run`
+# stops here: build elsewhere, or run `opstage serve` (the API works; / answers STATIC_NOT_FOUND).
+CONSOLE_DIST := packages/opstage/src/opstage/console/dist
+CONSOLE_BUILT := $(CONSOLE_DIST)/index.html
+CONSOLE_MODULES := console/node_modules/.package-lock.json
+CONSOLE_SOURCES := $(shell find console/src console/public -type f 2>/dev/null) \
+  console/index.html console/vite.config.ts console/tsconfig.json console/package.json \
+  console/scripts/copy-swagger.mjs
+CHROMIUM ?= /usr/bin/chromium
+DIST_DIR ?= dist
+
+$(CONSOLE_MODULES): console/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm (Node 18+) is needed to build the console"; exit 1; }
+	cd console && npm ci --no-audit --no-fund
+	touch $(CONSOLE_MODULES)
+
+$(CONSOLE_BUILT): $(CONSOLE_MODULES) $(CONSOLE_SOURCES)
+	cd console && npm run build
+
+console: $(CONSOLE_BUILT)
+
+# Type check, the generated API types against contracts/ (fails on drift), component tests,
+# and the first-load size budget (gzip, 500 KB) of the build.
+console-test: $(CONSOLE_MODULES) $(CONSOLE_BUILT)
+	cd console && npm run typecheck && npm run api:check && npm test && npm run size
+
+# Debian's Chromium for Playwright (never `playwright install`: its download host is not used).
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update && apt-get install -y chromium; }
+
+# Playwright in headless Chromium against a real server and the real demo agent; saves
+# docs/screenshots/*.png.
+e2e: $(STAMP) $(CONSOLE_BUILT) chromium
+	cd console && CHROMIUM=$(CHROMIUM) npm run e2e
+
+# The server wheel with the built console inside (and the agent SDK's wheel).
+dist: $(STAMP) $(CONSOLE_BUILT)
+	$(BIN)/pip wheel --quiet --no-deps packages/opstage packages/opstage-agent -w $(DIST_DIR)
+
+run: $(STAMP) $(CONSOLE_BUILT)
 	mkdir -p $(DATA_DIR)
 	OPSTAGE_DEV_MODE=$${OPSTAGE_DEV_MODE:-true} OPSTAGE_DATA_DIR=$(DATA_DIR) \
 	  $(BIN)/opstage serve --host $(HOST) --port $(PORT)
@@ -54,10 +96,10 @@ pytest: $(STAMP)
 pytest-postgres: $(STAMP)
 	OPSTAGE_TEST_ENGINE=postgres $(BIN)/pytest $(TESTS) -n $(PYTEST_WORKERS) -m 'not sqlite_only'
 
-test: lint types layers pytest pytest-postgres
+test: lint types layers console-test e2e pytest pytest-postgres
 
 # Opstage plus the demo Capsule Service (examples/demo_service), data in ./data-demo.
-demo: $(STAMP)
+demo: $(STAMP) $(CONSOLE_BUILT)
 	$(BIN)/python examples/demo_service/launch.py --data-dir ./data-demo --host $(HOST) --port $(PORT)
 
 bench: $(STAMP)

@@ -36,6 +36,7 @@ def test_demo_service_actions(server: ServerProcess, operator: Operator, tmp_pat
             "runHealthCheck": "LOW",
             "listThings": "LOW",
             "flipHealth": "MEDIUM",
+            "announce": "LOW",
             "rotateSecret": "HIGH",
         }
         sid = detail["id"]

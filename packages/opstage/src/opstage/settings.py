@@ -205,6 +205,13 @@ class Settings(BaseSettings):
         "SQLite backups (default: `<data_dir>/backups`).",
     )
 
+    # --- console (packages/opstage/src/opstage/api/console.py) ---
+    static_dir: Path | None = Field(
+        None,
+        description="Directory of the built admin console served at `/` (default: the build "
+        "inside the package, `opstage/console/dist`, made by `make console`).",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opstage import __version__
-from opstage.api import errors
+from opstage.api import console, errors
 from opstage.api.hotpath import AgentHotPath
 from opstage.api.middleware import RequestContext
 from opstage.api.prometheus import PrometheusMetrics
@@ -107,7 +107,7 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
         title="Opstage",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # /docs and /api/docs: console.install, with local assets
         redoc_url=None,
         openapi_url="/api/openapi.json",
         # Our metrics are Prometheus (/metrics). FastAPI's native OpenTelemetry, when on,
@@ -134,6 +134,7 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
         backup,
     ):
         app.include_router(module.router)
+    console.install(app, settings.static_dir)
     app.state.prometheus = PrometheusMetrics() if settings.metrics_enabled else None
     metrics = app.state.prometheus.http if app.state.prometheus else None
     hot = AgentHotPath(app.behind_front)

@@ -158,6 +158,8 @@ def run(data_dir: Path, host: str, port: int, *, as_json: bool = False) -> int:
         "OPSTAGE_DEV_MODE": "true",
         "OPSTAGE_ADMIN_USERNAME": USERNAME,
         "OPSTAGE_LOG_FORMAT": "text",
+        # The demo's `announce` action publishes on the Capsule Bus (off by default).
+        "OPSTAGE_CAPSULE_BUS_ENABLED": "true",
     }
     server_env.pop("DATABASE_URL", None)  # the demo keeps its own SQLite file in data_dir
     if password:
@@ -232,7 +234,7 @@ def run(data_dir: Path, host: str, port: int, *, as_json: bool = False) -> int:
                 f"  Opstage console:  {url}\n"
                 f"  Login:            {login}\n"
                 f"  Demo service:     {AGENT_CODE} (actions: echo, runHealthCheck, listThings,\n"
-                "                    flipHealth, rotateSecret)\n"
+                "                    flipHealth, announce, rotateSecret)\n"
                 f"  Server log:       {log_path}\n"
                 "  Ctrl-C stops both.\n",
                 flush=True,

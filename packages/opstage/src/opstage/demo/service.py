@@ -13,6 +13,7 @@ Actions, from harmless to dangerous:
 - ``runHealthCheck`` (LOW) — checks its (simulated) dependencies and returns a table.
 - ``listThings`` (LOW) — returns a table-like result: ``columns`` plus ``rows``.
 - ``flipHealth`` (MEDIUM) — toggles health between UP and DEGRADED, so status changes show.
+- ``announce`` (LOW) — publishes a ``demo.announced`` event on the Capsule Bus, for routes.
 - ``rotateSecret`` (HIGH, confirmation required) — its ACTION_PREPARE handler generates the new
   key and shows the current state; executing it "rotates" the key.
 """
@@ -123,7 +124,10 @@ def build_agent(config: AgentConfig | None = None) -> Agent:
         timeout_seconds=5,
     )
     def echo(payload: dict[str, Any]) -> ActionResult:
-        repeated = " ".join([payload["message"]] * int(payload.get("repeat", 1)))
+        # A command routed by the Capsule Bus carries the route's mapped input under "mapping"
+        # (next to the event itself); one run by an operator is the input.
+        args = payload.get("mapping", payload)
+        repeated = " ".join([args["message"]] * int(args.get("repeat", 1)))
         return ActionResult(message=repeated, data={"echo": repeated})
 
     @agent.action(
@@ -193,6 +197,25 @@ def build_agent(config: AgentConfig | None = None) -> Agent:
         degraded = state.flip()
         now = "DEGRADED" if degraded else "UP"
         return ActionResult(message=f"Health is now {now}", data={"health": now})
+
+    @agent.action(
+        label="Announce on the bus",
+        description="Publish a demo.announced event on the Capsule Bus; a bus route can turn "
+        "it into a command (for instance demo.announced -> echo, message from /payload/text).",
+        input_schema={
+            "type": "object",
+            "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 200}},
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+    )
+    def announce(payload: dict[str, Any]) -> ActionResult:
+        published = agent.publish_event("demo.announced", {"text": payload["text"]})
+        routed = len(published.routed_commands)
+        return ActionResult(
+            message=f"Published demo.announced ({routed} routed command(s))",
+            data={"eventId": published.event_id, "routedCommands": published.routed_commands},
+        )
 
     @agent.action(
         name="rotateSecret",
