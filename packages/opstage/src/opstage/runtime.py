@@ -22,6 +22,7 @@ from opstage.app.eventbus import DomainEventBus
 from opstage.app.heartbeats import HeartbeatWriter
 from opstage.app.ports import UnitOfWork
 from opstage.app.secrets_once import OneTimeSecrets
+from opstage.app.topics import TopicBus
 from opstage.app.waiters import PendingHint, Waiters, wake_keys
 from opstage.settings import Settings, SettingsError
 from opstage.store.backup import backup_for
@@ -30,6 +31,7 @@ from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointe
 from opstage.store.engine import Engines, create_engines, sqlite_path
 from opstage.store.migrate import current_revision_async, head_revision
 from opstage.store.pg_wake import PgWakeListener, listen_dsn, new_origin
+from opstage.store.topic_engine import EmbeddedTopicEngine
 from opstage.store.uow import SqlUnitOfWork
 
 log = logging.getLogger("opstage")
@@ -96,6 +98,11 @@ class Runtime:
                 backup=backup_for(settings.database_url),
             )
             heartbeats.bind(ctx)
+            if settings.topic_bus_enabled:
+                ctx.topics = TopicBus(
+                    EmbeddedTopicEngine(engines),
+                    keepalive_seconds=settings.topic_bus_keepalive_seconds,
+                )
             ctx.bus_ingest = BusIngestWriter()
             if engines.kind == "sqlite":
                 ctx.bus_session = lambda: BusWriterSession(engines)
@@ -128,6 +135,8 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.ctx.heartbeats.stop()
+        if self.ctx.topics is not None:
+            await self.ctx.topics.engine.close()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -107,9 +107,20 @@ EXTRA_STATUS: dict[str, int] = {
     "BUS_DEPTH_EXCEEDED": 422,
     "BUS_ROUTE_REQUIRES_APPROVAL": 422,
     "BUS_ROUTE_APPROVAL_FORBIDDEN": 403,
+    # Topic bus (issue 18; docs/topics.md)
+    "TOPIC_NOT_FOUND": 404,
+    "TOPIC_EXISTS": 409,
+    "TOPIC_EXISTS_IN_ENGINE": 409,
+    "TOPIC_HEADER_RESERVED": 400,
+    "TOPIC_ENGINE_UNAVAILABLE": 503,
+    "TOPIC_BUS_DISABLED": 404,
 }
 
 STATUS_BY_CODE = {**CONTRACT_STATUS, **EXTRA_STATUS}
+# 5xx codes whose own message is safe to show (it names no internals, says to retry).
+RETRYABLE_MESSAGES = frozenset(
+    {"DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE", "TOPIC_ENGINE_UNAVAILABLE"}
+)
 
 
 def status_for(error: DomainError) -> int:
@@ -141,9 +152,7 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
         )
         body = error_body(
             exc.code,
-            exc.message
-            if exc.code in ("DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE")
-            else "Internal server error.",
+            exc.message if exc.code in RETRYABLE_MESSAGES else "Internal server error.",
         )
     else:
         from opstage.domain.redaction import redact

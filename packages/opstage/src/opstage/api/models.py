@@ -199,3 +199,27 @@ class BusEventRequest(Body):
 class SimulateRequest(Body):
     limit: int = Field(50, ge=1, le=500)
     route: BusRouteRequest | None = None
+
+
+TopicFragment = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class TopicCreateRequest(Body):
+    namespace: str = TopicFragment
+    tenant: str = TopicFragment
+    name: str = TopicFragment
+    partitions: int = Field(3, ge=1, le=64)
+    replication: int = Field(1, ge=1, le=5)
+    retention_ms: int | None = Field(None, alias="retentionMs", ge=1, le=10 * 365 * 86_400_000)
+    description: str | None = Field(None, max_length=1000)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+class TopicPublishRequest(Body):
+    topic: str | None = Field(None, min_length=5, max_length=242)
+    namespace: str | None = Field(None, max_length=80)
+    tenant: str | None = Field(None, max_length=80)
+    name: str | None = Field(None, max_length=80)
+    key: str | None = Field(None, min_length=1, max_length=1024)
+    payload: Any  # any JSON value; required
+    headers: dict[str, str] = Field(default_factory=dict)

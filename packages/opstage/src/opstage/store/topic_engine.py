@@ -1,0 +1,359 @@
+"""The embedded topic engine: partitions and a message log in Opstage's own database.
+
+- Durable: ``publish`` returns only after its transaction committed, so an acknowledged
+  message survives a restart and a kill -9 (SQLite WAL or PostgreSQL).
+- Offsets: each partition's ``next_offset`` row is bumped under its row lock (PostgreSQL) or the
+  write lock (SQLite), in the transaction that inserts the message, so offsets are dense, start
+  at 0, and are in commit order within a partition.
+- Consumer groups are coordinated in this process: the members of one group connected to this
+  node share the partitions (partition ``p`` goes to member ``p mod n``) and one in-memory
+  position per partition, so each message goes to exactly one of them; distinct groups keep
+  distinct positions and each sees every message. A publish wakes this node's subscribers at
+  once; subscribers also re-read every ``poll_seconds`` (messages published by another node
+  sharing PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opstage.app.topic_ports import EngineTopicExists, EngineTopicMissing, TopicEngineError
+from opstage.domain.timeutil import utcnow
+from opstage.domain.topics import (
+    Delivered,
+    OutgoingMessage,
+    Receipt,
+    ResumePoint,
+    StartFrom,
+    Topic,
+)
+from opstage.store.engine import Engines
+from opstage.store.tables import topic_log as log
+from opstage.store.tables import topic_partitions as parts
+
+READ_BATCH = 200
+# A resumed subscriber's other partitions restart this far before the last message it saw, so
+# a message committed a little later than its timestamp is delivered (again, at worst).
+RESUME_MARGIN = timedelta(seconds=1)
+
+
+@dataclass
+class _Group:
+    partitions: list[int]
+    positions: dict[int, int] = field(default_factory=dict)
+    members: list[object] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: BaseException | None = None
+
+    def assigned(self, member: object) -> list[int]:
+        if member not in self.members:
+            return []
+        i, n = self.members.index(member), len(self.members)
+        return [p for p in self.partitions if p % n == i]
+
+
+def _delivered(row: Any) -> Delivered:
+    return Delivered(
+        topic=row.topic,
+        partition=row.partition,
+        offset=row.offset,
+        key=row.key,
+        payload=row.payload,
+        headers=dict(row.headers or {}),
+        timestamp=row.produced_at,
+    )
+
+
+class EmbeddedTopicEngine:
+    name = "embedded"
+
+    def __init__(self, engines: Engines, *, poll_seconds: float = 1.0) -> None:
+        self._engines = engines
+        self._poll_seconds = poll_seconds
+        self._signals: dict[str, asyncio.Event] = {}
+        self._groups: dict[tuple[str, str], _Group] = {}
+
+    async def close(self) -> None:
+        for wire in list(self._signals):
+            self._wake(wire)
+
+    # --- topics -------------------------------------------------------------------------------
+
+    async def create_topic(self, topic: Topic) -> None:
+        now = utcnow()
+        try:
+            async with self._engines.writer.begin() as conn:
+                if await self._partition_ids(conn, topic.wire):
+                    raise EngineTopicExists(topic.wire)
+                await conn.execute(
+                    insert(parts),
+                    [
+                        {"topic": topic.wire, "partition": p, "next_offset": 0, "created_at": now}
+                        for p in range(topic.partitions)
+                    ],
+                )
+        except IntegrityError as exc:
+            raise EngineTopicExists(topic.wire) from exc
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+
+    async def delete_topic(self, wire: str) -> None:
+        try:
+            async with self._engines.writer.begin() as conn:
+                gone = await conn.execute(delete(parts).where(parts.c.topic == wire))
+                if not gone.rowcount:
+                    raise EngineTopicMissing(wire)
+                await conn.execute(delete(log).where(log.c.topic == wire))
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+        self._wake(wire)
+
+    async def topic_exists(self, wire: str) -> bool:
+        try:
+            async with self._engines.reader.connect() as conn:
+                return bool(await self._partition_ids(conn, wire))
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+
+    @staticmethod
+    async def _partition_ids(conn: AsyncConnection, wire: str) -> list[int]:
+        rows = await conn.execute(
+            select(parts.c.partition).where(parts.c.topic == wire).order_by(parts.c.partition)
+        )
+        return [int(r[0]) for r in rows]
+
+    # --- publish ------------------------------------------------------------------------------
+
+    async def publish(self, wire: str, partition: int, message: OutgoingMessage) -> Receipt:
+        try:
+            receipt = await self._append(wire, partition, message)
+        except IntegrityError:
+            # A concurrent twin with the same Idempotency-Key committed first: its receipt.
+            replay = await self._replay(wire, message.idempotency_key)
+            if replay is None:
+                raise TopicEngineError("publish conflicted and left nothing to replay") from None
+            return replay
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+        self._wake(wire)
+        return receipt
+
+    async def _append(self, wire: str, partition: int, message: OutgoingMessage) -> Receipt:
+        async with self._engines.writer.begin() as conn:
+            if message.idempotency_key is not None:
+                found = await self._find_key(conn, wire, message.idempotency_key)
+                if found is not None:
+                    return found
+            bumped = await conn.execute(
+                update(parts)
+                .where(parts.c.topic == wire, parts.c.partition == partition)
+                .values(next_offset=parts.c.next_offset + 1)
+                .returning(parts.c.next_offset)
+            )
+            row = bumped.first()
+            if row is None:
+                raise EngineTopicMissing(wire)
+            offset = int(row[0]) - 1
+            now = utcnow()
+            await conn.execute(
+                insert(log).values(
+                    topic=wire,
+                    partition=partition,
+                    offset=offset,
+                    key=message.key,
+                    payload=message.payload,
+                    headers=message.headers or None,
+                    idempotency_key=message.idempotency_key,
+                    produced_at=now,
+                )
+            )
+        return Receipt(wire, partition, offset, now)
+
+    async def _replay(self, wire: str, key: str | None) -> Receipt | None:
+        if key is None:
+            return None
+        async with self._engines.reader.connect() as conn:
+            return await self._find_key(conn, wire, key)
+
+    @staticmethod
+    async def _find_key(conn: AsyncConnection, wire: str, key: str) -> Receipt | None:
+        row = (
+            await conn.execute(
+                select(log.c.partition, log.c.offset, log.c.produced_at).where(
+                    log.c.topic == wire, log.c.idempotency_key == key
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return Receipt(wire, int(row.partition), int(row.offset), row.produced_at, replayed=True)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
+        async with self._engines.reader.connect() as conn:
+            rows = await conn.execute(
+                select(log)
+                .where(log.c.topic == wire, log.c.partition == partition, log.c.offset >= start)
+                .order_by(log.c.offset)
+                .limit(limit)
+            )
+            return [_delivered(r) for r in rows]
+
+    async def _positions(
+        self, wire: str, start: StartFrom, resume: ResumePoint | None
+    ) -> dict[int, int]:
+        async with self._engines.reader.connect() as conn:
+            ends = {
+                int(r.partition): int(r.next_offset)
+                for r in await conn.execute(
+                    select(parts.c.partition, parts.c.next_offset).where(parts.c.topic == wire)
+                )
+            }
+            if not ends:
+                raise EngineTopicMissing(wire)
+            firsts = {
+                int(r[0]): int(r[1])
+                for r in await conn.execute(
+                    select(log.c.partition, func.min(log.c.offset))
+                    .where(log.c.topic == wire)
+                    .group_by(log.c.partition)
+                )
+            }
+            earliest = {p: firsts.get(p, end) for p, end in ends.items()}
+            if resume is not None and resume.partition in ends:
+                seen_at = (
+                    await conn.execute(
+                        select(log.c.produced_at).where(
+                            log.c.topic == wire,
+                            log.c.partition == resume.partition,
+                            log.c.offset == resume.offset,
+                        )
+                    )
+                ).scalar_one_or_none()
+                out = dict(earliest)
+                if seen_at is not None:
+                    out.update(await self._offsets_since(conn, wire, seen_at - RESUME_MARGIN))
+                out[resume.partition] = min(resume.offset + 1, ends[resume.partition])
+                return {p: max(out[p], earliest[p]) for p in ends}
+            return earliest if start == "earliest" else ends
+
+    @staticmethod
+    async def _offsets_since(conn: AsyncConnection, wire: str, since: datetime) -> dict[int, int]:
+        rows = await conn.execute(
+            select(log.c.partition, func.min(log.c.offset))
+            .where(log.c.topic == wire, log.c.produced_at >= since)
+            .group_by(log.c.partition)
+        )
+        found = {int(r[0]): int(r[1]) for r in rows}
+        ends = await conn.execute(
+            select(parts.c.partition, parts.c.next_offset).where(parts.c.topic == wire)
+        )
+        return {int(r.partition): found.get(int(r.partition), int(r.next_offset)) for r in ends}
+
+    # --- subscribing --------------------------------------------------------------------------
+
+    def _signal(self, wire: str) -> asyncio.Event:
+        signal = self._signals.get(wire)
+        if signal is None:
+            signal = self._signals[wire] = asyncio.Event()
+        return signal
+
+    def _wake(self, wire: str) -> None:
+        signal = self._signals.pop(wire, None)
+        if signal is not None:
+            signal.set()
+
+    async def _join(
+        self, wire: str, group_id: str, start: StartFrom, resume: ResumePoint | None, me: object
+    ) -> _Group:
+        key = (wire, group_id)
+        group = self._groups.get(key)
+        if group is None:
+            # Registered before the first await, so a concurrent joiner waits for these
+            # positions instead of computing its own.
+            group = self._groups[key] = _Group([])
+            group.members.append(me)
+            try:
+                positions = await self._positions(wire, start, resume)
+            except BaseException as exc:
+                group.failed = exc
+                self._groups.pop(key, None)
+                group.ready.set()
+                raise
+            group.partitions = sorted(positions)
+            group.positions = positions
+            group.ready.set()
+        else:
+            group.members.append(me)
+            await group.ready.wait()
+            if group.failed is not None:
+                group.members.remove(me)
+                raise EngineTopicMissing(wire)
+        self._wake(wire)  # the other members take their new share at once
+        return group
+
+    def _leave(self, wire: str, group_id: str, group: _Group, me: object) -> None:
+        if me in group.members:
+            group.members.remove(me)
+        if not group.members and self._groups.get((wire, group_id)) is group:
+            del self._groups[(wire, group_id)]
+        self._wake(wire)
+
+    async def subscribe(
+        self,
+        wire: str,
+        group: str,
+        start: StartFrom,
+        resume: ResumePoint | None,
+        idle_seconds: float,
+    ) -> AsyncIterator[Delivered | None]:
+        me = object()
+        try:
+            state = await self._join(wire, group, start, resume, me)
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+        try:
+            idle_since = time.monotonic()
+            while True:
+                signal = self._signal(wire)  # taken before reading: no wake-up is missed
+                delivered = False
+                for partition in state.assigned(me):
+                    try:
+                        batch = await self.read(
+                            wire, partition, state.positions[partition], READ_BATCH
+                        )
+                    except SQLAlchemyError as exc:
+                        raise TopicEngineError(str(exc)) from exc
+                    for message in batch:
+                        # Another member may own the partition now (a rebalance while this
+                        # one was suspended at a yield): it continues from the position.
+                        if partition not in state.assigned(me):
+                            break
+                        if state.positions[partition] != message.offset:
+                            break
+                        state.positions[partition] = message.offset + 1
+                        delivered = True
+                        yield message
+                if delivered:
+                    idle_since = time.monotonic()
+                    continue
+                left = idle_seconds - (time.monotonic() - idle_since)
+                if left <= 0:
+                    idle_since = time.monotonic()
+                    yield None
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(signal.wait(), min(left, self._poll_seconds))
+        finally:
+            self._leave(wire, group, state, me)
