@@ -6,7 +6,6 @@ Both are typed: the records are ``domain.topics``' dataclasses, never loose dict
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Protocol
 
 from opstage.domain.topics import (
@@ -30,6 +29,16 @@ class EngineTopicExists(TopicEngineError):
 
 class EngineTopicMissing(TopicEngineError):
     """The engine holds no topic of this name."""
+
+
+class TopicStream(Protocol):
+    """One member's messages; ``aclose`` leaves the group (safe to call twice, or unstarted)."""
+
+    def __aiter__(self) -> TopicStream: ...
+
+    async def __anext__(self) -> Delivered | None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class TopicRepo(Protocol):
@@ -65,14 +74,15 @@ class TopicEngine(Protocol):
         """Returns only once the message is durable in the engine (the receipt is a promise).
         Raises ``EngineTopicMissing`` when the topic is gone from the engine."""
 
-    def subscribe(
+    async def subscribe(
         self,
         wire: str,
         group: str,
         start: StartFrom,
         resume: ResumePoint | None,
         idle_seconds: float,
-    ) -> AsyncIterator[Delivered | None]:
-        """Messages for this member of consumer group ``group``: members of one group share
+    ) -> TopicStream:
+        """Joins consumer group ``group`` now (``EngineTopicMissing`` if the topic is gone),
+        then streams this member's messages: members of one group share
         the topic's partitions, distinct groups each see every message. ``None`` is yielded
         after ``idle_seconds`` without a message (the caller's keep-alive)."""

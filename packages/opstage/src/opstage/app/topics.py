@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ from opstage.app.topic_ports import (
     EngineTopicMissing,
     TopicEngine,
     TopicEngineError,
+    TopicStream,
 )
 from opstage.domain.errors import Conflict, DomainError, NotFound, Unavailable, ValidationFailed
 from opstage.domain.events import TopicChanged
@@ -36,7 +36,6 @@ from opstage.domain.ids import new_id
 from opstage.domain.topics import (
     DEFAULT_PARTITIONS,
     DEFAULT_REPLICATION,
-    Delivered,
     OutgoingMessage,
     Receipt,
     ResumePoint,
@@ -362,8 +361,16 @@ async def subscribe(
     subscription_id: str,
     start: StartFrom,
     resume: ResumePoint | None,
-) -> AsyncIterator[Delivered | None]:
+) -> TopicStream:
     """Checks access now (404 before the stream starts), then the engine's stream."""
     bus = _bus(ctx)
     topic = await get_topic(ctx, wire, await agent_tenants(ctx, agent_id))
-    return bus.engine.subscribe(topic.wire, subscription_id, start, resume, bus.keepalive_seconds)
+    try:
+        return await bus.engine.subscribe(
+            topic.wire, subscription_id, start, resume, bus.keepalive_seconds
+        )
+    except EngineTopicMissing as exc:
+        bus.forget(wire)
+        raise topic_not_found() from exc
+    except TopicEngineError as exc:
+        raise engine_unavailable(exc) from exc

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +60,38 @@ class _Group:
             return []
         i, n = self.members.index(member), len(self.members)
         return [p for p in self.partitions if p % n == i]
+
+
+class _Membership:
+    """A member's stream; closing it (even before the first message) leaves the group."""
+
+    def __init__(
+        self,
+        engine: EmbeddedTopicEngine,
+        wire: str,
+        group: str,
+        state: _Group,
+        me: object,
+        idle_seconds: float,
+    ) -> None:
+        self._engine, self._wire, self._group, self._state, self._me = (
+            engine,
+            wire,
+            group,
+            state,
+            me,
+        )
+        self._messages = engine._follow(wire, group, state, me, idle_seconds)
+
+    def __aiter__(self) -> _Membership:
+        return self
+
+    async def __anext__(self) -> Delivered | None:
+        return await self._messages.__anext__()
+
+    async def aclose(self) -> None:
+        await self._messages.aclose()
+        self._engine._leave(self._wire, self._group, self._state, self._me)
 
 
 def _delivered(row: Any) -> Delivered:
@@ -317,12 +349,17 @@ class EmbeddedTopicEngine:
         start: StartFrom,
         resume: ResumePoint | None,
         idle_seconds: float,
-    ) -> AsyncIterator[Delivered | None]:
+    ) -> _Membership:
         me = object()
         try:
             state = await self._join(wire, group, start, resume, me)
         except SQLAlchemyError as exc:
             raise TopicEngineError(str(exc)) from exc
+        return _Membership(self, wire, group, state, me, idle_seconds)
+
+    async def _follow(
+        self, wire: str, group: str, state: _Group, me: object, idle_seconds: float
+    ) -> AsyncGenerator[Delivered | None, None]:
         try:
             idle_since = time.monotonic()
             while True:

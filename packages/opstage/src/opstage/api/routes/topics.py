@@ -226,6 +226,8 @@ async def subscribe(
             yield error_frame(exc.code, exc.message)
         except TopicEngineError:
             yield error_frame("TOPIC_ENGINE_UNAVAILABLE", "The topic engine failed; reconnect.")
+        finally:
+            await stream.aclose()  # leave the consumer group: its partitions go to the others
 
     return StreamingResponse(
         frames(),
