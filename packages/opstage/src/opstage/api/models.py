@@ -8,9 +8,9 @@ sender wrote, and a registration is refused whole before its single-use token is
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from opstage.domain.identity import AGENT_CODE_MAX_LENGTH, AGENT_CODE_PATTERN
 
@@ -21,6 +21,7 @@ RuntimeIn = Literal["nodejs", "java", "python", "go", "other"]  # ReportedServic
 # ``sidecar``/``external`` exist in AgentSummary's enum but no server runs them: refused.
 AgentModeIn = Literal["embedded", "ophub"]
 SERVICE_CODE = r"^[a-z0-9][a-z0-9_-]*$"
+TOPIC_FRAGMENT = StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class Body(BaseModel):
@@ -40,6 +41,10 @@ class CreateRegistrationTokenRequest(Body):
     expiresInSeconds: int | None = Field(None, ge=60, le=31_536_000)
     agentCode: str | None = Field(
         None, min_length=1, max_length=AGENT_CODE_MAX_LENGTH, pattern=AGENT_CODE_PATTERN
+    )
+    # The topic-bus tenants the registered agent may use (docs/topics.md); none: the default.
+    topicTenants: list[Annotated[str, TOPIC_FRAGMENT]] | None = Field(
+        None, min_length=1, max_length=20
     )
 
 
