@@ -50,8 +50,16 @@ from opstage_agent.errors import (
     ResultTooLargeError,
     ServerError,
     ServiceCodeTakenError,
+    TopicNotFoundError,
 )
-from opstage_agent.models import Capabilities, Command, ConfigItem, Health, PublishedEvent
+from opstage_agent.models import (
+    Capabilities,
+    Command,
+    ConfigItem,
+    Health,
+    PublishedEvent,
+    TopicReceipt,
+)
 from opstage_agent.sync import Agent
 from opstage_agent.token_store import FileTokenStore, MemoryTokenStore, TokenStore
 from opstage_agent.version import __version__
@@ -88,5 +96,7 @@ __all__ = [
     "ServerError",
     "ServiceCodeTakenError",
     "TokenStore",
+    "TopicNotFoundError",
+    "TopicReceipt",
     "__version__",
 ]

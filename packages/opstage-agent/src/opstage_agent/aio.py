@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -53,6 +53,7 @@ from opstage_agent.models import (
     JSONObject,
     PublishedEvent,
     ReportedServiceBody,
+    TopicReceipt,
     format_time,
 )
 from opstage_agent.runner import ActionRunner, HandlerTimeout
@@ -319,6 +320,40 @@ class AsyncAgent(DeclaringMixin):
 
         deadline = loop.time() + self.config.request_timeout_seconds
         return await self._call(build, self._core.accept_publish, deadline=deadline)
+
+    # --- the topic bus -------------------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> TopicReceipt:
+        """Publish ``payload`` (any JSON value) to ``topic`` (``namespace.tenant.name``).
+
+        Returns once the server has stored it durably, with its partition and offset. One key
+        goes to one partition, in order. Network errors and 5xx are retried for up to
+        ``request_timeout_seconds`` under one idempotency key, so the message is stored once.
+        Raises :class:`TopicNotFoundError` for a topic that is not registered or not in this
+        agent's tenants.
+        """
+        if self._client is None or self._core.credentials is None:
+            raise AgentNotRunningError(
+                "publish needs a registered agent: start() it and wait_ready() first"
+            )
+        idem = idempotency_key or uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+
+        def build() -> HttpRequest:
+            return self._core.topic_publish_request(
+                topic, payload, idempotency_key=idem, key=key, headers=headers
+            )
+
+        deadline = loop.time() + self.config.request_timeout_seconds
+        return await self._call(build, self._core.accept_topic_publish, deadline=deadline)
 
     # --- supervision ---------------------------------------------------------------------
 

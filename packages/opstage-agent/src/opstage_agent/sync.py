@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
 from datetime import datetime
 from types import FrameType, TracebackType
@@ -24,7 +24,7 @@ from opstage_agent.config import AgentConfig
 from opstage_agent.core import Phase
 from opstage_agent.declarations import DeclaringMixin
 from opstage_agent.errors import AgentNotRunningError
-from opstage_agent.models import JSONObject, PublishedEvent
+from opstage_agent.models import JSONObject, PublishedEvent, TopicReceipt
 from opstage_agent.token_store import TokenStore
 
 T = TypeVar("T")
@@ -182,6 +182,22 @@ class Agent(DeclaringMixin):
                 dry_run=dry_run,
                 idempotency_key=idempotency_key,
                 source_service_code=source_service_code,
+            )
+        ).result()
+
+    def publish(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> TopicReceipt:
+        """Publish to the topic bus (see :meth:`AsyncAgent.publish`)."""
+        return self._submit(
+            self.async_agent.publish(
+                topic, payload, key=key, headers=headers, idempotency_key=idempotency_key
             )
         ).result()
 
