@@ -175,3 +175,32 @@ async def test_resume_continues_after_the_last_seen_and_idle_yields_none(
         await resumed.aclose()
     with pytest.raises(EngineTopicMissing):
         await engine.subscribe("c.default.none", "g", "earliest", None, 5)
+
+
+async def test_concurrent_publishes_are_dense_in_order_and_fail_alone(
+    engine: TopicEngine,
+) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    results = await asyncio.gather(
+        *(engine.publish(topic.wire, 0, OutgoingMessage(i)) for i in range(50)),
+        engine.publish("c.default.none", 0, OutgoingMessage("lost")),
+        *(
+            engine.publish(topic.wire, 0, OutgoingMessage(1, idempotency_key="b:k"))
+            for _ in range(6)
+        ),
+        return_exceptions=True,
+    )
+    sent, missing, twins = results[:50], results[50], results[51:]
+    # Submitted together, answered in submission order, offsets dense: one partition's order.
+    assert [r.offset for r in sent if not isinstance(r, BaseException)] == list(range(50))
+    assert isinstance(missing, EngineTopicMissing)
+    assert all(not isinstance(t, BaseException) for t in twins)
+    receipts = [t for t in twins if not isinstance(t, BaseException)]
+    assert len({(t.partition, t.offset) for t in receipts}) == 1
+    assert sum(not t.replayed for t in receipts) == 1
+    stream = await engine.subscribe(topic.wire, "all", "earliest", None, 5)
+    try:
+        assert [m.payload for m in await _take(stream, 51)] == [*range(50), 1]
+    finally:
+        await stream.aclose()

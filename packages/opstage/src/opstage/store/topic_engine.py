@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,9 +42,18 @@ from opstage.store.tables import topic_log as log
 from opstage.store.tables import topic_partitions as parts
 
 READ_BATCH = 200
+MAX_BATCH = 500  # publishes per group-commit transaction
 # A resumed subscriber's other partitions restart this far before the last message it saw, so
 # a message committed a little later than its timestamp is delivered (again, at worst).
 RESUME_MARGIN = timedelta(seconds=1)
+
+
+@dataclass(slots=True)
+class _Pending:
+    wire: str
+    partition: int
+    message: OutgoingMessage
+    future: asyncio.Future[Receipt]
 
 
 @dataclass
@@ -114,8 +123,20 @@ class EmbeddedTopicEngine:
         self._poll_seconds = poll_seconds
         self._signals: dict[str, asyncio.Event] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
+        self._queue: list[_Pending] = []
+        self._kick = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        for pending in self._queue:
+            if not pending.future.done():
+                pending.future.set_exception(TopicEngineError("the engine is closing"))
+        self._queue.clear()
         for wire in list(self._signals):
             self._wake(wire)
 
@@ -167,6 +188,128 @@ class EmbeddedTopicEngine:
     # --- publish ------------------------------------------------------------------------------
 
     async def publish(self, wire: str, partition: int, message: OutgoingMessage) -> Receipt:
+        """Group commit (ADR 0002's rule): every publish that arrives while a batch commits
+        goes into the next batch's one transaction; each is answered after that commit."""
+        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(wire, partition, message, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches(), name="topic-log-writer")
+        self._kick.set()
+        # Shielded: a caller that goes away does not undo a write already under way (it is
+        # simply not acknowledged; a retry with its Idempotency-Key finds it).
+        return await asyncio.shield(future)
+
+    async def _write_batches(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                try:
+                    results = await self._write_batch(batch)
+                except IntegrityError:
+                    # Another node stored one of the batch's idempotency keys meanwhile: each
+                    # member again on its own, where the conflict is that member's alone.
+                    results = [await self._publish_alone(p) for p in batch]
+                except SQLAlchemyError as exc:
+                    results = [TopicEngineError(str(exc)) for _ in batch]
+                except Exception as exc:  # never leave a publisher waiting forever
+                    results = [TopicEngineError(repr(exc)) for _ in batch]
+                for pending, result in zip(batch, results, strict=True):
+                    if pending.future.done():
+                        continue
+                    if isinstance(result, Receipt):
+                        pending.future.set_result(result)
+                    else:
+                        pending.future.set_exception(result)
+                for wire in {p.wire for p in batch}:
+                    self._wake(wire)
+
+    async def _publish_alone(self, pending: _Pending) -> Receipt | TopicEngineError:
+        try:
+            return await self._publish_one(pending.wire, pending.partition, pending.message)
+        except TopicEngineError as exc:
+            return exc
+
+    async def _write_batch(self, batch: list[_Pending]) -> list[Receipt | TopicEngineError]:
+        results: list[Receipt | TopicEngineError | None] = [None] * len(batch)
+        twins: dict[int, int] = {}  # a later member with an earlier member's key → that member
+        first_with_key: dict[tuple[str, str], int] = {}
+        by_partition: dict[tuple[str, int], list[int]] = {}
+        async with self._engines.writer.begin() as conn:
+            keyed = {(p.wire, key) for p in batch if (key := p.message.idempotency_key) is not None}
+            stored = await self._stored_keys(conn, keyed) if keyed else {}
+            for i, p in enumerate(batch):
+                key = p.message.idempotency_key
+                if key is not None:
+                    if (p.wire, key) in stored:
+                        results[i] = stored[(p.wire, key)]
+                        continue
+                    if (p.wire, key) in first_with_key:
+                        twins[i] = first_with_key[(p.wire, key)]
+                        continue
+                    first_with_key[(p.wire, key)] = i
+                by_partition.setdefault((p.wire, p.partition), []).append(i)
+            now = utcnow()
+            rows: list[dict[str, Any]] = []
+            for (wire, partition), members in by_partition.items():
+                bumped = await conn.execute(
+                    update(parts)
+                    .where(parts.c.topic == wire, parts.c.partition == partition)
+                    .values(next_offset=parts.c.next_offset + len(members))
+                    .returning(parts.c.next_offset)
+                )
+                row = bumped.first()
+                if row is None:
+                    for i in members:
+                        results[i] = EngineTopicMissing(wire)
+                    continue
+                first = int(row[0]) - len(members)
+                for n, i in enumerate(members):  # queue order: one key's messages stay in order
+                    m = batch[i].message
+                    rows.append(
+                        {
+                            "topic": wire,
+                            "partition": partition,
+                            "offset": first + n,
+                            "key": m.key,
+                            "payload": m.payload,
+                            "headers": m.headers or None,
+                            "idempotency_key": m.idempotency_key,
+                            "produced_at": now,
+                        }
+                    )
+                    results[i] = Receipt(wire, partition, first + n, now)
+            if rows:
+                await conn.execute(insert(log), rows)
+        for i, j in twins.items():
+            original = results[j]
+            results[i] = (
+                replace(original, replayed=True) if isinstance(original, Receipt) else original
+            )
+        assert all(r is not None for r in results)
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    async def _stored_keys(
+        conn: AsyncConnection, keyed: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], Receipt]:
+        wires = sorted({w for w, _ in keyed})
+        keys = sorted({k for _, k in keyed})
+        rows = await conn.execute(
+            select(
+                log.c.topic, log.c.idempotency_key, log.c.partition, log.c.offset, log.c.produced_at
+            ).where(log.c.topic.in_(wires), log.c.idempotency_key.in_(keys))
+        )
+        return {
+            (r.topic, r.idempotency_key): Receipt(
+                r.topic, int(r.partition), int(r.offset), r.produced_at, replayed=True
+            )
+            for r in rows
+            if (r.topic, r.idempotency_key) in keyed
+        }
+
+    async def _publish_one(self, wire: str, partition: int, message: OutgoingMessage) -> Receipt:
         try:
             receipt = await self._append(wire, partition, message)
         except IntegrityError:
