@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,11 +35,11 @@ from opstage.domain.topics import (
     StartFrom,
     Topic,
 )
+from opstage.pubsub.groups import PartitionedLogGroups
 from opstage.store.engine import Engines
 from opstage.store.tables import topic_log as log
 from opstage.store.tables import topic_partitions as parts
 
-READ_BATCH = 200
 MAX_BATCH = 500  # publishes per group-commit transaction
 # A resumed subscriber's other partitions restart this far before the last message it saw, so
 # a message committed a little later than its timestamp is delivered (again, at worst).
@@ -56,53 +54,6 @@ class _Pending:
     future: asyncio.Future[Receipt]
 
 
-@dataclass
-class _Group:
-    partitions: list[int]
-    positions: dict[int, int] = field(default_factory=dict)
-    members: list[object] = field(default_factory=list)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    failed: BaseException | None = None
-
-    def assigned(self, member: object) -> list[int]:
-        if member not in self.members:
-            return []
-        i, n = self.members.index(member), len(self.members)
-        return [p for p in self.partitions if p % n == i]
-
-
-class _Membership:
-    """A member's stream; closing it (even before the first message) leaves the group."""
-
-    def __init__(
-        self,
-        engine: EmbeddedTopicEngine,
-        wire: str,
-        group: str,
-        state: _Group,
-        me: object,
-        idle_seconds: float,
-    ) -> None:
-        self._engine, self._wire, self._group, self._state, self._me = (
-            engine,
-            wire,
-            group,
-            state,
-            me,
-        )
-        self._messages = engine._follow(wire, group, state, me, idle_seconds)
-
-    def __aiter__(self) -> _Membership:
-        return self
-
-    async def __anext__(self) -> Delivered | None:
-        return await self._messages.__anext__()
-
-    async def aclose(self) -> None:
-        await self._messages.aclose()
-        self._engine._leave(self._wire, self._group, self._state, self._me)
-
-
 def _delivered(row: Any) -> Delivered:
     return Delivered(
         topic=row.topic,
@@ -115,14 +66,12 @@ def _delivered(row: Any) -> Delivered:
     )
 
 
-class EmbeddedTopicEngine:
+class EmbeddedTopicEngine(PartitionedLogGroups):
     name = "embedded"
 
     def __init__(self, engines: Engines, *, poll_seconds: float = 1.0) -> None:
+        super().__init__(poll_seconds=poll_seconds)
         self._engines = engines
-        self._poll_seconds = poll_seconds
-        self._signals: dict[str, asyncio.Event] = {}
-        self._groups: dict[tuple[str, str], _Group] = {}
         self._queue: list[_Pending] = []
         self._kick = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -376,6 +325,12 @@ class EmbeddedTopicEngine:
     # --- reading ------------------------------------------------------------------------------
 
     async def read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
+        try:
+            return await self._read(wire, partition, start, limit)
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+
+    async def _read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
         async with self._engines.reader.connect() as conn:
             rows = await conn.execute(
                 select(log)
@@ -384,6 +339,14 @@ class EmbeddedTopicEngine:
                 .limit(limit)
             )
             return [_delivered(r) for r in rows]
+
+    async def start_positions(
+        self, wire: str, start: StartFrom, resume: ResumePoint | None
+    ) -> dict[int, int]:
+        try:
+            return await self._positions(wire, start, resume)
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
 
     async def _positions(
         self, wire: str, start: StartFrom, resume: ResumePoint | None
@@ -437,103 +400,3 @@ class EmbeddedTopicEngine:
         return {int(r.partition): found.get(int(r.partition), int(r.next_offset)) for r in ends}
 
     # --- subscribing --------------------------------------------------------------------------
-
-    def _signal(self, wire: str) -> asyncio.Event:
-        signal = self._signals.get(wire)
-        if signal is None:
-            signal = self._signals[wire] = asyncio.Event()
-        return signal
-
-    def _wake(self, wire: str) -> None:
-        signal = self._signals.pop(wire, None)
-        if signal is not None:
-            signal.set()
-
-    async def _join(
-        self, wire: str, group_id: str, start: StartFrom, resume: ResumePoint | None, me: object
-    ) -> _Group:
-        key = (wire, group_id)
-        group = self._groups.get(key)
-        if group is None:
-            # Registered before the first await, so a concurrent joiner waits for these
-            # positions instead of computing its own.
-            group = self._groups[key] = _Group([])
-            group.members.append(me)
-            try:
-                positions = await self._positions(wire, start, resume)
-            except BaseException as exc:
-                group.failed = exc
-                self._groups.pop(key, None)
-                group.ready.set()
-                raise
-            group.partitions = sorted(positions)
-            group.positions = positions
-            group.ready.set()
-        else:
-            group.members.append(me)
-            await group.ready.wait()
-            if group.failed is not None:
-                group.members.remove(me)
-                raise EngineTopicMissing(wire)
-        self._wake(wire)  # the other members take their new share at once
-        return group
-
-    def _leave(self, wire: str, group_id: str, group: _Group, me: object) -> None:
-        if me in group.members:
-            group.members.remove(me)
-        if not group.members and self._groups.get((wire, group_id)) is group:
-            del self._groups[(wire, group_id)]
-        self._wake(wire)
-
-    async def subscribe(
-        self,
-        wire: str,
-        group: str,
-        start: StartFrom,
-        resume: ResumePoint | None,
-        idle_seconds: float,
-    ) -> _Membership:
-        me = object()
-        try:
-            state = await self._join(wire, group, start, resume, me)
-        except SQLAlchemyError as exc:
-            raise TopicEngineError(str(exc)) from exc
-        return _Membership(self, wire, group, state, me, idle_seconds)
-
-    async def _follow(
-        self, wire: str, group: str, state: _Group, me: object, idle_seconds: float
-    ) -> AsyncGenerator[Delivered | None, None]:
-        try:
-            idle_since = time.monotonic()
-            while True:
-                signal = self._signal(wire)  # taken before reading: no wake-up is missed
-                delivered = False
-                for partition in state.assigned(me):
-                    try:
-                        batch = await self.read(
-                            wire, partition, state.positions[partition], READ_BATCH
-                        )
-                    except SQLAlchemyError as exc:
-                        raise TopicEngineError(str(exc)) from exc
-                    for message in batch:
-                        # Another member may own the partition now (a rebalance while this
-                        # one was suspended at a yield): it continues from the position.
-                        if partition not in state.assigned(me):
-                            break
-                        if state.positions[partition] != message.offset:
-                            break
-                        state.positions[partition] = message.offset + 1
-                        delivered = True
-                        yield message
-                if delivered:
-                    idle_since = time.monotonic()
-                    continue
-                left = idle_seconds - (time.monotonic() - idle_since)
-                if left <= 0:
-                    idle_since = time.monotonic()
-                    yield None
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), min(left, self._poll_seconds))
-        finally:
-            self._leave(wire, group, state, me)
