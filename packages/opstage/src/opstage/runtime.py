@@ -22,6 +22,7 @@ from opstage.app.eventbus import DomainEventBus
 from opstage.app.heartbeats import HeartbeatWriter
 from opstage.app.ports import UnitOfWork
 from opstage.app.secrets_once import OneTimeSecrets
+from opstage.app.topic_ports import TopicEngine
 from opstage.app.topics import TopicBus
 from opstage.app.waiters import PendingHint, Waiters, wake_keys
 from opstage.settings import Settings, SettingsError
@@ -35,6 +36,15 @@ from opstage.store.topic_engine import EmbeddedTopicEngine
 from opstage.store.uow import SqlUnitOfWork
 
 log = logging.getLogger("opstage")
+
+
+def topic_engine(settings: Settings, engines: Engines) -> TopicEngine:
+    if settings.topic_bus_engine == "nats":
+        from opstage.pubsub.nats import NatsTopicEngine
+
+        return NatsTopicEngine(settings.nats_url)
+    return EmbeddedTopicEngine(engines)
+
 
 BackgroundService = Callable[[AppContext], Coroutine[Any, Any, None]]
 
@@ -100,7 +110,7 @@ class Runtime:
             heartbeats.bind(ctx)
             if settings.topic_bus_enabled:
                 ctx.topics = TopicBus(
-                    EmbeddedTopicEngine(engines),
+                    topic_engine(settings, engines),
                     keepalive_seconds=settings.topic_bus_keepalive_seconds,
                 )
             ctx.bus_ingest = BusIngestWriter()

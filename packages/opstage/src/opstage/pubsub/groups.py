@@ -162,8 +162,8 @@ class PartitionedLogGroups:
                         # one was suspended at a yield): it continues from the position.
                         if partition not in state.assigned(me):
                             break
-                        if state.positions[partition] != message.offset:
-                            break
+                        if message.offset < state.positions[partition]:
+                            continue  # another member delivered it after a rebalance
                         state.positions[partition] = message.offset + 1
                         delivered = True
                         yield message
