@@ -339,10 +339,14 @@ async def publish(
             details={"headers": reserved},
         )
     topic = await get_topic(ctx, wire, await agent_tenants(ctx, agent_id))
-    partition = partition_for(key, topic.partitions) if key is not None else None
-    if partition is None:
-        partition = bus.next_partition(topic)
     scoped_key = f"{agent_id}:{idempotency_key}" if idempotency_key is not None else None
+    if key is not None:
+        partition = partition_for(key, topic.partitions)
+    elif scoped_key is not None:
+        # A retry must land where its first attempt did: engines dedupe per partition (NATS).
+        partition = partition_for(scoped_key, topic.partitions)
+    else:
+        partition = bus.next_partition(topic)
     message = OutgoingMessage(payload, key, headers, scoped_key)
     try:
         return await bus.engine.publish(topic.wire, partition, message)
