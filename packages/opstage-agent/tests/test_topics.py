@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_harness import Operator, ServerProcess, agent_config
+from agent_harness import Operator, ServerProcess, StablePortServer, agent_config
 from opstage_agent import Agent, AsyncAgent, TopicNotFoundError
 
 
@@ -55,3 +55,50 @@ def test_sync_publish_is_the_twin(
         two = agent.publish(topic, None, key="k")
     assert (one.partition, one.offset) == (0, 0)
     assert (two.partition, two.offset) == (0, 1)
+
+
+async def test_subscribe_streams_and_resumes_across_a_server_restart(
+    restartable_server: StablePortServer, tmp_path: Path
+) -> None:
+    server = restartable_server
+    operator = Operator(server)
+    try:
+        topic = await asyncio.to_thread(_topic, operator, partitions=1)
+        config = agent_config(server, operator, tmp_path, long_poll=False)
+        async with AsyncAgent(config) as agent:
+            await agent.wait_ready(15)
+            for i in range(3):
+                await agent.publish(topic, {"i": i}, key="k", headers={"h": str(i)})
+            stream = agent.subscribe(topic, "sdk-group", start="earliest")
+            first = [await asyncio.wait_for(anext(stream), 10) for _ in range(2)]
+            assert [(m.id, m.payload, m.key, m.headers) for m in first] == [
+                ("0:0", {"i": 0}, "k", {"h": "0"}),
+                ("0:1", {"i": 1}, "k", {"h": "1"}),
+            ]
+            await asyncio.to_thread(server.stop)  # the stream drops
+            await asyncio.to_thread(server.start)  # same port, same data
+            operator.client.close()
+            operator = Operator(server)
+            await agent.publish(topic, {"i": 3}, key="k")
+            rest = [await asyncio.wait_for(anext(stream), 30) for _ in range(2)]
+            # Resumed after the last id it saw: nothing lost, nothing repeated (one partition).
+            assert [m.payload for m in rest] == [{"i": 2}, {"i": 3}]
+            await stream.aclose()  # type: ignore[attr-defined]
+            with pytest.raises(TopicNotFoundError):
+                await anext(agent.subscribe("sdk.default.never-made", "g"))
+    finally:
+        operator.close()
+
+
+def test_sync_subscribe_is_the_twin(
+    server: ServerProcess, operator: Operator, tmp_path: Path
+) -> None:
+    topic = _topic(operator, partitions=1)
+    with Agent(agent_config(server, operator, tmp_path, long_poll=False)) as agent:
+        agent.wait_ready(15)
+        agent.publish(topic, "a")
+        agent.publish(topic, "b")
+        stream = agent.subscribe(topic, "sync-group", start="earliest")
+        got = [next(stream).payload, next(stream).payload]
+        stream.close()  # type: ignore[attr-defined]
+    assert got == ["a", "b"]

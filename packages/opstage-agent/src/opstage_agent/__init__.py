@@ -58,6 +58,7 @@ from opstage_agent.models import (
     ConfigItem,
     Health,
     PublishedEvent,
+    TopicMessage,
     TopicReceipt,
 )
 from opstage_agent.sync import Agent
@@ -96,6 +97,7 @@ __all__ = [
     "ServerError",
     "ServiceCodeTakenError",
     "TokenStore",
+    "TopicMessage",
     "TopicNotFoundError",
     "TopicReceipt",
     "__version__",

@@ -60,7 +60,16 @@ from opstage_agent.models import (
 from opstage_agent.results import encode, result_size
 from opstage_agent.version import __version__
 
-Operation = Literal["register", "heartbeat", "report", "poll", "result", "publish", "topic_publish"]
+Operation = Literal[
+    "register",
+    "heartbeat",
+    "report",
+    "poll",
+    "result",
+    "publish",
+    "topic_publish",
+    "topic_subscribe",
+]
 
 DEFAULT_HEARTBEAT_SECONDS = 30.0  # the contract's example and the reference's default
 DEFAULT_POLL_SECONDS = 5.0
@@ -487,6 +496,21 @@ class AgentCore:
             headers=(("Idempotency-Key", idempotency_key),),
         )
 
+    def topic_subscribe_request(
+        self, topic: str, subscription_id: str, *, start: str, last_event_id: str | None
+    ) -> HttpRequest:
+        headers = [("Accept", "text/event-stream")]
+        if last_event_id is not None:
+            headers.append(("Last-Event-ID", last_event_id))
+        return self._request(
+            "topic_subscribe",
+            "GET",
+            self._agent_path(f"/topics/subscribe/{subscription_id}"),
+            None,
+            params=(("topic", topic), ("from", start)),
+            headers=tuple(headers),
+        )
+
     def accept_topic_publish(self, request: HttpRequest, response: HttpResponse) -> TopicReceipt:
         replayed = any(
             k.lower() == "idempotent-replayed" and v == "true" for k, v in response.headers.items()
@@ -555,7 +579,7 @@ def error_for(
         return ServiceCodeTakenError(message, **kw)
     if code == "COMMAND_RESULT_TOO_LARGE" or (operation == "result" and status == 413):
         return ResultTooLargeError(message, **kw)
-    if operation == "topic_publish" and status == 404:
+    if operation in ("topic_publish", "topic_subscribe") and status == 404:
         return TopicNotFoundError(f"Opstage refused the publish: {said}", **kw)
     if operation == "publish" and status == 404 and not code.startswith("BUS_"):
         return BusUnavailableError(

@@ -369,6 +369,41 @@ class TopicReceipt:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TopicMessage:
+    """One message from a topic subscription; ``id`` (``partition:offset``) resumes after it."""
+
+    topic: str
+    partition: int
+    offset: int
+    payload: Any
+    key: str | None
+    headers: dict[str, str]
+    timestamp: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    @classmethod
+    def from_wire(cls, data: Any) -> TopicMessage:
+        obj = _object(data, "topic message")
+        partition, offset = obj.get("partition"), obj.get("offset")
+        if not isinstance(partition, int) or not isinstance(offset, int):
+            raise ServerError("Opstage's topic message has no partition/offset")
+        headers = obj.get("headers")
+        key = obj.get("key")
+        return cls(
+            topic=_string(obj, "topic", "topic message"),
+            partition=partition,
+            offset=offset,
+            payload=obj.get("payload"),
+            key=key if isinstance(key, str) else None,
+            headers=dict(headers) if isinstance(headers, dict) else {},
+            timestamp=_string(obj, "timestamp", "topic message"),
+        )
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
