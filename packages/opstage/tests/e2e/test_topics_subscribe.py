@@ -214,3 +214,14 @@ def test_idle_streams_send_keep_alive_comments(
             published(agent, topic, "after")
             assert messages(sse, 1)[0].data["payload"] == "after"
         assert publish(agent, topic, 1).status_code == 200
+
+
+def test_deleting_the_topic_ends_its_streams_with_a_bus_error(
+    admin: AdminClient, agent: AgentClient
+) -> None:
+    topic = new_topic(admin)["topic"]
+    with subscription(agent, _sub(), topic, "latest") as sse:
+        admin.data("DELETE", f"/api/admin/topics/{topic}")
+        frames = sse.until(lambda f: f.event == "bus.error", timeout=10)
+        assert frames[-1].data == {"code": "TOPIC_NOT_FOUND", "message": "The topic was deleted."}
+        assert list(sse) == []  # and the stream ends

@@ -222,3 +222,17 @@ async def test_concurrent_publishes_are_dense_in_order_and_fail_alone(
         assert [m.payload for m in await _take(stream, 51)] == [*range(50), 1]
     finally:
         await stream.aclose()
+
+
+async def test_deleting_a_topic_ends_its_streams(engine: TopicEngine) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    stream = await engine.subscribe(topic.wire, "g", "latest", None, 5)
+    try:
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.1)
+        await engine.delete_topic(topic.wire)
+        with pytest.raises(EngineTopicMissing):
+            await asyncio.wait_for(waiting, 5)
+    finally:
+        await stream.aclose()

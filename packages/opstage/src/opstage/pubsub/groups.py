@@ -29,6 +29,7 @@ class _Group:
     members: list[object] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     failed: BaseException | None = None
+    deleted: bool = False  # the topic was deleted through this node: members end
 
     def assigned(self, member: object) -> list[int]:
         if member not in self.members:
@@ -94,6 +95,13 @@ class PartitionedLogGroups:
             signal = self._signals[wire] = asyncio.Event()
         return signal
 
+    def _topic_deleted(self, wire: str) -> None:
+        """Every group reading ``wire`` on this node ends with ``EngineTopicMissing``."""
+        for (group_wire, _), group in self._groups.items():
+            if group_wire == wire:
+                group.deleted = True
+        self._wake(wire)
+
     def _wake(self, wire: str) -> None:
         signal = self._signals.pop(wire, None)
         if signal is not None:
@@ -155,6 +163,8 @@ class PartitionedLogGroups:
             while True:
                 signal = self._signal(wire)  # taken before reading: no wake-up is missed
                 delivered = False
+                if state.deleted:
+                    raise EngineTopicMissing(wire)
                 for partition in state.assigned(me):
                     batch = await self.read(wire, partition, state.positions[partition], READ_BATCH)
                     for message in batch:

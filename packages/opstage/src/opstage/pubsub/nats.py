@@ -122,7 +122,7 @@ class NatsTopicEngine(PartitionedLogGroups):
                 await js.delete_stream(stream_name(wire, p))
         except Exception as exc:
             raise TopicEngineError(str(exc)) from exc
-        self._wake(wire)
+        self._topic_deleted(wire)
 
     async def topic_exists(self, wire: str) -> bool:
         return bool(await self._partitions(wire))

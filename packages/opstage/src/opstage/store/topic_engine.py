@@ -118,7 +118,7 @@ class EmbeddedTopicEngine(PartitionedLogGroups):
                 await conn.execute(delete(log).where(log.c.topic == wire))
         except SQLAlchemyError as exc:
             raise TopicEngineError(str(exc)) from exc
-        self._wake(wire)
+        self._topic_deleted(wire)
 
     async def topic_exists(self, wire: str) -> bool:
         try:

@@ -24,7 +24,7 @@ from opstage.api.queries import PageSize
 from opstage.api.rbac import READ
 from opstage.app import topics
 from opstage.app.auth import SessionInfo
-from opstage.app.topic_ports import TopicEngineError
+from opstage.app.topic_ports import EngineTopicMissing, TopicEngineError
 from opstage.domain.errors import DomainError, ValidationFailed
 from opstage.domain.timeutil import iso
 from opstage.domain.topics import (
@@ -224,6 +224,8 @@ async def subscribe(
                     yield message_frame(item)
         except DomainError as exc:
             yield error_frame(exc.code, exc.message)
+        except EngineTopicMissing:
+            yield error_frame("TOPIC_NOT_FOUND", "The topic was deleted.")
         except TopicEngineError:
             yield error_frame("TOPIC_ENGINE_UNAVAILABLE", "The topic engine failed; reconnect.")
         finally:
