@@ -9,7 +9,7 @@ DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus clean demo
+.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus bench-topics clean demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ bench: $(STAMP)
 # Capsule Bus ingest at 0, 100k and 1M stored events (bench/README.md).
 bench-bus: $(STAMP)
 	$(BIN)/python bench/bus_ingest.py
+
+# Topic bus, per engine: publish req/s at 16 and 64 publishers, publish→subscriber p50/p99,
+# and the ratio to the engine's own client (bench/topics.py).
+bench-topics: $(STAMP)
+	$(BIN)/python bench/topics.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
