@@ -24,6 +24,7 @@ from opstage.api.queries import PageSize
 from opstage.api.rbac import READ
 from opstage.app import topics
 from opstage.app.auth import SessionInfo
+from opstage.app.context import AppContext
 from opstage.app.topic_ports import EngineTopicMissing, TopicEngineError
 from opstage.domain.errors import DomainError, ValidationFailed
 from opstage.domain.timeutil import iso
@@ -133,14 +134,25 @@ async def agent_list_topics(
 
 @router.post("/api/agents/{agentId}/topics/publish")
 async def publish(request: Request, ctx: Ctx, agent: Agent) -> Response:
+    """Served by ``api/hotpath.py`` (ADR 0001); this route describes it for OpenAPI and runs
+    the same ``publish_message``."""
     if ctx.topics is None:
         raise topics.topic_bus_disabled()
     body = await read_json(request, TopicPublishRequest)
+    data, replayed = await publish_message(
+        ctx, agent.agent_id, body, request.headers.get("idempotency-key")
+    )
+    return ok(data, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+async def publish_message(
+    ctx: AppContext, agent_id: str, body: TopicPublishRequest, idem: str | None
+) -> tuple[dict[str, Any], bool]:
+    """The publish's receipt (wire shape) and whether it replays an earlier one."""
     if "payload" not in body.model_fields_set:
         raise ValidationFailed(
             "Request body validation failed.", [{"path": "payload", "message": "Field required"}]
         )
-    idem = request.headers.get("idempotency-key")
     if idem is not None and not (0 < len(idem) <= IDEMPOTENCY_KEY_MAX):
         raise ValidationFailed(
             "Idempotency-Key is invalid.",
@@ -149,7 +161,7 @@ async def publish(request: Request, ctx: Ctx, agent: Agent) -> Response:
     wire = topics.resolve_name(body.topic, body.namespace, body.tenant, body.name)
     receipt = await topics.publish(
         ctx,
-        agent.agent_id,
+        agent_id,
         wire,
         body.payload,
         key=body.key,
@@ -162,7 +174,7 @@ async def publish(request: Request, ctx: Ctx, agent: Agent) -> Response:
         "offset": receipt.offset,
         "produced_at": iso(receipt.produced_at),
     }
-    return ok(data, headers={"Idempotent-Replayed": "true"} if receipt.replayed else None)
+    return data, receipt.replayed
 
 
 def message_frame(m: Delivered) -> bytes:
