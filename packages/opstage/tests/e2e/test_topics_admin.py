@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ..support.clients import AdminClient
+from ..support.clients import AdminClient, register
 from ..support.server import ServerProcess
 from ..support.topics import TOPICS, new_topic
 
@@ -146,3 +146,30 @@ def test_create_and_delete_are_audited(admin: AdminClient) -> None:
     assert sorted(r["action"] for r in rows) == ["topic.created", "topic.deleted"]
     assert all(r["result"] == "SUCCESS" and r["targetType"] == "Topic" for r in rows)
     assert all(r["metadata"]["topic"] == topic["topic"] for r in rows)
+
+
+def test_the_flag_off_answers_topic_bus_disabled_after_auth(make_server: Any) -> None:
+    srv = make_server(OPSTAGE_TOPIC_BUS_ENABLED="false")
+    with AdminClient(srv.url) as anon:
+        _err(anon.get(TOPICS), 401, "UNAUTHORIZED")
+    with AdminClient(srv.url) as admin:
+        admin.login()
+        _err(admin.get(TOPICS), 404, "TOPIC_BUS_DISABLED")
+        body = {"namespace": "t", "tenant": "default", "name": "off"}
+        _err(admin.post(TOPICS, json=body), 404, "TOPIC_BUS_DISABLED")
+        agent = register(srv.url, admin.create_token(), "off-" + secrets.token_hex(3))
+        r = agent.post(
+            f"/api/agents/{agent.agent_id}/topics/publish",
+            json={"topic": "t.default.off", "payload": 1},
+        )
+        _err(r, 404, "TOPIC_BUS_DISABLED")
+        r = agent.get(
+            f"/api/agents/{agent.agent_id}/topics/subscribe/s", params={"topic": "t.default.off"}
+        )
+        _err(r, 404, "TOPIC_BUS_DISABLED")
+        bad = agent.post(
+            f"/api/agents/{agent.agent_id}/topics/publish",
+            json={"topic": "t.default.off", "payload": 1},
+            headers={"Authorization": "Bearer opstage_agent_wrong"},
+        )
+        assert bad.status_code == 401  # authentication first: a stranger learns nothing
