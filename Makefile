@@ -9,8 +9,8 @@ DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus clean demo compat \
-  console console-test e2e chromium dist
+.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus bench-topics clean demo \
+  compat console console-test e2e chromium dist
 
 # pip prints a line per package it collects and installs (--progress-bar on): a first setup takes
 # a while, and silence looks like a hang.
@@ -117,6 +117,11 @@ compat: $(STAMP)
 	@if [ -z "$(REF_REPO)$(REF_URL)" ]; then \
 	  echo "make compat: set REF_REPO=<built xtrape-capsule-ce checkout> or REF_URL=<running reference>"; exit 2; fi
 	REF_REPO="$(REF_REPO)" REF_URL="$(REF_URL)" $(BIN)/python -m compat.run
+
+# Topic bus, per engine: publish req/s at 16 and 64 publishers, publish→subscriber p50/p99,
+# and the ratio to the engine's own client (bench/topics.py).
+bench-topics: $(STAMP)
+	$(BIN)/python bench/topics.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

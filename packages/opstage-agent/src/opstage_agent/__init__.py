@@ -50,8 +50,17 @@ from opstage_agent.errors import (
     ResultTooLargeError,
     ServerError,
     ServiceCodeTakenError,
+    TopicNotFoundError,
 )
-from opstage_agent.models import Capabilities, Command, ConfigItem, Health, PublishedEvent
+from opstage_agent.models import (
+    Capabilities,
+    Command,
+    ConfigItem,
+    Health,
+    PublishedEvent,
+    TopicMessage,
+    TopicReceipt,
+)
 from opstage_agent.sync import Agent
 from opstage_agent.token_store import FileTokenStore, MemoryTokenStore, TokenStore
 from opstage_agent.version import __version__
@@ -88,5 +97,8 @@ __all__ = [
     "ServerError",
     "ServiceCodeTakenError",
     "TokenStore",
+    "TopicMessage",
+    "TopicNotFoundError",
+    "TopicReceipt",
     "__version__",
 ]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -43,6 +44,7 @@ from opstage_agent.errors import (
     OpstageAgentError,
     RegistrationError,
     RequestRejectedError,
+    ServerError,
 )
 from opstage_agent.logs import log
 from opstage_agent.models import (
@@ -53,9 +55,12 @@ from opstage_agent.models import (
     JSONObject,
     PublishedEvent,
     ReportedServiceBody,
+    TopicMessage,
+    TopicReceipt,
     format_time,
 )
 from opstage_agent.runner import ActionRunner, HandlerTimeout
+from opstage_agent.sse import SseParser
 from opstage_agent.token_store import (
     TokenStore,
     keep_credentials,
@@ -319,6 +324,101 @@ class AsyncAgent(DeclaringMixin):
 
         deadline = loop.time() + self.config.request_timeout_seconds
         return await self._call(build, self._core.accept_publish, deadline=deadline)
+
+    # --- the topic bus -------------------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> TopicReceipt:
+        """Publish ``payload`` (any JSON value) to ``topic`` (``namespace.tenant.name``).
+
+        Returns once the server has stored it durably, with its partition and offset. One key
+        goes to one partition, in order. Network errors and 5xx are retried for up to
+        ``request_timeout_seconds`` under one idempotency key, so the message is stored once.
+        Raises :class:`TopicNotFoundError` for a topic that is not registered or not in this
+        agent's tenants.
+        """
+        if self._client is None or self._core.credentials is None:
+            raise AgentNotRunningError(
+                "publish needs a registered agent: start() it and wait_ready() first"
+            )
+        idem = idempotency_key or uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+
+        def build() -> HttpRequest:
+            return self._core.topic_publish_request(
+                topic, payload, idempotency_key=idem, key=key, headers=headers
+            )
+
+        deadline = loop.time() + self.config.request_timeout_seconds
+        return await self._call(build, self._core.accept_topic_publish, deadline=deadline)
+
+    async def subscribe(
+        self, topic: str, subscription_id: str, *, start: str = "latest"
+    ) -> AsyncIterator[TopicMessage]:
+        """The topic's messages for consumer group ``subscription_id`` (same id on several
+        connections: the partitions are shared; distinct ids: each sees everything).
+
+        ``start`` (``latest`` or ``earliest``) applies when the group starts. A dropped stream
+        is reopened with the last id seen (``Last-Event-ID``), so nothing is lost; a message
+        may come twice across a reconnect. Raises :class:`TopicNotFoundError` for a topic this
+        agent cannot use.
+        """
+        last_id: str | None = None
+        attempt = 0
+        while True:
+            client = self._client
+            if client is None or self._core.credentials is None:
+                raise AgentNotRunningError(
+                    "subscribe needs a registered agent: start() it and wait_ready() first"
+                )
+            request = self._core.topic_subscribe_request(
+                topic, subscription_id, start=start, last_event_id=last_id
+            )
+            try:
+                async with client.stream(
+                    request.method,
+                    request.path,
+                    params=list(request.params),
+                    headers=list(request.headers),
+                    # The server sends a keep-alive every 15 s: a minute of silence is a
+                    # dead connection.
+                    timeout=httpx.Timeout(self.config.request_timeout_seconds, read=60.0),
+                ) as response:
+                    if response.status_code != 200:
+                        content = await response.aread()
+                        answer = HttpResponse(response.status_code, content, response.headers)
+                        self._core.parse(request, answer)  # raises the typed error
+                        raise ServerError("Opstage answered the subscription without a stream")
+                    parser = SseParser()
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        if event.event == "bus.message":
+                            message = TopicMessage.from_wire(json.loads(event.data))
+                            last_id = event.id or message.id
+                            attempt = 0
+                            yield message
+                        elif event.event == "bus.error":
+                            raise ServerError(f"the topic stream failed: {event.data}")
+            except httpx.TransportError as exc:
+                error: OpstageAgentError = NetworkError(f"{type(exc).__name__}: {exc}")
+            except OpstageAgentError as exc:
+                if self._core.recovery_for(exc) is not Recovery.RETRY:
+                    raise
+                error = exc
+            else:
+                error = NetworkError("the topic stream ended")
+            delay = self._core.retry_delay(attempt, error)
+            attempt += 1
+            await asyncio.sleep(delay)
 
     # --- supervision ---------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from opstage_agent.errors import (
     ResultTooLargeError,
     ServerError,
     ServiceCodeTakenError,
+    TopicNotFoundError,
 )
 from opstage_agent.models import (
     BusEventBody,
@@ -52,13 +53,23 @@ from opstage_agent.models import (
     ReportedServiceBody,
     ServiceReportBody,
     Timing,
+    TopicReceipt,
     commands_from_wire,
     service_ids_from_wire,
 )
 from opstage_agent.results import encode, result_size
 from opstage_agent.version import __version__
 
-Operation = Literal["register", "heartbeat", "report", "poll", "result", "publish"]
+Operation = Literal[
+    "register",
+    "heartbeat",
+    "report",
+    "poll",
+    "result",
+    "publish",
+    "topic_publish",
+    "topic_subscribe",
+]
 
 DEFAULT_HEARTBEAT_SECONDS = 30.0  # the contract's example and the reference's default
 DEFAULT_POLL_SECONDS = 5.0
@@ -462,6 +473,50 @@ class AgentCore:
     def accept_publish(self, request: HttpRequest, response: HttpResponse) -> PublishedEvent:
         return PublishedEvent.from_wire(self.parse(request, response))
 
+    def topic_publish_request(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        idempotency_key: str,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpRequest:
+        body: dict[str, Any] = {"topic": topic, "payload": payload}
+        if key is not None:
+            body["key"] = key
+        if headers:
+            body["headers"] = dict(headers)
+        return self._request(
+            "topic_publish",
+            "POST",
+            self._agent_path("/topics/publish"),
+            body,
+            # Retries of one publish carry one key, so the topic stores the message once.
+            headers=(("Idempotency-Key", idempotency_key),),
+        )
+
+    def topic_subscribe_request(
+        self, topic: str, subscription_id: str, *, start: str, last_event_id: str | None
+    ) -> HttpRequest:
+        headers = [("Accept", "text/event-stream")]
+        if last_event_id is not None:
+            headers.append(("Last-Event-ID", last_event_id))
+        return self._request(
+            "topic_subscribe",
+            "GET",
+            self._agent_path(f"/topics/subscribe/{subscription_id}"),
+            None,
+            params=(("topic", topic), ("from", start)),
+            headers=tuple(headers),
+        )
+
+    def accept_topic_publish(self, request: HttpRequest, response: HttpResponse) -> TopicReceipt:
+        replayed = any(
+            k.lower() == "idempotent-replayed" and v == "true" for k, v in response.headers.items()
+        )
+        return TopicReceipt.from_wire(self.parse(request, response), replayed=replayed)
+
     # --- policy --------------------------------------------------------------------------
 
     def recovery_for(self, error: OpstageAgentError) -> Recovery:
@@ -524,6 +579,8 @@ def error_for(
         return ServiceCodeTakenError(message, **kw)
     if code == "COMMAND_RESULT_TOO_LARGE" or (operation == "result" and status == 413):
         return ResultTooLargeError(message, **kw)
+    if operation in ("topic_publish", "topic_subscribe") and status == 404:
+        return TopicNotFoundError(f"Opstage refused the publish: {said}", **kw)
     if operation == "publish" and status == 404 and not code.startswith("BUS_"):
         return BusUnavailableError(
             f"The Capsule Bus is not available on this server: {said} It needs "

@@ -90,6 +90,10 @@ class BusUnavailableError(RequestRejectedError):
     """The server has no Capsule Bus, or it is switched off (``404 CAPSULE_BUS_DISABLED``)."""
 
 
+class TopicNotFoundError(RequestRejectedError):
+    """The topic is not registered, or not in a tenant this agent may use (``404``)."""
+
+
 class AgentNotRunningError(OpstageAgentError):
     """The call needs a connected agent (``start()`` first, and wait until it is ready)."""
 

@@ -344,6 +344,66 @@ class PublishedEvent:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TopicReceipt:
+    """The topic bus's answer to ``publish``: where the message was stored, durably."""
+
+    topic: str
+    partition: int
+    offset: int
+    produced_at: str  # ISO-8601, as the server wrote it
+    replayed: bool = False  # an Idempotency-Key the server had seen: the first receipt
+
+    @classmethod
+    def from_wire(cls, data: Any, *, replayed: bool = False) -> TopicReceipt:
+        obj = _object(data, "topic publish")
+        partition, offset = obj.get("partition"), obj.get("offset")
+        if not isinstance(partition, int) or not isinstance(offset, int):
+            raise ServerError("Opstage's topic publish response has no partition/offset")
+        return cls(
+            topic=_string(obj, "topic", "topic publish"),
+            partition=partition,
+            offset=offset,
+            produced_at=_string(obj, "produced_at", "topic publish"),
+            replayed=replayed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicMessage:
+    """One message from a topic subscription; ``id`` (``partition:offset``) resumes after it."""
+
+    topic: str
+    partition: int
+    offset: int
+    payload: Any
+    key: str | None
+    headers: dict[str, str]
+    timestamp: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    @classmethod
+    def from_wire(cls, data: Any) -> TopicMessage:
+        obj = _object(data, "topic message")
+        partition, offset = obj.get("partition"), obj.get("offset")
+        if not isinstance(partition, int) or not isinstance(offset, int):
+            raise ServerError("Opstage's topic message has no partition/offset")
+        headers = obj.get("headers")
+        key = obj.get("key")
+        return cls(
+            topic=_string(obj, "topic", "topic message"),
+            partition=partition,
+            offset=offset,
+            payload=obj.get("payload"),
+            key=key if isinstance(key, str) else None,
+            headers=dict(headers) if isinstance(headers, dict) else {},
+            timestamp=_string(obj, "timestamp", "topic message"),
+        )
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator, Mapping
 from concurrent.futures import Future
 from datetime import datetime
 from types import FrameType, TracebackType
@@ -24,7 +24,7 @@ from opstage_agent.config import AgentConfig
 from opstage_agent.core import Phase
 from opstage_agent.declarations import DeclaringMixin
 from opstage_agent.errors import AgentNotRunningError
-from opstage_agent.models import JSONObject, PublishedEvent
+from opstage_agent.models import JSONObject, PublishedEvent, TopicMessage, TopicReceipt
 from opstage_agent.token_store import TokenStore
 
 T = TypeVar("T")
@@ -184,6 +184,44 @@ class Agent(DeclaringMixin):
                 source_service_code=source_service_code,
             )
         ).result()
+
+    def publish(
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> TopicReceipt:
+        """Publish to the topic bus (see :meth:`AsyncAgent.publish`)."""
+        return self._submit(
+            self.async_agent.publish(
+                topic, payload, key=key, headers=headers, idempotency_key=idempotency_key
+            )
+        ).result()
+
+    def subscribe(
+        self, topic: str, subscription_id: str, *, start: str = "latest"
+    ) -> Iterator[TopicMessage]:
+        """The topic's messages (see :meth:`AsyncAgent.subscribe`), one at a time."""
+        stream = self.async_agent.subscribe(topic, subscription_id, start=start)
+
+        async def next_message() -> TopicMessage:
+            return await anext(stream)
+
+        async def close() -> None:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+        try:
+            while True:
+                try:
+                    yield self._submit(next_message()).result()
+                except StopAsyncIteration:
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                self._submit(close()).result(10)
 
     def __enter__(self) -> Self:
         self.start()

@@ -23,6 +23,8 @@ from opstage.app.eventbus import DomainEventBus
 from opstage.app.heartbeats import HeartbeatWriter
 from opstage.app.ports import UnitOfWork
 from opstage.app.secrets_once import OneTimeSecrets
+from opstage.app.topic_ports import TopicEngine
+from opstage.app.topics import TopicBus
 from opstage.app.waiters import PendingHint, Waiters, wake_keys
 from opstage.settings import Settings, SettingsError
 from opstage.store.backup import backup_for
@@ -32,9 +34,19 @@ from opstage.store.db_lock import DatabaseLock
 from opstage.store.engine import Engines, create_engines, sqlite_path
 from opstage.store.migrate import current_revision_async, head_revision
 from opstage.store.pg_wake import PgWakeListener, listen_dsn, new_origin
+from opstage.store.topic_engine import EmbeddedTopicEngine
 from opstage.store.uow import SqlUnitOfWork
 
 log = logging.getLogger("opstage")
+
+
+def topic_engine(settings: Settings, engines: Engines) -> TopicEngine:
+    if settings.topic_bus_engine == "nats":
+        from opstage.pubsub.nats import NatsTopicEngine
+
+        return NatsTopicEngine(settings.nats_url)
+    return EmbeddedTopicEngine(engines)
+
 
 BackgroundService = Callable[[AppContext], Coroutine[Any, Any, None]]
 
@@ -112,6 +124,11 @@ class Runtime:
                 backup=backup_for(settings.database_url),
             )
             heartbeats.bind(ctx)
+            if settings.topic_bus_enabled:
+                ctx.topics = TopicBus(
+                    topic_engine(settings, engines),
+                    keepalive_seconds=settings.topic_bus_keepalive_seconds,
+                )
             ctx.bus_ingest = BusIngestWriter()
             if engines.kind == "sqlite":
                 ctx.bus_session = lambda: BusWriterSession(engines)
@@ -146,6 +163,8 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.ctx.heartbeats.stop()
+        if self.ctx.topics is not None:
+            await self.ctx.topics.engine.close()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -163,6 +163,22 @@ class Settings(BaseSettings):
         description="Store outcomes of bus-created commands as bus events caused by the original.",
     )
 
+    # --- topic bus (pub/sub; docs/topics.md) ---
+    topic_bus_enabled: bool = Field(
+        True, description="Turn on the topic bus (admin topics, agent publish and subscribe)."
+    )
+    topic_bus_engine: Literal["embedded", "nats"] = Field(
+        "embedded",
+        description="Where topic messages live: `embedded` (a log in Opstage's own database) "
+        "or `nats` (JetStream at `OPSTAGE_NATS_URL`; needs the `nats` extra).",
+    )
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222", description="The NATS server of the `nats` topic engine."
+    )
+    topic_bus_keepalive_seconds: float = Field(
+        15.0, gt=0, le=300, description="Seconds between keep-alive comments on an idle stream."
+    )
+
     # --- logging ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."

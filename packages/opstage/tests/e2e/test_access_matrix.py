@@ -99,6 +99,10 @@ ROUTE_PERMISSIONS: dict[Op, str | None] = {
     ("POST", "/api/admin/bus/routes/{routeId}/simulate"): "bus:write",
     ("GET", "/api/admin/bus/events"): READ,
     ("GET", "/api/admin/bus/audit"): READ,
+    ("GET", "/api/admin/topics"): READ,
+    ("POST", "/api/admin/topics"): "topics:write",
+    ("GET", "/api/admin/topics/{topic}"): READ,
+    ("DELETE", "/api/admin/topics/{topic}"): "topics:write",
 }
 
 
@@ -148,6 +152,10 @@ REQUESTS: dict[Op, Req] = {
     ("POST", "/api/admin/commands/{commandId}/retry"): GHOST_404,
     # The bus answers 404 CAPSULE_BUS_DISABLED to entitled callers while it is switched off.
     ("GET", "/api/admin/bus/routes/{routeId}"): Req(ids="ghost", allowed_status=None),
+    # An empty body is invalid (422); a topic that does not exist is 404, after the gate.
+    ("POST", "/api/admin/topics"): Req(body={}, allowed_status=422),
+    ("GET", "/api/admin/topics/{topic}"): Req(ids="ghost", allowed_status=404),
+    ("DELETE", "/api/admin/topics/{topic}"): GHOST_404,
 }
 
 GHOST_IDS = {
@@ -159,6 +167,7 @@ GHOST_IDS = {
     "commandId": "cmd_" + "0" * 26,
     "auditEventId": "aud_" + "0" * 26,
     "routeId": "brt_" + "0" * 26,
+    "topic": "ghost.default.none",
 }
 
 

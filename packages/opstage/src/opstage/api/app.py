@@ -30,6 +30,7 @@ from opstage.api.routes import (
     services,
     system,
     tokens,
+    topics,
     users,
 )
 from opstage.runtime import BackgroundService, Runtime
@@ -132,6 +133,7 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
         events_stream,
         maintenance,
         backup,
+        topics,
     ):
         app.include_router(module.router)
     console.install(app, settings.static_dir)

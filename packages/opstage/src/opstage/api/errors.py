@@ -107,6 +107,13 @@ EXTRA_STATUS: dict[str, int] = {
     "BUS_DEPTH_EXCEEDED": 422,
     "BUS_ROUTE_REQUIRES_APPROVAL": 422,
     "BUS_ROUTE_APPROVAL_FORBIDDEN": 403,
+    # Topic bus (issue 18; docs/topics.md)
+    "TOPIC_NOT_FOUND": 404,
+    "TOPIC_EXISTS": 409,
+    "TOPIC_EXISTS_IN_ENGINE": 409,
+    "TOPIC_HEADER_RESERVED": 400,
+    "TOPIC_ENGINE_UNAVAILABLE": 503,
+    "TOPIC_BUS_DISABLED": 404,
 }
 
 STATUS_BY_CODE = {**CONTRACT_STATUS, **EXTRA_STATUS}
@@ -148,7 +155,9 @@ def domain_error_body(exc: DomainError, request_id: str | None) -> tuple[int, di
     return status, error_body(exc.code, exc.message, redact(exc.details) if exc.details else None)
 
 
-RETRYABLE_CODES = frozenset({"DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE"})
+RETRYABLE_CODES = frozenset(
+    {"DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE", "TOPIC_ENGINE_UNAVAILABLE"}
+)
 
 
 def _correlation(request_id: str | None) -> dict[str, Any] | None:

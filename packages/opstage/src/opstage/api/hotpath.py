@@ -25,10 +25,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from opstage.api.deps import body_issues
 from opstage.api.errors import domain_error_body, internal_error_body, issues_from
 from opstage.api.json_bounds import check_storable
-from opstage.api.models import BusEventRequest, HeartbeatRequest
+from opstage.api.models import BusEventRequest, HeartbeatRequest, TopicPublishRequest
 from opstage.api.routes.agent_api import timing
+from opstage.api.routes.topics import publish_message
 from opstage.api.views import command_view
 from opstage.app import agents, bus, bus_batch, commands
+from opstage.app import topics as topic_bus
 from opstage.app.context import Actor, AppContext
 from opstage.domain.bus import EXPERIMENTAL
 from opstage.domain.errors import DomainError, ValidationFailed
@@ -49,6 +51,7 @@ class _Route:
 HEARTBEAT = _Route("/api/agents/{agentId}/heartbeat")
 POLL = _Route("/api/agents/{agentId}/commands")
 PUBLISH = _Route("/api/agents/{agentId}/bus/events")
+TOPIC_PUBLISH = _Route("/api/agents/{agentId}/topics/publish")
 Handler = Callable[[AppContext, Scope, Receive, str], Awaitable[Any]]
 
 
@@ -65,6 +68,11 @@ class AgentHotPath:
                     return await self._serve(scope, receive, send, parts[0], HEARTBEAT, _beat)
                 if parts[1] == "commands" and method == "GET":
                     return await self._serve(scope, receive, send, parts[0], POLL, _poll)
+            topic_publish = len(parts) == 3 and parts[1:] == ["topics", "publish"]
+            if topic_publish and parts[0] and scope["method"] == "POST":
+                return await self._serve(
+                    scope, receive, send, parts[0], TOPIC_PUBLISH, _topic_publish
+                )
             publish = len(parts) == 3 and parts[1:] == ["bus", "events"]
             if publish and parts[0] and scope["method"] == "POST":
                 return await self._serve(
@@ -105,6 +113,9 @@ class AgentHotPath:
             status, body = 500, internal_error_body(request_id)
         if extra:
             body.update(extra)
+        more = scope.pop("opstage.response_headers", None)
+        if more and status == 200:
+            headers = [*headers, *more]
         payload = orjson.dumps(body)
         # With a length the server writes the body as is, not as chunks to be reassembled.
         headers = [*headers, (b"content-length", str(len(payload)).encode())]
@@ -184,6 +195,24 @@ async def _publish(ctx: AppContext, scope: Scope, receive: Receive, agent_id: st
         scope.get("state", {}).get("request_id"),
     )
     return await bus_batch.publish(ctx, actor, principal.agent_id, body.model_dump(), key)
+
+
+async def _topic_publish(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) -> Any:
+    principal = await agents.authenticate_agent(ctx, agent_id, _header(scope, b"authorization"))
+    if ctx.topics is None:
+        raise topic_bus.topic_bus_disabled()
+    raw = await _read_body(ctx, scope, receive)
+    if not raw.strip():
+        raise ValidationFailed(
+            "Request body is required.", [{"path": "", "message": "body is required"}]
+        )
+    body = _parse(scope, raw, TopicPublishRequest)
+    data, replayed = await publish_message(
+        ctx, principal.agent_id, body, _header(scope, b"idempotency-key")
+    )
+    if replayed:
+        scope["opstage.response_headers"] = [(b"idempotent-replayed", b"true")]
+    return data
 
 
 async def _disconnect(receive: Receive) -> None:

@@ -8,9 +8,9 @@ sender wrote, and a registration is refused whole before its single-use token is
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from opstage.domain.identity import AGENT_CODE_MAX_LENGTH, AGENT_CODE_PATTERN
 
@@ -21,6 +21,7 @@ RuntimeIn = Literal["nodejs", "java", "python", "go", "other"]  # ReportedServic
 # ``sidecar``/``external`` exist in AgentSummary's enum but no server runs them: refused.
 AgentModeIn = Literal["embedded", "ophub"]
 SERVICE_CODE = r"^[a-z0-9][a-z0-9_-]*$"
+TOPIC_FRAGMENT = StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class Body(BaseModel):
@@ -40,6 +41,10 @@ class CreateRegistrationTokenRequest(Body):
     expiresInSeconds: int | None = Field(None, ge=60, le=31_536_000)
     agentCode: str | None = Field(
         None, min_length=1, max_length=AGENT_CODE_MAX_LENGTH, pattern=AGENT_CODE_PATTERN
+    )
+    # The topic-bus tenants the registered agent may use (docs/topics.md); none: the default.
+    topicTenants: list[Annotated[str, TOPIC_FRAGMENT]] | None = Field(
+        None, min_length=1, max_length=20
     )
 
 
@@ -199,3 +204,27 @@ class BusEventRequest(Body):
 class SimulateRequest(Body):
     limit: int = Field(50, ge=1, le=500)
     route: BusRouteRequest | None = None
+
+
+TopicFragment = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class TopicCreateRequest(Body):
+    namespace: str = TopicFragment
+    tenant: str = TopicFragment
+    name: str = TopicFragment
+    partitions: int = Field(3, ge=1, le=64)
+    replication: int = Field(1, ge=1, le=5)
+    retention_ms: int | None = Field(None, alias="retentionMs", ge=1, le=10 * 365 * 86_400_000)
+    description: str | None = Field(None, max_length=1000)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+class TopicPublishRequest(Body):
+    topic: str | None = Field(None, min_length=5, max_length=242)
+    namespace: str | None = Field(None, max_length=80)
+    tenant: str | None = Field(None, max_length=80)
+    name: str | None = Field(None, max_length=80)
+    key: str | None = Field(None, min_length=1, max_length=1024)
+    payload: Any  # any JSON value; required
+    headers: dict[str, str] = Field(default_factory=dict)

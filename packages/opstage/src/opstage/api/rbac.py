@@ -24,6 +24,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "diagnostics:read",
             "backup:create",
             "bus:write",
+            "topics:write",
         }
     ),
     "operator": frozenset(
@@ -39,6 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "audit:export",
             "diagnostics:read",
             "bus:write",
+            "topics:write",
         }
     ),
     "viewer": frozenset({READ}),

@@ -42,6 +42,8 @@ def token_view(t: Row, now: datetime) -> Row:
         "revokedAt": iso(t["revoked_at"]),
         "createdAt": iso(t["created_at"]),
         "updatedAt": iso(t["updated_at"]),
+        # An extension (docs/topics.md), shown only where granted: the contract has no field.
+        **({"topicTenants": t["topic_tenants"]} if t.get("topic_tenants") else {}),
     }
 
 

@@ -166,6 +166,8 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
             "name": mask_strings(agent_in.get("name")),
             "mode": agent_in.get("mode", "embedded"),
             "runtime": mask_strings(agent_in.get("runtime")),
+            # The topic-bus tenants its (latest) registration token grants (app/topics.py).
+            "topic_tenants": reg.get("topic_tenants"),
             "updated_at": now,
         }
         if existing is None:

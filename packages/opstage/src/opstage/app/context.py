@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from opstage.app.bus_batch import BusIngestWriter
     from opstage.app.heartbeats import HeartbeatWriter
     from opstage.app.secrets_once import OneTimeSecrets
+    from opstage.app.topics import TopicBus
     from opstage.app.waiters import Waiters
 
 
@@ -71,6 +72,8 @@ class AppContext:
     bus_session: Callable[[], BusSession] | None = None
     # The cross-node wake listener's state (PostgreSQL only; store/pg_wake.py).
     cross_node_wake: Callable[[], dict[str, Any]] | None = None
+    # The topic bus (app/topics.py); None when OPSTAGE_TOPIC_BUS_ENABLED is off.
+    topics: TopicBus | None = None
     # The settings as started; ``settings`` may carry runtime overrides (app/maintenance_settings).
     base_settings: Settings | None = None
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
+from opstage.app.topic_ports import TopicRepo
 from opstage.domain.events import DomainEvent
 
 
@@ -48,6 +49,9 @@ class UnitOfWork(Protocol):
 
     @property
     def observability(self) -> Any: ...
+
+    @property
+    def topics(self) -> TopicRepo: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 

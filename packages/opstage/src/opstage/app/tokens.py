@@ -22,6 +22,7 @@ async def create_token(
     name: str,
     expires_in_seconds: int | None,
     agent_code: str | None,
+    topic_tenants: list[str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     problem = agent_code_problem(agent_code) if agent_code is not None else None
     if problem:  # the CLI comes here without the API's model
@@ -43,6 +44,7 @@ async def create_token(
         "used_at": None,
         "revoked_at": None,
         "used_by_agent_id": None,
+        "topic_tenants": sorted(set(topic_tenants)) if topic_tenants else None,
     }
     async with ctx.writer() as uow:
         await uow.tokens.insert(row)
@@ -56,6 +58,7 @@ async def create_token(
                 "name": name,
                 "agentCode": agent_code,
                 "expiresInSeconds": expires_in_seconds,
+                "topicTenants": topic_tenants,
             },
             now=now,
         )

@@ -127,3 +127,13 @@ class ServiceStatusChanged(DomainEvent):
     agent_id: str
     from_status: str
     to_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicChanged(DomainEvent):
+    """A topic-bus topic was created, deleted, or its creation rolled back."""
+
+    kind: ClassVar[str] = "topic.changed"
+    topic_id: str
+    topic: str
+    change: str

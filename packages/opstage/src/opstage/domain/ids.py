@@ -35,6 +35,7 @@ ID_PREFIXES = frozenset(
         "set",
         "brt",
         "bev",
+        "top",
     }
 )
 

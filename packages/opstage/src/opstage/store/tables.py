@@ -104,6 +104,8 @@ registration_tokens = Table(
     Column("agent_code", String(120)),
     Column("created_by_user_id", ID),
     Column("used_by_agent_id", ID),
+    # Topic-bus tenants the agent registered with this token may use (null: the default).
+    Column("topic_tenants", JSON),
     _ts("expires_at"),
     _ts("used_at"),
     _ts("revoked_at"),
@@ -121,6 +123,7 @@ agents = Table(
     Column("runtime", String(40)),
     Column("status", String(16), nullable=False, index=True),
     _ts("last_heartbeat_at"),
+    Column("topic_tenants", JSON),  # copied from its registration token; null: the default
     _ts("created_at", False),
     _ts("updated_at", False),
 )
@@ -334,4 +337,52 @@ domain_event_log = Table(
     _ts("created_at", False),
     Index("ix_domain_event_log_created_at", "created_at"),
     sqlite_autoincrement=True,
+)
+
+# --- topic bus (issue 18) ----------------------------------------------------------------------
+# Opstage's state rows: one per registered topic. The engine's own data (below, or NATS/Kafka)
+# is written second and has no foreign key to these rows: the two are a dual write
+# (app/topics.py), and an engine topic without a row here is never adopted.
+topics = Table(
+    "topics",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("namespace", String(80), nullable=False),
+    Column("tenant", String(80), nullable=False, index=True),
+    Column("name", String(80), nullable=False),
+    Column("wire_name", String(242), nullable=False, unique=True),
+    Column("partitions", Integer, nullable=False),
+    Column("replication", Integer, nullable=False),
+    Column("retention_ms", BigInteger),
+    Column("description", Text),
+    Column("labels", JSON, nullable=False),
+    Column("created_by", ID),
+    _ts("created_at", False),
+)
+
+# The embedded engine (store/topic_engine.py): a topic exists in the engine when it has rows
+# here; ``next_offset`` is each partition's offset allocator, bumped under the row's lock.
+topic_partitions = Table(
+    "topic_partitions",
+    metadata,
+    Column("topic", String(242), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    _ts("created_at", False),
+)
+
+# The embedded engine's log: one row per acknowledged message, written before the answer.
+# ``idempotency_key`` is scoped to its publisher by the caller (``agentId:key``).
+topic_log = Table(
+    "topic_log",
+    metadata,
+    Column("topic", String(242), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("key", Text),
+    Column("payload", JSON, nullable=False),
+    Column("headers", JSON),
+    Column("idempotency_key", String(300)),
+    _ts("produced_at", False),
+    UniqueConstraint("topic", "idempotency_key"),
 )

@@ -31,6 +31,7 @@ async def create(request: Request, ctx: Ctx, session: Writer) -> Response:
         name=body.name,
         expires_in_seconds=body.expiresInSeconds,
         agent_code=body.agentCode,
+        topic_tenants=body.topicTenants,
     )
     return ok(
         {**token_view(row, ctx.clock()), "rawToken": raw, "token": raw},

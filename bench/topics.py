@@ -1,0 +1,216 @@
+"""Topic-bus bench, per engine: HTTP publish req/s at 16 and 64 publishers (wrk), publish →
+subscriber latency p50/p99 (an SSE subscriber), and the ratio to the engine's own client doing
+the same publishes in the same run (embedded: the engine in-process on its own database; NATS:
+nats-py's JetStream publish).
+
+    .venv/bin/python bench/topics.py [--duration 10] [--engines embedded,nats]
+
+Targets (issue 18): embedded ≥ 3,000 msg/s on a 2-core machine; p50 ≤ 10 ms; HTTP publish
+≥ 50% of the native client's throughput on NATS. A shared machine moves these by tens of
+percent: read the CPU columns (`other_cpu_pct`, `steal_pct`) next to each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent / "packages" / "opstage"))
+from run import ensure_wrk, machine, run_load  # noqa: E402
+from tests.support.clients import AdminClient, register  # noqa: E402
+from tests.support.nats import NatsServer  # noqa: E402
+from tests.support.server import ServerProcess  # noqa: E402
+
+SERVER_ENV = {"OPSTAGE_ACCESS_LOG": "false", "OPSTAGE_LOG_LEVEL": "WARNING"}
+PUBLISHERS = (16, 64)
+
+
+def setup(url: str) -> tuple[str, str, str]:
+    with AdminClient(url) as admin:
+        admin.login()
+        topic = admin.data(
+            "POST",
+            "/api/admin/topics",
+            json={"namespace": "bench", "tenant": "default", "name": "t" + secrets.token_hex(3)},
+        )["topic"]
+        agent = register(url, admin.create_token(), "bench-" + secrets.token_hex(3))
+    return agent.agent_id, agent.token, topic
+
+
+async def latency(url: str, agent_id: str, token: str, topic: str, n: int = 200) -> list[float]:
+    """Milliseconds from sending a publish to its message arriving on an SSE subscriber."""
+    auth = {"Authorization": f"Bearer {token}"}
+    sent: dict[int, float] = {}
+    got: list[float] = []
+    async with httpx.AsyncClient(base_url=url, headers=auth, timeout=30) as client:
+        ready = asyncio.Event()
+
+        async def subscriber() -> None:
+            path = f"/api/agents/{agent_id}/topics/subscribe/lat-{secrets.token_hex(3)}"
+            async with client.stream("GET", path, params={"topic": topic}) as r:
+                ready.set()
+                async for line in r.aiter_lines():
+                    if line.startswith("data: "):
+                        seq = json.loads(line[6:])["payload"]["seq"]
+                        got.append((time.perf_counter() - sent[seq]) * 1000)
+                        if len(got) == n:
+                            return
+
+        task = asyncio.create_task(subscriber())
+        await ready.wait()
+        await asyncio.sleep(0.2)
+        for seq in range(n):
+            sent[seq] = time.perf_counter()
+            body = {"topic": topic, "key": "lat", "payload": {"seq": seq}}
+            await client.post(f"/api/agents/{agent_id}/topics/publish", json=body)
+            await asyncio.sleep(0.005)
+        await asyncio.wait_for(task, 30)
+    return got
+
+
+async def native_embedded(duration: float, publishers: int) -> float:
+    from opstage.domain.timeutil import utcnow
+    from opstage.domain.topics import OutgoingMessage, Topic
+    from opstage.store.engine import create_engines
+    from opstage.store.migrate import upgrade_async
+    from opstage.store.topic_engine import EmbeddedTopicEngine
+
+    url = f"sqlite:///{tempfile.mkdtemp()}/native.db"
+    await upgrade_async(url)
+    engines = create_engines(url)
+    engine = EmbeddedTopicEngine(engines)
+    topic = Topic("top_native", "bench", "default", "native", 3, 1, None, None, {}, utcnow())
+    await engine.create_topic(topic)
+    count = await _drive(
+        lambda i: engine.publish(topic.wire, i % 3, OutgoingMessage({"amount": 42}, f"k{i}")),
+        duration,
+        publishers,
+    )
+    await engine.close()
+    await engines.dispose()
+    return count / duration
+
+
+async def native_nats(nats_url: str, duration: float, publishers: int) -> float:
+    import nats
+    from opstage.domain.timeutil import utcnow
+    from opstage.domain.topics import Topic
+    from opstage.pubsub.nats import NatsTopicEngine, subject
+
+    engine = NatsTopicEngine(nats_url)
+    name = "n" + secrets.token_hex(3)
+    topic = Topic("top_n", "bench", "default", name, 3, 1, None, None, {}, utcnow())
+    await engine.create_topic(topic)
+    await engine.close()
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    body = json.dumps({"k": "k", "p": {"amount": 42}, "h": None}).encode()
+    count = await _drive(
+        lambda i: js.publish(subject(topic.wire, i % 3), body), duration, publishers
+    )
+    await nc.close()
+    return count / duration
+
+
+async def _drive(publish: Any, duration: float, publishers: int) -> int:
+    done = 0
+    stop = time.monotonic() + duration
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        i = w
+        while time.monotonic() < stop:
+            await publish(i)
+            done += 1
+            i += publishers
+
+    await asyncio.gather(*(worker(w) for w in range(publishers)))
+    return done
+
+
+def bench_engine(engine: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    env = dict(SERVER_ENV)
+    nats_server = None
+    if engine == "nats":
+        nats_server = NatsServer(work / "nats").start()
+        env.update(OPSTAGE_TOPIC_BUS_ENGINE="nats", OPSTAGE_NATS_URL=nats_server.url)
+    srv = ServerProcess(work / engine, None, env).start()
+    try:
+        assert srv.proc is not None
+        agent_id, token, topic = setup(srv.url)
+        wrk = ensure_wrk()
+        if wrk is None:
+            raise RuntimeError("wrk is needed (apt-get install wrk)")
+        row: dict[str, Any] = {"engine": engine}
+        for c in PUBLISHERS:
+            cmd = [
+                wrk,
+                "-t1",
+                f"-c{c}",
+                f"-d{args.duration:g}s",
+                "-s",
+                str(BENCH / "topics.lua"),
+                srv.url,
+                "--",
+                agent_id,
+                token,
+                topic,
+            ]
+            row[f"http_c{c}"] = run_load(cmd, srv.proc.pid)
+        lat = asyncio.run(latency(srv.url, agent_id, token, topic))
+        row["latency_p50_ms"] = statistics.median(lat)
+        row["latency_p99_ms"] = sorted(lat)[int(len(lat) * 0.99) - 1]
+        for c in PUBLISHERS:
+            native = (
+                asyncio.run(native_nats(nats_server.url, args.duration, c))
+                if nats_server is not None
+                else asyncio.run(native_embedded(args.duration, c))
+            )
+            row[f"native_c{c}_rps"] = native
+            row[f"ratio_c{c}"] = row[f"http_c{c}"]["rps"] / native if native else None
+        return row
+    finally:
+        srv.stop()
+        if nats_server is not None:
+            nats_server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--engines", default="embedded,nats")
+    args = parser.parse_args()
+    print(json.dumps(machine()))
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in args.engines.split(","):
+            row = bench_engine(engine, args, Path(tmp))
+            for c in PUBLISHERS:
+                h = row[f"http_c{c}"]
+                print(
+                    f"{engine:9} c={c:<3} http {h['rps']:8.0f} req/s (p50 {h['p50_ms']:.1f} ms, "
+                    f"errors {h['errors']}, server cpu {h['server_cpu_pct']:.0f}%, "
+                    f"other {h['other_cpu_pct']:.0f}%)  native {row[f'native_c{c}_rps']:8.0f}/s"
+                    f"  ratio {row[f'ratio_c{c}']:.2f}"
+                )
+            print(
+                f"{engine:9} publish→subscriber p50 {row['latency_p50_ms']:.1f} ms, "
+                f"p99 {row['latency_p99_ms']:.1f} ms"
+            )
+            out = BENCH / "results" / f"topics-{engine}-latest.json"
+            out.write_text(json.dumps({"machine": machine(), **row}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

