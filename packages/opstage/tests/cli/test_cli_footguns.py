@@ -75,7 +75,7 @@ def test_migrate_down_needs_a_target_and_a_yes_and_lists_what_it_drops(
 
     one = json_out(run("migrate", "down", "0002", "--yes", "--json"))
     assert one["revision"] == "0002"
-    # Newest first; the revisions after 0003 add columns, 0003 drops its table.
+    # Newest first: 0003 is the last one undone, and drops its table.
     assert [u["revision"] for u in one["undone"]][-1] == "0003"
     undone = one["undone"][-1]
     assert undone["message"] == "domain event log"

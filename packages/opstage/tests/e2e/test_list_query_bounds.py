@@ -22,7 +22,10 @@ LIST_ROUTES = (
     "/api/admin/bus/routes",
     "/api/admin/bus/events",
     "/api/admin/bus/audit",
+    "/api/admin/topics",
 )
+# Lists an agent reads with its bearer token; ``{agentId}`` is the caller's own id.
+AGENT_LIST_ROUTES = ("/api/agents/{agentId}/topics",)
 SEARCHABLE = ("/api/admin/agents", "/api/admin/capsule-services", "/api/admin/users")
 PAGE_MAX = 2**31 - 1
 
@@ -42,7 +45,20 @@ def test_every_paginated_route_is_listed_here(ops: AdminClient) -> None:
         for path, methods in spec["paths"].items()
         if any(p.get("name") == "page" for p in methods.get("get", {}).get("parameters", []))
     }
-    assert paginated == set(LIST_ROUTES)
+    assert paginated == set(LIST_ROUTES) | set(AGENT_LIST_ROUTES)
+
+
+@pytest.mark.parametrize("path", AGENT_LIST_ROUTES)
+def test_an_agent_list_refuses_pages_out_of_bounds(ops: AdminClient, path: str) -> None:
+    agent = register(str(ops.base_url), ops.create_token(), unique("lister"))
+    url = path.replace("{agentId}", agent.agent_id)
+    for field, value in (("page", "0"), ("page", str(PAGE_MAX + 1)), ("pageSize", "101")):
+        r = agent.request("GET", url, params={field: value})
+        assert r.status_code == 422, (field, value, r.text)
+        issues = r.json()["error"]["details"]["issues"]
+        assert field in [i["path"] for i in issues]
+    assert agent.request("GET", url, params={"page": str(PAGE_MAX)}).json()["data"] == []
+    agent.close()
 
 
 @pytest.mark.parametrize("path", LIST_ROUTES)

@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from opstage.api.deps import Agent, Ctx, admin_actor, read_json, require
 from opstage.api.envelope import ok, page
 from opstage.api.models import TopicCreateRequest, TopicPublishRequest
-from opstage.api.queries import PageSize
+from opstage.api.queries import PageNo, PageSize
 from opstage.api.rbac import READ
 from opstage.app import topics
 from opstage.app.auth import SessionInfo
@@ -40,7 +40,6 @@ from opstage.domain.topics import (
 router = APIRouter(tags=["Topics"])
 Reader = Annotated[SessionInfo, Depends(require(READ))]
 Writer = Annotated[SessionInfo, Depends(require("topics:write"))]
-PageNo = Annotated[int, Query(alias="page", ge=1, le=1_000_000)]
 Fragment = Annotated[str | None, Query(max_length=80)]
 SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 IDEMPOTENCY_KEY_MAX = 200
