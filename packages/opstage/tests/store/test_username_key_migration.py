@@ -79,6 +79,6 @@ def test_existing_lookalike_usernames_survive_and_new_ones_are_refused(
     with pytest.raises(IntegrityError):
         _run(url, [_user("Admin", t0 + timedelta(seconds=9), key="admin")])
 
-    _cli(url, "down", "0003")
+    _cli(url, "down", "0003", "--yes")
     (cols,) = _run(url, [("SELECT * FROM users LIMIT 1", {})])
     assert len(cols[0]) == 9, "downgrade drops username_key again"
