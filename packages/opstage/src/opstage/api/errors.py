@@ -1,6 +1,7 @@
 """Domain error codes → HTTP statuses, and the contract's error envelope for every failure.
 
-The statuses are those of ``contracts/errors.json`` (a test compares them). Codes the
+The statuses are those of ``contracts/errors.json`` (a test compares them, and checks that every
+code the server raises is mapped; ADR 0006). Codes the
 contract does not list but the reference server emits (``AGENT_OFFLINE``) or that we add are
 listed below it. Framework errors (unknown route, wrong method, malformed JSON, validation)
 are rendered in the same envelope. A 5xx never carries internals: only a correlation id.
@@ -119,10 +120,16 @@ EXTRA_STATUS: dict[str, int] = {
 STATUS_BY_CODE = {**CONTRACT_STATUS, **EXTRA_STATUS}
 
 
-def status_for(error: DomainError) -> int:
-    if error.status is not None:
-        return error.status
-    return STATUS_BY_CODE.get(error.code, 400)
+def status_for(error: DomainError) -> int | None:
+    """The error's status, or None for a code no table maps (tests/unit/test_error_mapping.py
+    keeps that from happening; ADR 0006)."""
+    return STATUS_BY_CODE.get(error.family or error.code)
+
+
+def error_headers(error: DomainError) -> dict[str, str] | None:
+    if error.retry_after_seconds is None:
+        return None
+    return {"Retry-After": str(error.retry_after_seconds)}
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -140,6 +147,16 @@ def domain_error_body(exc: DomainError, request_id: str | None) -> tuple[int, di
     """A domain error's status and envelope; a 5xx is logged and masked (its ``requestId``
     ties the answer to the log line), anything else carries its redacted details."""
     status = status_for(exc)
+    if status is None:
+        # A code without a status is a server bug: answer as one, never guess a 4xx.
+        log.error(
+            "unmapped error code %s: %s (request %s)",
+            exc.code,
+            exc.message,
+            request_id,
+            extra={"request_id": request_id},
+        )
+        return 500, internal_error_body(request_id)
     if status >= 500:
         log.error(
             "request failed: %s %s (request %s)",
@@ -172,7 +189,7 @@ def internal_error_body(request_id: str | None) -> dict[str, Any]:
 async def on_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     status, body = domain_error_body(exc, _request_id(request))
-    return json_response(_marked(request, body), status, headers=exc.headers or None)
+    return json_response(_marked(request, body), status, headers=error_headers(exc))
 
 
 def _marked(request: Request, body: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opstage.api.deps import body_issues
-from opstage.api.errors import domain_error_body, internal_error_body, issues_from
+from opstage.api.errors import (
+    domain_error_body,
+    error_headers,
+    internal_error_body,
+    issues_from,
+)
 from opstage.api.json_bounds import check_storable
 from opstage.api.models import BusEventRequest, HeartbeatRequest, TopicPublishRequest
 from opstage.api.routes.agent_api import timing
@@ -101,7 +106,7 @@ class AgentHotPath:
             # logged and masked, with the request id to find it by.
             status, body = domain_error_body(exc, request_id)
             headers = JSON_HEADERS + [
-                (k.lower().encode(), v.encode()) for k, v in exc.headers.items()
+                (k.lower().encode(), v.encode()) for k, v in (error_headers(exc) or {}).items()
             ]
         except Exception:
             log.exception(

@@ -144,7 +144,7 @@ async def login(
         error = DomainError(
             "Too many failed logins from this address; try again later.",
             code="RATE_LIMITED",
-            headers={"Retry-After": str(int(wait) + 1)},
+            retry_after_seconds=int(wait) + 1,
             details={"retryAfterSeconds": int(wait) + 1},
         )
         async with ctx.writer() as uow:

@@ -99,7 +99,7 @@ def reserve_slot(ctx: AppContext, agent_id: str, stamp: float) -> None:
         raise DomainError(
             "Too many bus events from this agent; slow down.",
             code="BUS_RATE_LIMITED",
-            headers={"Retry-After": str(int(wait) + 1)},
+            retry_after_seconds=int(wait) + 1,
             details={"limitPerMinute": limit, "retryAfterSeconds": int(wait) + 1},
         )
 

@@ -28,7 +28,7 @@ from opstage.domain.actions import (
     payload_issues,
     scrub_payload,
 )
-from opstage.domain.errors import Conflict, DomainError, Forbidden, NotFound
+from opstage.domain.errors import ActionPrepareFailed, Conflict, DomainError, Forbidden, NotFound
 from opstage.domain.events import CommandCreated, CommandStatusChanged
 from opstage.domain.ids import new_id
 from opstage.domain.redaction import mask_strings, redact
@@ -46,16 +46,22 @@ from opstage.domain.workspace import DEFAULT_WORKSPACE_ID
 LIVE = (CommandStatus.PENDING, CommandStatus.RUNNING)
 POLL_LIMIT_MAX = 10
 LONG_POLL_RECHECK_SECONDS = 5.0  # the last bound if a wake-up from another node was lost
+# Spelled out, not built, so the error-mapping test sees every code (ADR 0006).
+NOT_READY_CODES = {
+    AgentStatus.OFFLINE: "AGENT_OFFLINE",
+    AgentStatus.DISABLED: "AGENT_DISABLED",
+    AgentStatus.REVOKED: "AGENT_REVOKED",
+}
 
 
 def check_agent_ready(agent: dict[str, Any] | None, now: datetime, threshold: int) -> None:
     if agent is None:
         raise Conflict("Agent not found for Capsule Service.", code="AGENT_NOT_FOUND")
     stored = agent["status"]
-    if stored in (AgentStatus.OFFLINE, AgentStatus.DISABLED, AgentStatus.REVOKED):
+    if stored in NOT_READY_CODES:
         raise Conflict(
             f"Agent is {stored.lower()}; start or reconnect the agent before running actions.",
-            code=f"AGENT_{stored}",
+            code=NOT_READY_CODES[stored],
         )
     if agent["last_heartbeat_at"] is None:
         raise Conflict(
@@ -292,11 +298,8 @@ async def prepare_action(
         message = (
             (result or {}).get("message") or command["error_message"] or "Action prepare failed."
         )
-        raise DomainError(
-            message,
-            code=command["error_code"] or "ACTION_PREPARE_FAILED",
-            details=details,
-            status=424,
+        raise ActionPrepareFailed(
+            message, code=command["error_code"] or "ACTION_PREPARE_FAILED", details=details
         )
     data = result["data"] or {}
     held = ctx.one_time_secrets.take(command_id, actor.id)

@@ -62,7 +62,7 @@ def engine_unavailable(exc: BaseException | None = None) -> Unavailable:
     return Unavailable(
         "The topic engine failed or is unreachable; retry shortly.",
         code="TOPIC_ENGINE_UNAVAILABLE",
-        headers={"Retry-After": "1"},
+        retry_after_seconds=1,
     )
 
 

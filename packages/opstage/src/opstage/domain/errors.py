@@ -1,6 +1,7 @@
 """Domain errors: a stable ``code`` (contracts/errors.json) and an English message.
 
-They know nothing of HTTP; ``opstage.api.errors`` maps each code to its status.
+They know nothing of HTTP; ``opstage.api.errors`` maps each code to its status and turns
+``retry_after_seconds`` into a ``Retry-After`` header (ADR 0006).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from typing import Any
 
 class DomainError(Exception):
     code: str = "REQUEST_ERROR"
+    # The code whose meaning this error shares when ``code`` is not one of ours: an agent's own
+    # failure code, reported through us, is an ACTION_PREPARE_FAILED (ADR 0006).
+    family: str | None = None
 
     def __init__(
         self,
@@ -17,17 +21,15 @@ class DomainError(Exception):
         *,
         code: str | None = None,
         details: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        status: int | None = None,
+        retry_after_seconds: int | None = None,
     ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
         self.message = message
         self.details = details
-        self.headers = headers or {}
-        # Only for codes whose status the error table cannot know (an agent's own code).
-        self.status = status
+        # When the caller may try again: a hint, whole seconds.
+        self.retry_after_seconds = retry_after_seconds
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code}: {self.message})"
@@ -64,3 +66,10 @@ class DuplicateRow(Conflict):
     """A uniqueness rule of the store refused a write (a concurrent twin got there first)."""
 
     code = "CONFLICT"
+
+
+class ActionPrepareFailed(DomainError):
+    """The agent failed a prepare step; ``code`` is the agent's own code when it gave one."""
+
+    code = "ACTION_PREPARE_FAILED"
+    family = "ACTION_PREPARE_FAILED"

@@ -102,7 +102,7 @@ class SqlUnitOfWork:
                 raise Unavailable(
                     "The database is busy or unreachable; retry shortly.",
                     code="DATABASE_UNAVAILABLE",
-                    headers={"Retry-After": "1"},
+                    retry_after_seconds=1,
                 ) from exc
             raise
         return self
@@ -132,7 +132,7 @@ class SqlUnitOfWork:
                 raise Unavailable(
                     "The database is busy; retry shortly.",
                     code="DATABASE_UNAVAILABLE",
-                    headers={"Retry-After": "1"},
+                    retry_after_seconds=1,
                 ) from commit_exc
             raise
         finally:
@@ -143,7 +143,7 @@ class SqlUnitOfWork:
             raise Unavailable(
                 "The database is busy or unreachable; retry shortly.",
                 code="DATABASE_UNAVAILABLE",
-                headers={"Retry-After": "1"},
+                retry_after_seconds=1,
             ) from exc
         if committed:
             for hook in self._hooks:
