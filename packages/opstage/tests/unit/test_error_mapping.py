@@ -79,9 +79,12 @@ def _module_value(module: ast.Module, name: str) -> ast.expr | None:
             isinstance(t, ast.Name) and t.id == name for t in stmt.targets
         ):
             return stmt.value
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-            if stmt.target.id == name:
-                return stmt.value
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and stmt.target.id == name
+        ):
+            return stmt.value
     return None
 
 
@@ -107,9 +110,13 @@ def raised_codes() -> tuple[dict[str, str], list[str]]:
             if isinstance(stmt, ast.Assign | ast.AnnAssign):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 for target in targets:
-                    if isinstance(target, ast.Name) and target.id in ("code", "family"):
-                        if isinstance(stmt.value, ast.Constant) and stmt.value.value:
-                            codes.setdefault(stmt.value.value, f"class {name}")
+                    if (
+                        isinstance(target, ast.Name)
+                        and target.id in ("code", "family")
+                        and isinstance(stmt.value, ast.Constant)
+                        and stmt.value.value
+                    ):
+                        codes.setdefault(stmt.value.value, f"class {name}")
     for path, module in modules:
         where_base = path.relative_to(SOURCE.parent)
         for node, func in _calls(module, None):

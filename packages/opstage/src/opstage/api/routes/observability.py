@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from opstage.api.deps import Ctx, require
-from opstage.api.envelope import ok
+from opstage.api.envelope import json_response, ok
+from opstage.api.errors import error_body
 from opstage.api.prometheus import CONTENT_TYPE, PrometheusMetrics
 from opstage.api.rbac import READ
 from opstage.api.views import audit_view, command_view
 from opstage.app import observability
 from opstage.app.auth import SessionInfo
-from opstage.domain.errors import NotFound, Unauthorized
+from opstage.domain.errors import NotFound
 
 router = APIRouter(tags=["AdminDashboard"])
 Reader = Annotated[SessionInfo, Depends(require(READ))]
@@ -57,9 +58,10 @@ async def prometheus(request: Request, ctx: Ctx) -> Response:
         raise NotFound("Metrics are disabled.", code="NOT_FOUND")
     token = ctx.settings.metrics_token.get_secret_value() if ctx.settings.metrics_token else ""
     if token and not _bearer_matches(request.headers.get("authorization"), token):
-        raise Unauthorized(
-            "A valid metrics bearer token is required.",
-            code="UNAUTHORIZED",
+        # The challenge header is HTTP's, so the route answers it here (ADR 0006).
+        return json_response(
+            error_body("UNAUTHORIZED", "A valid metrics bearer token is required."),
+            401,
             headers={"WWW-Authenticate": 'Bearer realm="opstage-metrics"'},
         )
     snapshot = await observability.prometheus_snapshot(ctx)
