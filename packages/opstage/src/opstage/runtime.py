@@ -33,6 +33,7 @@ from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, WalCheckpointe
 from opstage.store.db_lock import DatabaseLock
 from opstage.store.engine import Engines, create_engines, sqlite_path
 from opstage.store.migrate import current_revision_async, head_revision
+from opstage.store.pg_leader import PgLeaderLock
 from opstage.store.pg_wake import PgWakeListener, listen_dsn, new_origin
 from opstage.store.topic_engine import EmbeddedTopicEngine
 from opstage.store.uow import SqlUnitOfWork
@@ -154,6 +155,8 @@ class Runtime:
             runtime.wake_listener = listener
             ctx.cross_node_wake = listener.status
             runtime.tasks.append(asyncio.create_task(listener.run(), name="wake-listener"))
+            # Connects only when the maintenance sweeper first asks (ADR 0007).
+            ctx.leader_lock = PgLeaderLock(listen_dsn(engines.writer.url))
         if checkpointer is not None:
             runtime.checkpointer = checkpointer
             runtime.tasks.append(asyncio.create_task(checkpointer.run(), name="wal-checkpoint"))
@@ -170,6 +173,8 @@ class Runtime:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.ctx.leader_lock is not None:  # hand the lead over now, not at a timeout
+            await self.ctx.leader_lock.close()
         await self.engines.dispose()
         if self.db_lock is not None:
             self.db_lock.release()

@@ -213,6 +213,17 @@ def test_runtime_diagnostics_reports_the_process_and_masks_secrets(
         assert cross_node["connected"] is True and cross_node["channel"] == "opstage_wake"
     else:
         assert cross_node is None
+    # One node alone leads its own sweeps; only PostgreSQL elects (ADR 0007).
+    maintenance = d["maintenance"]
+    election = "postgres-advisory-lock" if ENGINE == "postgres" else None
+    assert maintenance["election"] == election
+    with AdminClient(srv.url) as owner:
+        owner.login()
+        deadline = time.monotonic() + 10
+        while not maintenance["leader"]:
+            assert time.monotonic() < deadline, maintenance
+            time.sleep(0.1)
+            maintenance = owner.data("GET", "/api/admin/diagnostics/runtime")["maintenance"]
     assert bus["publishedTotal"] >= 1  # at least the login
     assert bus["droppedTotal"] == 0
     assert bus["maxLag"] >= 0

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from opstage.app.bus_window import IngestWindows
 from opstage.app.eventbus import DomainEventBus
-from opstage.app.ports import BusSession, UnitOfWork, UnitOfWorkFactory
+from opstage.app.ports import BusSession, LeaderLock, UnitOfWork, UnitOfWorkFactory
 from opstage.domain.timeutil import utcnow
 from opstage.settings import Settings
 
@@ -50,6 +50,15 @@ class OperationalCounters:
 
 
 @dataclass
+class MaintenanceState:
+    """What this node's sweeper does, for runtime diagnostics (``workers/maintenance.py``)."""
+
+    leader: bool = False  # this node runs the scheduled sweeps (always, on SQLite)
+    sweeps: int = 0  # scheduled sweeps run by this node since it started
+    last_sweep_at: datetime | None = None
+
+
+@dataclass
 class AppContext:
     settings: Settings
     uow_factory: UnitOfWorkFactory
@@ -74,6 +83,10 @@ class AppContext:
     cross_node_wake: Callable[[], dict[str, Any]] | None = None
     # The topic bus (app/topics.py); None when OPSTAGE_TOPIC_BUS_ENABLED is off.
     topics: TopicBus | None = None
+    # One leader among the nodes sharing a PostgreSQL database runs the scheduled maintenance
+    # sweeps (ADR 0007); None on SQLite, which is one node.
+    leader_lock: LeaderLock | None = None
+    maintenance: MaintenanceState = field(default_factory=MaintenanceState)
     # The settings as started; ``settings`` may carry runtime overrides (app/maintenance_settings).
     base_settings: Settings | None = None
 

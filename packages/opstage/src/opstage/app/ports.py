@@ -113,3 +113,17 @@ class BusSession(Protocol):
 
     def unfinished(self) -> asyncio.Future[bool] | None:
         """The oldest queued transaction still running, if any."""
+
+
+class LeaderLock(Protocol):
+    """One leader among the nodes sharing a database (``store.pg_leader``; PostgreSQL only).
+
+    The leader holds a lease for as long as its connection lives; a node that dies loses it with
+    its connection, and the next ``hold`` of another node takes it (ADR 0007).
+    """
+
+    async def hold(self) -> bool:
+        """Whether this node leads now: checks the lease it holds, or tries to take it."""
+
+    async def close(self) -> None:
+        """Gives the lease up (if held) and closes the connection."""
