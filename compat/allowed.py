@@ -235,7 +235,7 @@ ALLOWED: list[Allowed] = [
     ),
     *extra_keys(
         "python startedAt generatedAt database eventBus eventLog heartbeats waiters busIngest"
-        " memory.rssBytes memory.maxRssBytes",
+        " maintenance memory.rssBytes memory.maxRssBytes",
         DIAGNOSTICS,
         "operations",
         "diagnostics",
