@@ -13,10 +13,11 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
 
+from opstage.api.views import audit_view as view  # --json prints what the API answers
 from opstage.cli.common import (
     Progress,
     app_context,
@@ -25,28 +26,6 @@ from opstage.cli.common import (
     emit,
     json_option,
 )
-
-
-def view(e: dict[str, Any]) -> dict[str, Any]:
-    """An audit row in the API's ``AuditEvent`` shape (already redacted by the use case)."""
-    from opstage.domain.timeutil import iso
-
-    meta = dict(e["metadata"] or {})
-    return {
-        "id": e["id"],
-        "actorType": e["actor_type"],
-        "actorId": e["actor_id"],
-        "action": e["action"],
-        "targetType": e["target_type"],
-        "targetId": e["target_id"],
-        "result": e["result"],
-        "message": e["message"],
-        "metadata": meta,
-        "ipAddress": meta.get("ipAddress"),
-        "userAgent": meta.get("userAgent"),
-        "requestId": e.get("request_id"),
-        "createdAt": iso(e["created_at"]),
-    }
 
 
 def _when(value: str | None, option: str) -> datetime | None:

@@ -8,29 +8,10 @@ from typing import Any
 
 import click
 
+from opstage.api.views import token_view as view  # --json prints what the API answers
 from opstage.cli.common import app_context, cli_actor, emit, json_option, note, table
 
 STATUSES = ("ACTIVE", "USED", "EXPIRED", "REVOKED")
-
-
-def view(t: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The API's token shape; an ACTIVE token past its expiry reads EXPIRED, as there."""
-    from opstage.domain.timeutil import iso
-
-    status = t["status"]
-    if status == "ACTIVE" and t["expires_at"] is not None and t["expires_at"] <= now:
-        status = "EXPIRED"
-    return {
-        "id": t["id"],
-        "name": t["name"],
-        "status": status,
-        "agentCode": t["agent_code"],
-        "agentId": t["used_by_agent_id"],
-        "expiresAt": iso(t["expires_at"]),
-        "usedAt": iso(t["used_at"]),
-        "revokedAt": iso(t["revoked_at"]),
-        "createdAt": iso(t["created_at"]),
-    }
 
 
 @click.group()

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from opstage.api.views import user_view as view  # --json prints what the API answers
 from opstage.cli.common import (
     PASSWORD_STDIN,
     app_context,
@@ -24,21 +25,6 @@ from opstage.cli.common import (
 )
 
 ROLE = click.Choice(["owner", "operator", "viewer"])
-
-
-def view(u: dict[str, Any]) -> dict[str, Any]:
-    from opstage.domain.timeutil import iso
-
-    return {
-        "id": u["id"],
-        "username": u["username"],
-        "displayName": u.get("display_name"),
-        "role": u["role"],
-        "status": u["status"],
-        "lastLoginAt": iso(u.get("last_login_at")),
-        "createdAt": iso(u.get("created_at")),
-        "updatedAt": iso(u.get("updated_at")),
-    }
 
 
 @click.group()
