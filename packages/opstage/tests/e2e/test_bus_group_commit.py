@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from opstage.app import bus_batch
-from opstage.app.agents import register_agent
+from opstage.app.agents import AgentRegistration, register_agent
 from opstage.app.bus_routes import create_route
 from opstage.app.context import Actor
 from opstage.app.heartbeats import Contact
@@ -24,7 +24,7 @@ from opstage.store.driver import Query
 from opstage.store.tables import metadata
 from sqlalchemy import select
 
-from ..support.clients import service
+from ..support.clients import service_report as service
 from ..support.settings import migrated_settings
 
 
@@ -46,9 +46,8 @@ async def _agent(runtime: Runtime, code: str) -> str:
     _, raw = await create_token(
         runtime.ctx, system, name=code, expires_in_seconds=None, agent_code=None
     )
-    body = {"registrationToken": raw, "agent": {"code": code}}
-    agent_id: str = (await register_agent(runtime.ctx, system, body))["agentId"]
-    return agent_id
+    body = AgentRegistration(registration_token=raw, code=code)
+    return (await register_agent(runtime.ctx, system, body)).agent_id
 
 
 async def test_a_batch_the_database_rejects_is_replayed_event_by_event(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opstage.app.agents import register_agent
+from opstage.app.agents import AgentRegistration, register_agent
 from opstage.app.context import Actor
 from opstage.app.maintenance import run_maintenance
 from opstage.app.services import report_services
@@ -25,7 +25,7 @@ from opstage.domain.events import (
 from opstage.runtime import Runtime
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
+from ..support.clients import AdminClient, AgentClient, action, register, service, service_report
 from ..support.server import ServerProcess
 from ..support.settings import migrated_settings
 from ..support.sql import audit_row, insert_audit, scalar, set_timestamp
@@ -322,10 +322,12 @@ async def test_transitions_are_published_as_domain_events(
         system = Actor.system()
         _, raw = await create_token(ctx, system, name="t", expires_in_seconds=None, agent_code=None)
         registered = await register_agent(
-            ctx, system, {"registrationToken": raw, "agent": {"code": "evt-agent"}}
+            ctx, system, AgentRegistration(registration_token=raw, code="evt-agent")
         )
-        agent_id = registered["agentId"]
-        [svc] = await report_services(ctx, Actor("AGENT", agent_id), agent_id, [service("evt-svc")])
+        agent_id = registered.agent_id
+        [svc] = await report_services(
+            ctx, Actor("AGENT", agent_id), agent_id, [service_report("evt-svc")]
+        )
         expiring, _ = await create_token(
             ctx, system, name="soon", expires_in_seconds=60, agent_code=None
         )

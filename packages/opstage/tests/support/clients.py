@@ -6,6 +6,9 @@ import secrets
 from typing import Any
 
 import httpx
+from opstage.api import inputs
+from opstage.api.models import ReportedService
+from opstage.app.services import ServiceReport
 
 from .server import ADMIN_PASSWORD, ADMIN_USERNAME
 
@@ -130,6 +133,11 @@ def service(code: str, *actions: dict[str, Any], **extra: Any) -> dict[str, Any]
         "actions": list(actions),
         **extra,
     }
+
+
+def service_report(code: str, *actions: dict[str, Any], **extra: Any) -> ServiceReport:
+    """``service``'s entry as the app's typed input, parsed as the API parses it."""
+    return inputs.service_report(ReportedService.model_validate(service(code, *actions, **extra)))
 
 
 def action(name: str, **extra: Any) -> dict[str, Any]:

@@ -1,33 +1,50 @@
-"""Rows → the contract's JSON shapes (camelCase, ISO-8601 ``…mmmZ`` timestamps)."""
+"""Records → the contract's JSON shapes (camelCase, ISO-8601 ``…mmmZ`` timestamps).
+
+The only place a stored record becomes a wire view (ADR 0011): use cases return the typed
+records of ``domain/records.py``; the camelCase keys are written here.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from opstage.domain.actions import initial_payload
+from opstage.domain.records import (
+    ActionRow,
+    AgentRow,
+    AuditRow,
+    CommandResultRow,
+    CommandRow,
+    ConfigItemRow,
+    JsonObject,
+    RegistrationTokenRow,
+    ServiceWithAgent,
+    UserProfile,
+)
 from opstage.domain.redaction import redact
 from opstage.domain.status import effective_service_status
 from opstage.domain.timeutil import iso, millis_between
 from opstage.domain.workspace import DEFAULT_WORKSPACE_ID
 from opstage.settings import Settings
 
-Row = dict[str, Any]
+View = dict[str, Any]  # a wire object, as ``orjson`` writes it
 
 
-def user_view(u: Row) -> Row:
+def user_view(u: UserProfile) -> View:
     return {
         "id": u["id"],
         "username": u["username"],
-        "displayName": u.get("display_name"),
+        "displayName": u["display_name"],
         "role": u["role"],
         "status": u["status"],
-        "lastLoginAt": iso(u.get("last_login_at")),
-        "createdAt": iso(u.get("created_at")),
-        "updatedAt": iso(u.get("updated_at")),
+        "lastLoginAt": iso(u["last_login_at"]),
+        "createdAt": iso(u["created_at"]),
+        "updatedAt": iso(u["updated_at"]),
     }
 
 
-def token_view(t: Row, now: datetime) -> Row:
+def token_view(t: RegistrationTokenRow, now: datetime) -> View:
     status = t["status"]
     if status == "ACTIVE" and t["expires_at"] is not None and t["expires_at"] <= now:
         status = "EXPIRED"
@@ -47,10 +64,12 @@ def token_view(t: Row, now: datetime) -> Row:
     }
 
 
-def agent_view(a: Row, now: datetime, settings: Settings, service_count: int | None = None) -> Row:
+def agent_view(
+    a: AgentRow, now: datetime, settings: Settings, service_count: int | None = None
+) -> View:
     # As the reference: an agent reads its stored status, ONLINE until the sweep stores
     # OFFLINE; its services read STALE in between (service_view).
-    out = {
+    out: View = {
         "id": a["id"],
         "code": a["code"],
         "name": a["name"],
@@ -67,7 +86,7 @@ def agent_view(a: Row, now: datetime, settings: Settings, service_count: int | N
     return out
 
 
-def service_view(s: Row, now: datetime, settings: Settings) -> Row:
+def service_view(s: ServiceWithAgent, now: datetime, settings: Settings) -> View:
     status = effective_service_status(
         s["agent_status"],
         s["agent_last_heartbeat_at"],
@@ -97,7 +116,7 @@ def service_view(s: Row, now: datetime, settings: Settings) -> Row:
     }
 
 
-def health_view(s: Row) -> Row | None:
+def health_view(s: ServiceWithAgent) -> View | None:
     if s["last_health_at"] is None:
         return None
     return {
@@ -115,7 +134,7 @@ def health_view(s: Row) -> Row | None:
     }
 
 
-def config_view(c: Row) -> Row:
+def config_view(c: ConfigItemRow) -> View:
     return {
         "id": c["id"],
         "serviceId": c["service_id"],
@@ -134,8 +153,8 @@ def config_view(c: Row) -> Row:
     }
 
 
-def action_view(a: Row) -> Row:
-    out = {
+def action_view(a: ActionRow) -> View:
+    out: View = {
         "id": a["id"],
         "serviceId": a["service_id"],
         "name": a["name"],
@@ -157,7 +176,7 @@ def action_view(a: Row) -> Row:
     return out
 
 
-def command_view(c: Row, *, for_agent: bool = False) -> Row:
+def command_view(c: CommandRow, *, for_agent: bool = False) -> View:
     payload = c["payload"] if for_agent else redact(c["payload"])
     return {
         "id": c["id"],
@@ -168,9 +187,9 @@ def command_view(c: Row, *, for_agent: bool = False) -> Row:
         "status": c["status"],
         "payload": payload,
         "createdByUserId": c["created_by_user_id"],
-        "retryOfCommandId": c.get("retry_of_command_id"),
-        "busEventId": c.get("bus_event_id"),
-        "busRouteId": c.get("bus_route_id"),
+        "retryOfCommandId": c["retry_of_command_id"],
+        "busEventId": c["bus_event_id"],
+        "busRouteId": c["bus_route_id"],
         "errorCode": c["error_code"],
         "errorMessage": c["error_message"],
         "createdAt": iso(c["created_at"]),
@@ -182,26 +201,24 @@ def command_view(c: Row, *, for_agent: bool = False) -> Row:
     }
 
 
-def result_view(r: Row | None, agent_id: str | None = None) -> Row | None:
-    if r is None:
-        return None
+def result_view(r: CommandResultRow, agent_id: str) -> View:
     return {
         "id": r["id"],
         "commandId": r["command_id"],
-        "agentId": agent_id or r.get("agent_id"),
+        "agentId": agent_id,
         "success": bool(r["success"]),
         "message": r["message"],
         "data": r["data"] or {},
         "error": r["error"] or {},
-        "startedAt": iso(r.get("agent_started_at")),
-        "finishedAt": iso(r.get("agent_finished_at")),
+        "startedAt": iso(r["agent_started_at"]),
+        "finishedAt": iso(r["agent_finished_at"]),
         "reportedAt": iso(r["reported_at"]),
         # The reference's row time: the result is written when it is reported.
         "createdAt": iso(r["reported_at"]),
     }
 
 
-def audit_view(e: Row) -> Row:
+def audit_view(e: AuditRow) -> View:
     meta = dict(e["metadata"] or {})
     return {
         "id": e["id"],
@@ -215,6 +232,42 @@ def audit_view(e: Row) -> Row:
         "metadata": meta,
         "ipAddress": meta.get("ipAddress"),
         "userAgent": meta.get("userAgent"),
-        "requestId": e.get("request_id"),
+        "requestId": e["request_id"],
         "createdAt": iso(e["created_at"]),
+    }
+
+
+# The agent's prepare answer may restate these of the declared action (contract: the wire's
+# names), and they then win over the declared ones.
+PREPARE_OVERLAY: tuple[tuple[str, str], ...] = (
+    ("label", "label"),
+    ("description", "description"),
+    ("dangerLevel", "danger_level"),
+    ("inputSchema", "input_schema"),
+    ("timeoutSeconds", "timeout_seconds"),
+    ("requiresConfirmation", "requires_confirmation"),
+)
+
+
+def prepared_view(action: ActionRow, command: CommandRow, result: CommandResultRow) -> View:
+    """An ACTION_PREPARE's answer: the action as the agent restated it, the payload to start
+    from, the service's current state, and the prepare command with its result."""
+    data: JsonObject = result["data"] or {}
+    merged: dict[str, Any] = dict(action)
+    overlay = data.get("action")
+    if isinstance(overlay, dict):
+        for src, dst in PREPARE_OVERLAY:
+            if src in overlay:
+                merged[dst] = overlay[src]
+    given = data.get("initialPayload")
+    state = data.get("currentState")
+    prepare_command = command_view(command)
+    prepare_command["result"] = result_view({**result, "data": data}, command["agent_id"])
+    return {
+        "action": action_view(cast(ActionRow, merged)),
+        "initialPayload": given
+        if isinstance(given, dict)
+        else initial_payload(merged.get("input_schema")),
+        "currentState": state if isinstance(state, dict) else {},
+        "prepareCommand": prepare_command,
     }

@@ -13,12 +13,14 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
 from opstage.app.heartbeats import Contact
-from opstage.app.services import claim_service_codes, upsert_service
+from opstage.app.repositories import SortSpec
+from opstage.app.services import ServiceReport, claim_service_codes, upsert_service
 from opstage.domain.errors import (
     Conflict,
     DomainError,
@@ -30,6 +32,13 @@ from opstage.domain.errors import (
 from opstage.domain.events import AgentCredentialsChanged, AgentRegistered, AgentStatusChanged
 from opstage.domain.identity import agent_code_problem
 from opstage.domain.ids import AGENT_TOKEN_PREFIX, hash_token, new_id, new_token
+from opstage.domain.records import (
+    AgentChanges,
+    AgentCredential,
+    AgentRow,
+    RegistrationTokenRow,
+    ServiceWithAgent,
+)
 from opstage.domain.redaction import mask_strings
 from opstage.domain.status import AgentStatus
 
@@ -37,6 +46,27 @@ AUTH_CACHE_TTL_SECONDS = 5.0
 # ``embedded`` is the contract's; ``ophub`` is our documented extension (docs/compatibility.md).
 AGENT_MODES = ("embedded", "ophub")
 _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRegistration:
+    """An agent's registration request, as the edge parsed it (ADR 0011)."""
+
+    registration_token: str
+    code: str
+    name: str | None = None
+    mode: str = "embedded"
+    runtime: str | None = None
+    service: ServiceReport | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What a registration hands back: the raw agent token is shown this once."""
+
+    agent_id: str
+    agent_token: str
+    service_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +84,15 @@ class AgentAuthCache:
     """
 
     def __init__(self) -> None:
-        self._by_hash: dict[str, tuple[dict[str, Any], float]] = {}
+        self._by_hash: dict[str, tuple[AgentCredential, float]] = {}
 
-    def get(self, token_hash: str) -> dict[str, Any] | None:
+    def get(self, token_hash: str) -> AgentCredential | None:
         hit = self._by_hash.get(token_hash)
         if hit is None or hit[1] < time.monotonic():
             return None
         return hit[0]
 
-    def put(self, token_hash: str, row: dict[str, Any]) -> None:
+    def put(self, token_hash: str, row: AgentCredential) -> None:
         if len(self._by_hash) > 50_000:
             self._by_hash.clear()
         self._by_hash[token_hash] = (row, time.monotonic() + AUTH_CACHE_TTL_SECONDS)
@@ -115,12 +145,11 @@ async def authenticate_agent(
     return AgentPrincipal(row["agent_id"], row["token_id"], row["agent_code"])
 
 
-async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) -> dict[str, Any]:
-    raw_reg = body["registrationToken"]
-    agent_in = body["agent"]
-    service_in = body.get("service")
-    code = agent_in["code"]
-    _check_identity(code, agent_in.get("mode", "embedded"))  # before the token is looked at
+async def register_agent(ctx: AppContext, actor: Actor, body: AgentRegistration) -> Registration:
+    raw_reg = body.registration_token
+    service_in = body.service
+    code = body.code
+    _check_identity(code, body.mode)  # before the token is looked at
     now = ctx.clock()
     reg_hash = hash_token(raw_reg)
     async with ctx.writer() as uow:
@@ -145,7 +174,7 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
             )
         agent_id = existing["id"] if existing else new_id("agt")
         if service_in is not None:
-            await claim_service_codes(uow, agent_id, [service_in["code"]])
+            await claim_service_codes(uow, agent_id, [service_in.code])
         used = await uow.tokens.update(
             reg["id"],
             {
@@ -162,22 +191,27 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
             )
         agent_actor = Actor("AGENT", agent_id, actor.ip, actor.user_agent, actor.request_id)
         revoked = 0
-        values = {
-            "name": mask_strings(agent_in.get("name")),
-            "mode": agent_in.get("mode", "embedded"),
-            "runtime": mask_strings(agent_in.get("runtime")),
+        values: AgentChanges = {
+            "name": mask_strings(body.name),
+            "mode": body.mode,
+            "runtime": mask_strings(body.runtime),
             # The topic-bus tenants its (latest) registration token grants (app/topics.py).
-            "topic_tenants": reg.get("topic_tenants"),
+            "topic_tenants": reg["topic_tenants"],
             "updated_at": now,
         }
         if existing is None:
             await uow.agents.insert(
                 {
-                    **values,
                     "id": agent_id,
                     "code": code,
+                    "name": mask_strings(body.name),
+                    "mode": body.mode,
+                    "runtime": mask_strings(body.runtime),
                     "status": AgentStatus.PENDING,
+                    "last_heartbeat_at": None,
+                    "topic_tenants": reg["topic_tenants"],
                     "created_at": now,
+                    "updated_at": now,
                 }
             )
         else:
@@ -197,6 +231,7 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
                 "status": "ACTIVE",
                 "registration_token_id": reg["id"],
                 "created_at": now,
+                "revoked_at": None,
             }
         )
         await write_audit(
@@ -248,11 +283,7 @@ async def register_agent(ctx: AppContext, actor: Actor, body: dict[str, Any]) ->
         uow.record(AgentRegistered(agent_id, code, rotated=existing is not None))
         uow.record(AgentCredentialsChanged(agent_id))
         uow.after_commit(lambda: ctx.agent_auth.forget(agent_id))
-    out: dict[str, Any] = {"agentId": agent_id, "agentToken": raw_agent}
-    if service_id is not None:
-        # An addition: the agent can name its service in heartbeats without a report first.
-        out["serviceId"] = service_id
-    return out
+    return Registration(agent_id, raw_agent, service_id)
 
 
 def _check_identity(code: str, mode: str) -> None:
@@ -267,7 +298,7 @@ def _check_identity(code: str, mode: str) -> None:
         raise ValidationFailed("Request body validation failed.", issues)
 
 
-def _check_registration_token(reg: dict[str, Any] | None, now: Any) -> None:
+def _check_registration_token(reg: RegistrationTokenRow | None, now: datetime) -> None:
     if reg is None:
         raise Unauthorized("Invalid registration token.", code="REGISTRATION_TOKEN_INVALID")
     status = reg["status"]
@@ -290,7 +321,7 @@ async def record_contact(
 # --- operator controls -------------------------------------------------------------------
 
 
-async def get_agent(ctx: AppContext, agent_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def get_agent(ctx: AppContext, agent_id: str) -> tuple[AgentRow, list[ServiceWithAgent]]:
     async with ctx.reader() as uow:
         agent = await uow.agents.get(agent_id)
         if agent is None:
@@ -304,10 +335,10 @@ async def list_agents(
     *,
     statuses: Sequence[str],
     q: str | None,
-    sort: Sequence[tuple[str, bool]],
+    sort: SortSpec,
     page: int,
     page_size: int,
-) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
+) -> tuple[list[AgentRow], int, dict[str, int]]:
     async with ctx.reader() as uow:
         rows, total = await uow.agents.list(
             statuses=statuses,
@@ -320,9 +351,7 @@ async def list_agents(
     return rows, total, counts
 
 
-async def set_agent_standing(
-    ctx: AppContext, actor: Actor, agent_id: str, change: str
-) -> dict[str, Any]:
+async def set_agent_standing(ctx: AppContext, actor: Actor, agent_id: str, change: str) -> AgentRow:
     """``change`` is disable, enable or revoke."""
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -332,7 +361,7 @@ async def set_agent_standing(
         old = agent["status"]
         if change in ("disable", "enable") and old == AgentStatus.REVOKED:
             raise Conflict("Agent is revoked.", code="AGENT_REVOKED")
-        values: dict[str, Any] = {"updated_at": now}
+        values: AgentChanges = {"updated_at": now}
         meta: dict[str, Any] = {"fromStatus": old}
         if change == "disable":
             values["status"] = AgentStatus.DISABLED
@@ -356,10 +385,11 @@ async def set_agent_standing(
             metadata=meta,
             now=now,
         )
-        if values.get("status", old) != old:
-            uow.record(AgentStatusChanged(agent_id, old, values["status"]))
+        new_status = values.get("status", old)
+        if new_status != old:
+            uow.record(AgentStatusChanged(agent_id, old, new_status))
         uow.record(AgentCredentialsChanged(agent_id))
         uow.after_commit(lambda: ctx.agent_auth.forget(agent_id))
         agent = await uow.agents.get(agent_id)
     assert agent is not None
-    return dict(agent)
+    return agent

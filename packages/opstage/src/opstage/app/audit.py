@@ -22,6 +22,7 @@ from opstage.app.ports import UnitOfWork
 from opstage.domain.errors import DomainError, NotFound
 from opstage.domain.events import AuditRecorded
 from opstage.domain.ids import new_id
+from opstage.domain.records import AuditRow
 from opstage.domain.redaction import mask_token_values, redact
 
 
@@ -101,7 +102,7 @@ async def list_audit(
     page: int,
     page_size: int,
     action_prefix: str | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[AuditRow], int]:
     async with ctx.reader() as uow:
         rows, total = await uow.audit.list(
             actor_types=actor_types,
@@ -119,7 +120,7 @@ async def list_audit(
     return [clean(r) for r in rows], total
 
 
-async def get_audit(ctx: AppContext, audit_id: str) -> dict[str, Any]:
+async def get_audit(ctx: AppContext, audit_id: str) -> AuditRow:
     async with ctx.reader() as uow:
         row = await uow.audit.get(audit_id)
     if row is None:
@@ -127,11 +128,10 @@ async def get_audit(ctx: AppContext, audit_id: str) -> dict[str, Any]:
     return clean(row)
 
 
-def clean(row: dict[str, Any]) -> dict[str, Any]:
+def clean(row: AuditRow) -> AuditRow:
     """A row as it may leave the server: metadata and message redacted."""
-    out = dict(row)
-    out["metadata"] = redact(out.get("metadata") or {})
-    if out.get("message"):
+    out: AuditRow = {**row, "metadata": redact(row["metadata"] or {})}
+    if out["message"]:
         out["message"] = redact(out["message"])
     return out
 
@@ -176,7 +176,7 @@ async def export_audit(
     fmt: str,
     descending: bool = True,
     batch_size: int = EXPORT_BATCH,
-) -> AsyncIterator[list[dict[str, Any]]]:
+) -> AsyncIterator[list[AuditRow]]:
     """Batches of the filtered set as of now (rows written later are not included).
 
     The export itself is audited (``audit.exported``) before the first row is read.

@@ -15,7 +15,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -25,6 +24,7 @@ from opstage.app.context import Actor, AppContext
 from opstage.domain.errors import DomainError, Forbidden, Unauthorized
 from opstage.domain.identity import normalize_username, password_problem, username_key
 from opstage.domain.ids import new_id
+from opstage.domain.records import UserProfile
 from opstage.settings import Settings, SettingsError
 
 _hasher = PasswordHasher()
@@ -56,7 +56,7 @@ class SessionInfo:
     role: str
     csrf_token: str
     expires_at: datetime
-    user: dict[str, Any]
+    user: UserProfile
 
 
 class LoginThrottle:
@@ -119,6 +119,7 @@ async def bootstrap_owner(ctx: AppContext) -> str | None:
                 "role": "owner",
                 "status": "ACTIVE",
                 "password_hash": hash_password(password),
+                "last_login_at": None,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -234,7 +235,7 @@ async def resolve_session(ctx: AppContext, raw: str | None) -> SessionInfo:
     if now - row["last_seen_at"] > SESSION_TOUCH_INTERVAL:
         async with ctx.writer() as uow:
             await uow.sessions.update(row["id"], {"last_seen_at": now})
-    user = {
+    user: UserProfile = {
         "id": row["user_id"],
         "username": row["username"],
         "display_name": row["display_name"],

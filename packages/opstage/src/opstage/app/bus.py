@@ -28,6 +28,7 @@ from opstage.domain.bus import (
 from opstage.domain.errors import DomainError, DuplicateRow, Forbidden, NotFound
 from opstage.domain.events import BusEventAccepted
 from opstage.domain.ids import new_id
+from opstage.domain.records import BusEventRow, BusRouteRow, CommandRow, ServiceWithAgent
 from opstage.domain.redaction import redact
 from opstage.domain.status import CommandType
 from opstage.domain.timeutil import iso, parse_iso
@@ -49,7 +50,7 @@ async def replay_for(ctx: AppContext, agent_id: str, key: str) -> Row | None:
     return _replay(found)
 
 
-def replay_of(found: Row) -> Row:
+def replay_of(found: BusEventRow) -> Row:
     """The answer to a publish whose key is already stored (within the replay window)."""
     return _replay(found) or {
         "eventId": found["id"],
@@ -58,7 +59,7 @@ def replay_of(found: Row) -> Row:
     }
 
 
-def _replay(found: Row | None) -> Row | None:
+def _replay(found: BusEventRow | None) -> Row | None:
     if found is None or found["response"] is None:
         return None
     return {**found["response"], "replay": True}
@@ -76,7 +77,7 @@ async def seed_window(ctx: AppContext, agent_id: str) -> None:
         windows.seed(agent_id, [t.timestamp() for t in recent])
 
 
-def check_source(source: Row | None, body: Row, agent_id: str) -> Row:
+def check_source(source: ServiceWithAgent | None, body: Row, agent_id: str) -> ServiceWithAgent:
     if source is None:
         raise NotFound(
             "Source Capsule Service not found.",
@@ -108,11 +109,11 @@ async def new_event(
     uow: UnitOfWork,
     ctx: AppContext,
     agent_id: str,
-    source: Row,
+    source: ServiceWithAgent,
     body: Row,
     key: str | None,
     now: datetime,
-) -> Row:
+) -> BusEventRow:
     """The row to store for an admitted event, after the depth guard."""
     causation_id = body.get("causationId")
     cause = await uow.bus_events.get(causation_id) if causation_id else None
@@ -123,7 +124,7 @@ async def new_event(
             code="BUS_DEPTH_EXCEEDED",
             details={"depth": depth, "maxDepth": ctx.settings.capsule_bus_max_depth},
         )
-    return {
+    event: BusEventRow = {
         "id": new_id("bev"),
         "agent_id": agent_id,
         "source_service_id": source["id"],
@@ -141,6 +142,7 @@ async def new_event(
         "occurred_at": _instant(body.get("occurredAt")),
         "accepted_at": now,
     }
+    return event
 
 
 async def ingest_event(
@@ -186,7 +188,9 @@ async def ingest_event(
     return response
 
 
-async def store_and_route(uow: UnitOfWork, ctx: AppContext, actor: Actor, event: Row) -> Row:
+async def store_and_route(
+    uow: UnitOfWork, ctx: AppContext, actor: Actor, event: BusEventRow
+) -> Row:
     """Insert the event, route it, and keep the response for idempotent replays."""
     now = event["accepted_at"]
     await uow.bus_events.insert(event)
@@ -240,7 +244,7 @@ async def store_and_route(uow: UnitOfWork, ctx: AppContext, actor: Actor, event:
 async def record_outcome(
     uow: UnitOfWork,
     ctx: AppContext,
-    command: Row,
+    command: CommandRow,
     status: str,
     error_code: str | None,
     now: datetime,
@@ -249,14 +253,17 @@ async def record_outcome(
 
     Routes may react to it; the depth guard ends any loop. Same transaction as the result.
     """
-    cause = await uow.bus_events.get(command["bus_event_id"])
+    cause_id = command["bus_event_id"]
+    if cause_id is None:
+        return None
+    cause = await uow.bus_events.get(cause_id)
     service = await uow.services.get(command["service_id"])
     if cause is None or service is None:
         return None
     depth = int(cause["depth"]) + 1
     if depth > ctx.settings.capsule_bus_max_depth:
         return None
-    event = {
+    event: BusEventRow = {
         "id": new_id("bev"),
         "agent_id": command["agent_id"],
         "source_service_id": service["id"],
@@ -267,7 +274,7 @@ async def record_outcome(
             "actionName": command["action_name"],
             "status": status,
             "errorCode": error_code,
-            "routeId": command.get("bus_route_id"),
+            "routeId": command["bus_route_id"],
         },
         "metadata": {"origin": "opstage.command-outcome"},
         "correlation_id": cause["correlation_id"],
@@ -284,7 +291,7 @@ async def record_outcome(
 
 
 async def evaluate_route(
-    uow: UnitOfWork, ctx: AppContext, route: Row, event: Row, now: datetime
+    uow: UnitOfWork, ctx: AppContext, route: BusRouteRow, event: BusEventRow, now: datetime
 ) -> tuple[Row, Row | None]:
     """What a matched route would do with this event, without writing anything.
 
@@ -354,7 +361,12 @@ async def evaluate_route(
 
 
 async def _dispatch(
-    uow: UnitOfWork, ctx: AppContext, actor: Actor, route: Row, event: Row, now: datetime
+    uow: UnitOfWork,
+    ctx: AppContext,
+    actor: Actor,
+    route: BusRouteRow,
+    event: BusEventRow,
+    now: datetime,
 ) -> Row:
     entry, plan = await evaluate_route(uow, ctx, route, event, now)
     if plan is None:
@@ -408,7 +420,7 @@ def _instant(value: Any) -> datetime | None:
     return parse_iso(str(value))
 
 
-def _bus_event_view(event: Row) -> Row:
+def _bus_event_view(event: BusEventRow) -> Row:
     return {
         "id": event["id"],
         "eventType": event["event_type"],

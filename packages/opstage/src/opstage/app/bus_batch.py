@@ -32,6 +32,7 @@ from opstage.app import bus
 from opstage.app.context import Actor, AppContext
 from opstage.app.ports import BusSession, UnitOfWork
 from opstage.domain.errors import DomainError
+from opstage.domain.records import BusEventRow
 
 log = logging.getLogger("opstage.bus")
 Row = dict[str, Any]
@@ -161,8 +162,7 @@ class _BatchUnit:
                 return row
         if event_id in self._causes:
             return self._causes[event_id]
-        found: Row | None = await self.uow.bus_events.get(event_id)
-        return found
+        return cast("Row | None", await self.uow.bus_events.get(event_id))
 
     async def read_ahead(self, batch: list[_Publish]) -> None:
         """Everything routing will read for this batch, in one round trip."""
@@ -462,7 +462,9 @@ async def _ingest_batch(ctx: AppContext, batch: list[_Publish]) -> list[Row | Do
             unit = _BatchUnit(uow)
             await unit.read_ahead(batch)
             pairs = sorted({(p.agent_id, p.key) for p in batch if p.key})
-            known: dict[tuple[str, str], Row] = await uow.bus_events.by_idempotency_keys(pairs)
+            known = cast(
+                "dict[tuple[str, str], Row]", await uow.bus_events.by_idempotency_keys(pairs)
+            )
             outcomes = await _apply_rules(unit, ctx, batch, now, since, known, taken)
             await unit.flush()
     except BaseException:
@@ -524,7 +526,7 @@ async def _one(
         found = known.get((agent_id, key))
         if found is not None:
             if found["accepted_at"] >= since:
-                return bus.replay_of(found)
+                return bus.replay_of(cast("BusEventRow", found))
             await unit.uow.bus_events.release_idempotency_key(agent_id, key, since)
             del known[(agent_id, key)]
     stamp = now.timestamp()

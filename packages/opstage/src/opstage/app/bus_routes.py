@@ -7,7 +7,8 @@ dispatch checks it again (the action may become dangerous after the route was ma
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from opstage.app.audit import write_audit
 from opstage.app.bus import evaluate_route
@@ -24,6 +25,7 @@ from opstage.domain.bus import (
 from opstage.domain.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from opstage.domain.events import BusRouteChanged
 from opstage.domain.ids import new_id
+from opstage.domain.records import BusEventRow, BusRouteChanges, BusRouteRow
 from opstage.domain.redaction import mask_strings, redact
 
 Row = dict[str, Any]
@@ -34,7 +36,7 @@ def _not_found() -> NotFound:
     return NotFound("Bus route not found.", code="BUS_ROUTE_NOT_FOUND")
 
 
-def route_values(body: Row) -> Row:
+def route_values(body: Row) -> BusRouteChanges:
     """Body (the wire shape) → columns; PUT replaces the whole route, so defaults apply."""
     issues = filter_problems(body.get("filters") or []) + mapping_problems(
         body.get("inputMapping") or {}
@@ -57,8 +59,13 @@ def route_values(body: Row) -> Row:
 
 
 async def _approval(
-    uow: UnitOfWork, actor: Actor, values: Row, wants: bool, existing: Row | None, now: Any
-) -> Row:
+    uow: UnitOfWork,
+    actor: Actor,
+    values: BusRouteChanges,
+    wants: bool,
+    existing: BusRouteRow | None,
+    now: datetime,
+) -> BusRouteChanges:
     same_target = existing is not None and (
         existing["target_service_code"],
         existing["target_action_name"],
@@ -92,19 +99,26 @@ async def _approval(
     return {"pre_approved": False, "pre_approved_by_user_id": None, "pre_approved_at": None}
 
 
-async def create_route(ctx: AppContext, actor: Actor, body: Row) -> Row:
+def draft_route(values: BusRouteChanges, pre_approved: bool) -> BusRouteRow:
+    """A route not stored (simulated as drawn up): it has no id yet, which it shows as null."""
+    return cast(BusRouteRow, {**values, "id": None, "pre_approved": pre_approved})
+
+
+async def create_route(ctx: AppContext, actor: Actor, body: Row) -> BusRouteRow:
     values = route_values(body)
     now = ctx.clock()
     async with ctx.writer() as uow:
         values.update(await _approval(uow, actor, values, bool(body.get("preApproved")), None, now))
-        row = {**values, "id": new_id("brt"), "created_at": now, "updated_at": now}
+        row = cast(
+            BusRouteRow, {**values, "id": new_id("brt"), "created_at": now, "updated_at": now}
+        )
         await uow.bus_routes.insert(row)
         await _audit_change(uow, actor, "bus.route.created", row, now)
         uow.record(BusRouteChanged(row["id"], "created"))
     return row
 
 
-async def replace_route(ctx: AppContext, actor: Actor, route_id: str, body: Row) -> Row:
+async def replace_route(ctx: AppContext, actor: Actor, route_id: str, body: Row) -> BusRouteRow:
     values = route_values(body)
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -116,13 +130,13 @@ async def replace_route(ctx: AppContext, actor: Actor, route_id: str, body: Row)
         )
         values["updated_at"] = now
         await uow.bus_routes.update(route_id, values)
-        row = {**existing, **values}
+        row: BusRouteRow = {**existing, **values}
         await _audit_change(uow, actor, "bus.route.updated", row, now)
         uow.record(BusRouteChanged(route_id, "updated"))
     return row
 
 
-async def delete_route(ctx: AppContext, actor: Actor, route_id: str) -> Row:
+async def delete_route(ctx: AppContext, actor: Actor, route_id: str) -> BusRouteRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         existing = await uow.bus_routes.get(route_id)
@@ -131,10 +145,12 @@ async def delete_route(ctx: AppContext, actor: Actor, route_id: str) -> Row:
         await uow.bus_routes.delete(route_id)
         await _audit_change(uow, actor, "bus.route.deleted", existing, now)
         uow.record(BusRouteChanged(route_id, "deleted"))
-    return dict(existing)
+    return existing
 
 
-async def _audit_change(uow: UnitOfWork, actor: Actor, action: str, row: Row, now: Any) -> None:
+async def _audit_change(
+    uow: UnitOfWork, actor: Actor, action: str, row: BusRouteRow, now: datetime
+) -> None:
     await write_audit(
         uow,
         actor,
@@ -153,32 +169,30 @@ async def _audit_change(uow: UnitOfWork, actor: Actor, action: str, row: Row, no
     )
 
 
-async def get_route(ctx: AppContext, route_id: str) -> Row:
+async def get_route(ctx: AppContext, route_id: str) -> BusRouteRow:
     async with ctx.reader() as uow:
         row = await uow.bus_routes.get(route_id)
     if row is None:
         raise _not_found()
-    return dict(row)
+    return row
 
 
-async def list_routes(ctx: AppContext, page: int, page_size: int) -> tuple[list[Row], int]:
+async def list_routes(ctx: AppContext, page: int, page_size: int) -> tuple[list[BusRouteRow], int]:
     async with ctx.reader() as uow:
-        rows, total = await uow.bus_routes.list(page=page, page_size=page_size)
-    return [dict(r) for r in rows], int(total)
+        return await uow.bus_routes.list(page=page, page_size=page_size)
 
 
-async def list_events(ctx: AppContext, page: int, page_size: int) -> tuple[list[Row], int]:
+async def list_events(ctx: AppContext, page: int, page_size: int) -> tuple[list[BusEventRow], int]:
     async with ctx.reader() as uow:
-        rows, total = await uow.bus_events.list(page=page, page_size=page_size)
-    return [dict(r) for r in rows], int(total)
+        return await uow.bus_events.list(page=page, page_size=page_size)
 
 
-async def simulate(ctx: AppContext, route: Row, limit: int) -> Row:
+async def simulate(ctx: AppContext, route: BusRouteRow, limit: int) -> Row:
     """Replay the latest stored events of the route's type through it; nothing is written."""
     limit = max(1, min(limit, SIMULATE_MAX_EVENTS))
     now = ctx.clock()
     # A what-if: the route is evaluated as if ENABLED, whatever its stored status.
-    live = {**route, "status": RouteStatus.ENABLED}
+    live: BusRouteRow = {**route, "status": RouteStatus.ENABLED}
     results = []
     counts = {s.value: 0 for s in EntryStatus} | {"UNMATCHED": 0}
     async with ctx.reader() as uow:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -20,10 +21,10 @@ from opstage.app.agents import AgentPrincipal, record_contact
 from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
 from opstage.app.ports import UnitOfWork
+from opstage.app.repositories import SortSpec
 from opstage.app.secrets_once import reveal
 from opstage.domain.actions import (
     holds_scrubbed_values,
-    initial_payload,
     needs_confirmation,
     payload_issues,
     scrub_payload,
@@ -31,6 +32,15 @@ from opstage.domain.actions import (
 from opstage.domain.errors import ActionPrepareFailed, Conflict, DomainError, Forbidden, NotFound
 from opstage.domain.events import CommandCreated, CommandStatusChanged
 from opstage.domain.ids import new_id
+from opstage.domain.records import (
+    ActionRow,
+    AgentRow,
+    CommandChanges,
+    CommandResultRow,
+    CommandRow,
+    JsonObject,
+    ServiceWithAgent,
+)
 from opstage.domain.redaction import mask_strings, redact
 from opstage.domain.status import (
     RETRYABLE_COMMAND_STATUSES,
@@ -47,14 +57,41 @@ LIVE = (CommandStatus.PENDING, CommandStatus.RUNNING)
 POLL_LIMIT_MAX = 10
 LONG_POLL_RECHECK_SECONDS = 5.0  # the last bound if a wake-up from another node was lost
 # Spelled out, not built, so the error-mapping test sees every code (ADR 0006).
-NOT_READY_CODES = {
+NOT_READY_CODES: dict[str, str] = {
     AgentStatus.OFFLINE: "AGENT_OFFLINE",
     AgentStatus.DISABLED: "AGENT_DISABLED",
     AgentStatus.REVOKED: "AGENT_REVOKED",
 }
 
 
-def check_agent_ready(agent: dict[str, Any] | None, now: datetime, threshold: int) -> None:
+@dataclass(frozen=True, slots=True)
+class ResultReport:
+    """An agent's result for one command, as the edge parsed it (snake_case, ADR 0011).
+
+    ``started_at``/``finished_at`` are the agent's own ISO-8601 strings: unparseable ones are
+    stored as unknown, not rejected (as the reference).
+    """
+
+    success: bool
+    message: str | None = None
+    data: JsonObject | None = None
+    error: JsonObject | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAction:
+    """An ACTION_PREPARE's outcome: the declared action, the finished command and its result
+    (``result.data``: the agent's answer, one-time secrets revealed for the asker). How the
+    answer overlays the action is the wire's business (``api/views.py``)."""
+
+    action: ActionRow
+    command: CommandRow
+    result: CommandResultRow
+
+
+def check_agent_ready(agent: AgentRow | None, now: datetime, threshold: int) -> None:
     if agent is None:
         raise Conflict("Agent not found for Capsule Service.", code="AGENT_NOT_FOUND")
     stored = agent["status"]
@@ -77,7 +114,7 @@ def check_agent_ready(agent: dict[str, Any] | None, now: datetime, threshold: in
 
 async def _load_target(
     uow: UnitOfWork, service_id: str, action_name: str
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+) -> tuple[ServiceWithAgent, ActionRow, AgentRow | None]:
     service = await uow.services.get(service_id)
     if service is None:
         raise NotFound("Capsule Service not found.", code="CAPSULE_SERVICE_NOT_FOUND")
@@ -92,7 +129,7 @@ async def _load_target(
     return service, action, agent
 
 
-def _require_confirmation(action: dict[str, Any], confirmation: bool | None) -> None:
+def _require_confirmation(action: ActionRow, confirmation: bool | None) -> None:
     if (
         needs_confirmation(action["danger_level"], action["requires_confirmation"])
         and confirmation is not True
@@ -108,7 +145,7 @@ def _require_confirmation(action: dict[str, Any], confirmation: bool | None) -> 
         )
 
 
-def _validate_payload(action: dict[str, Any], payload: dict[str, Any]) -> None:
+def _validate_payload(action: ActionRow, payload: JsonObject) -> None:
     issues = payload_issues(action["input_schema"], payload)
     if issues:
         raise DomainError(
@@ -118,7 +155,7 @@ def _validate_payload(action: dict[str, Any], payload: dict[str, Any]) -> None:
         )
 
 
-async def _scrubbed(uow: UnitOfWork, command: dict[str, Any]) -> dict[str, Any]:
+async def _scrubbed(uow: UnitOfWork, command: CommandRow) -> CommandChanges:
     """``{"payload": …}`` with the payload's secrets erased, or ``{}`` if nothing changes.
 
     An operator's payload reaches the agent as it was typed; the database keeps it only until
@@ -126,7 +163,7 @@ async def _scrubbed(uow: UnitOfWork, command: dict[str, Any]) -> dict[str, Any]:
     the commands table, and every backup taken of it, holds ``[REDACTED]`` in its secrets'
     place (docs/security.md).
     """
-    payload = command.get("payload")
+    payload = command["payload"]
     if not payload:
         return {}
     action = await uow.services.action(command["service_id"], command["action_name"])
@@ -142,8 +179,8 @@ async def insert_command(
     agent_id: str,
     service_id: str,
     type_: str,
-    action: dict[str, Any],
-    payload: dict[str, Any],
+    action: ActionRow,
+    payload: JsonObject,
     confirmed: bool,
     user_id: str | None,
     retry_of: str | None,
@@ -151,8 +188,8 @@ async def insert_command(
     now: datetime,
     bus_event_id: str | None = None,
     bus_route_id: str | None = None,
-) -> dict[str, Any]:
-    row = {
+) -> CommandRow:
+    row: CommandRow = {
         "bus_event_id": bus_event_id,
         "bus_route_id": bus_route_id,
         "id": command_id,
@@ -183,9 +220,9 @@ async def request_action(
     actor: Actor,
     service_id: str,
     action_name: str,
-    payload: dict[str, Any],
+    payload: JsonObject,
     confirmation: bool | None,
-) -> dict[str, Any]:
+) -> CommandRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         service, action, agent = await _load_target(uow, service_id, action_name)
@@ -237,7 +274,7 @@ async def request_action(
 
 async def prepare_action(
     ctx: AppContext, actor: Actor, service_id: str, action_name: str
-) -> dict[str, Any]:
+) -> PreparedAction:
     """Create an ACTION_PREPARE command and wait for the agent's answer."""
     now = ctx.clock()
     timeout = ctx.settings.action_prepare_timeout_seconds
@@ -296,7 +333,9 @@ async def prepare_action(
     }
     if result is None or not result["success"]:
         message = (
-            (result or {}).get("message") or command["error_message"] or "Action prepare failed."
+            (result["message"] if result else None)
+            or command["error_message"]
+            or "Action prepare failed."
         )
         raise ActionPrepareFailed(
             message, code=command["error_code"] or "ACTION_PREPARE_FAILED", details=details
@@ -305,35 +344,12 @@ async def prepare_action(
     held = ctx.one_time_secrets.take(command_id, actor.id)
     if held:
         data = reveal(data, held)
-    merged = dict(action)
-    if isinstance(data.get("action"), dict):
-        overlay = data["action"]
-        for src, dst in (
-            ("label", "label"),
-            ("description", "description"),
-            ("dangerLevel", "danger_level"),
-            ("inputSchema", "input_schema"),
-            ("timeoutSeconds", "timeout_seconds"),
-            ("requiresConfirmation", "requires_confirmation"),
-        ):
-            if src in overlay:
-                merged[dst] = overlay[src]
-    return {
-        "action": merged,
-        "initialPayload": data.get("initialPayload")
-        if isinstance(data.get("initialPayload"), dict)
-        else initial_payload(merged.get("input_schema")),
-        "currentState": data.get("currentState")
-        if isinstance(data.get("currentState"), dict)
-        else {},
-        "command": command,
-        "result": {**result, "data": data},
-    }
+    return PreparedAction(action=action, command=command, result={**result, "data": data})
 
 
 async def _prepare_timed_out(
-    ctx: AppContext, actor: Actor, command: dict[str, Any], action: dict[str, Any]
-) -> dict[str, Any]:
+    ctx: AppContext, actor: Actor, command: CommandRow, action: ActionRow
+) -> NoReturn:
     now = ctx.clock()
     message = "Action prepare timed out waiting for agent."
     async with ctx.writer() as uow:
@@ -355,8 +371,8 @@ async def _prepare_timed_out(
                 "system.command.expired",
                 command,
                 CommandStatus.EXPIRED,
-                {"reason": "ACTION_PREPARE_TIMEOUT"},
-                now,
+                metadata={"reason": "ACTION_PREPARE_TIMEOUT"},
+                now=now,
             )
     ctx.counters.action_prepare_timeouts += 1
     raise DomainError(
@@ -378,7 +394,7 @@ async def poll_commands(
     limit: int,
     wait_seconds: float,
     gone: asyncio.Future[Any] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[CommandRow]:
     """Claims up to ``limit`` pending commands, waiting up to ``wait_seconds`` for one.
 
     ``gone`` completes when the agent closes its connection: a parked poll then stops
@@ -412,7 +428,7 @@ async def poll_commands(
 
 async def _claim(
     ctx: AppContext, agent: AgentPrincipal, limit: int, *, probe: bool = True
-) -> list[dict[str, Any]]:
+) -> list[CommandRow]:
     if probe:
         hint = ctx.waiters.pending
         if hint.surely_empty(agent.agent_id):
@@ -424,7 +440,7 @@ async def _claim(
                 return []
     now = ctx.clock()
     async with ctx.writer() as uow:
-        claimed: list[dict[str, Any]] = await uow.commands.claim_pending(agent.agent_id, limit, now)
+        claimed = await uow.commands.claim_pending(agent.agent_id, limit, now)
         actor = Actor("AGENT", agent.agent_id)
         for cmd in claimed:
             scrubbed = await _scrubbed(uow, cmd)  # the agent gets ``cmd`` as it was
@@ -436,27 +452,27 @@ async def _claim(
                 "command.dispatched",
                 cmd,
                 CommandStatus.RUNNING,
-                {"actionName": cmd["action_name"], "type": cmd["type"]},
-                now,
+                metadata={"actionName": cmd["action_name"], "type": cmd["type"]},
+                now=now,
             )
     return claimed
 
 
-def _result_size(body: dict[str, Any]) -> int:
+def _result_size(body: ResultReport) -> int:
     return len(
         orjson.dumps(
             {
-                "message": body.get("message"),
-                "data": body.get("data") or {},
-                "error": body.get("error") or {},
+                "message": body.message,
+                "data": body.data or {},
+                "error": body.error or {},
             }
         )
     )
 
 
 async def report_result(
-    ctx: AppContext, agent: AgentPrincipal, command_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
+    ctx: AppContext, agent: AgentPrincipal, command_id: str, body: ResultReport
+) -> CommandResultRow:
     size = _result_size(body)
     cap = ctx.settings.command_result_max_bytes
     if size > cap:
@@ -504,19 +520,20 @@ async def _complete(
     ctx: AppContext,
     uow: UnitOfWork,
     actor: Actor,
-    command: dict[str, Any],
-    body: dict[str, Any],
+    command: CommandRow,
+    body: ResultReport,
     now: datetime,
-) -> dict[str, Any]:
-    success = bool(body["success"])
-    error = body.get("error") if isinstance(body.get("error"), dict) else None
+) -> CommandResultRow:
+    success = bool(body.success)
+    error = body.error if isinstance(body.error, dict) else None
     status = CommandStatus.SUCCEEDED if success else CommandStatus.FAILED
-    error_code = error_message = None
+    error_code: str | None = None
+    error_message: str | None = None
     if not success:
         code = (error or {}).get("code")
         error_code = mask_strings(code[:80]) if isinstance(code, str) and code else "ACTION_FAILED"
         msg = (error or {}).get("message")
-        msg = msg if isinstance(msg, str) else body.get("message")
+        msg = msg if isinstance(msg, str) else body.message
         error_message = redact(msg[:500]) if isinstance(msg, str) else None
     moved = await uow.commands.update(
         command["id"],
@@ -532,16 +549,16 @@ async def _complete(
     )
     if not moved:
         raise Conflict("Command is already completed.", code="COMMAND_ALREADY_COMPLETED")
-    data = body.get("data")
-    result = {
+    data = body.data
+    result: CommandResultRow = {
         "id": new_id("crs"),
         "command_id": command["id"],
         "success": success,
-        "message": redact(body["message"]) if isinstance(body.get("message"), str) else None,
+        "message": redact(body.message) if isinstance(body.message, str) else None,
         "data": redact(data) if data is not None else {},
         "error": redact(error) if error is not None else {},
-        "agent_started_at": _when(body.get("startedAt")),
-        "agent_finished_at": _when(body.get("finishedAt")),
+        "agent_started_at": _when(body.started_at),
+        "agent_finished_at": _when(body.finished_at),
         "reported_at": now,
     }
     await uow.commands.insert_result(result)
@@ -555,16 +572,20 @@ async def _complete(
         "command.completed" if success else "command.failed",
         command,
         status,
-        {"actionName": command["action_name"], "type": command["type"], "errorCode": error_code},
-        now,
+        metadata={
+            "actionName": command["action_name"],
+            "type": command["type"],
+            "errorCode": error_code,
+        },
+        now=now,
         result="SUCCESS" if success else "FAILURE",
     )
-    if command.get("bus_event_id") and ctx.settings.capsule_bus_outcome_events:
+    if command["bus_event_id"] and ctx.settings.capsule_bus_outcome_events:
         # Imported here: the bus builds on this module, not the other way round.
         from opstage.app.bus import record_outcome
 
         await record_outcome(uow, ctx, command, status, error_code, now)
-    return {**result, "agent_id": command["agent_id"]}
+    return result
 
 
 def _when(value: Any) -> datetime | None:
@@ -577,7 +598,7 @@ def _when(value: Any) -> datetime | None:
 
 
 async def _expire(
-    uow: UnitOfWork, command: dict[str, Any], now: datetime, reason: str, *, audit: bool = True
+    uow: UnitOfWork, command: CommandRow, now: datetime, reason: str, *, audit: bool = True
 ) -> int:
     """EXPIRED, with its domain event; ``audit=False`` leaves the audit row to the caller."""
     moved: int = await uow.commands.update(
@@ -599,8 +620,8 @@ async def _expire(
             "system.command.expired",
             command,
             CommandStatus.EXPIRED,
-            {"actionName": command["action_name"], "fromStatus": command["status"]},
-            now,
+            metadata={"actionName": command["action_name"], "fromStatus": command["status"]},
+            now=now,
         )
     elif moved:
         uow.record(_status_event(command, CommandStatus.EXPIRED))
@@ -629,7 +650,7 @@ async def expire_due_commands(ctx: AppContext, limit: int = 500) -> int:
     return len(expired)
 
 
-async def cancel_command(ctx: AppContext, actor: Actor, command_id: str) -> dict[str, Any]:
+async def cancel_command(ctx: AppContext, actor: Actor, command_id: str) -> CommandRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         command = await uow.commands.get(command_id)
@@ -657,17 +678,17 @@ async def cancel_command(ctx: AppContext, actor: Actor, command_id: str) -> dict
             "command.cancelled",
             command,
             CommandStatus.CANCELLED,
-            {"fromStatus": command["status"]},
-            now,
+            metadata={"fromStatus": command["status"]},
+            now=now,
         )
         row = await uow.commands.get(command_id)
     assert row is not None
-    return dict(row)
+    return row
 
 
 async def retry_command(
     ctx: AppContext, actor: Actor, command_id: str, confirmation: bool | None
-) -> dict[str, Any]:
+) -> CommandRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         source = await uow.commands.get(command_id)
@@ -739,14 +760,34 @@ async def retry_command(
     return row
 
 
-async def list_commands(ctx: AppContext, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+async def list_commands(
+    ctx: AppContext,
+    *,
+    statuses: Sequence[str],
+    types: Sequence[str],
+    action_names: Sequence[str],
+    service_ids: Sequence[str],
+    agent_ids: Sequence[str],
+    sort: SortSpec,
+    page: int,
+    page_size: int,
+) -> tuple[list[CommandRow], int]:
     async with ctx.reader() as uow:
-        return await uow.commands.list(**filters)  # type: ignore[no-any-return]
+        return await uow.commands.list(
+            statuses=statuses,
+            types=types,
+            action_names=action_names,
+            service_ids=service_ids,
+            agent_ids=agent_ids,
+            sort=sort,
+            page=page,
+            page_size=page_size,
+        )
 
 
 async def get_command(
     ctx: AppContext, command_id: str, viewer_id: str | None
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[CommandRow, CommandResultRow | None]:
     async with ctx.reader() as uow:
         command = await uow.commands.get(command_id)
         if command is None:
@@ -775,7 +816,7 @@ async def _transitioned(
     uow: UnitOfWork,
     actor: Actor,
     audit_action: str,
-    command: dict[str, Any],
+    command: CommandRow,
     status: CommandStatus,
     metadata: dict[str, Any],
     now: datetime,
@@ -796,7 +837,7 @@ async def _transitioned(
     uow.record(_status_event(command, status))
 
 
-def _status_event(command: dict[str, Any], status: CommandStatus) -> CommandStatusChanged:
+def _status_event(command: CommandRow, status: CommandStatus) -> CommandStatusChanged:
     return CommandStatusChanged(
         command["id"], command["agent_id"], command["type"], command["action_name"], status
     )

@@ -22,6 +22,7 @@ from typing import Any
 from opstage import __version__
 from opstage.app.context import AppContext
 from opstage.app.event_log import log_bounds
+from opstage.domain.records import DatabaseInfo
 from opstage.domain.timeutil import iso
 from opstage.domain.workspace import default_workspace
 
@@ -225,7 +226,7 @@ async def runtime_diagnostics(ctx: AppContext) -> dict[str, Any]:
         "startedAt": iso(ctx.started_at),
         "uptimeSeconds": int((now - ctx.started_at).total_seconds()),
         "memory": _memory(),
-        "database": database,
+        "database": _database_view(database),
         "eventBus": {
             "capacity": bus.capacity,
             "subscribers": bus.subscriber_count,
@@ -320,3 +321,14 @@ async def prometheus_snapshot(ctx: AppContext) -> PrometheusSnapshot:
     snap.bus_ingest_fallbacks = ingest["fallbacks"]
     snap.uptime_seconds = (now - ctx.started_at).total_seconds()
     return snap
+
+
+def _database_view(info: DatabaseInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": info["kind"],
+        "serverVersion": info["server_version"],
+        "sizeBytes": info["size_bytes"],
+    }
+    if "wal_size_bytes" in info:
+        out["walSizeBytes"] = info["wal_size_bytes"]
+    return out

@@ -1,17 +1,31 @@
 """What the application layer needs from persistence, as protocols.
 
-``store.uow.SqlUnitOfWork`` implements ``UnitOfWork``; use cases see only this surface. The
-repositories are typed loosely here (``Any``) so that ``app`` never imports ``store``; their
-behaviour is pinned by the store's own tests and the end-to-end suite.
+``store.uow.SqlUnitOfWork`` implements ``UnitOfWork``; use cases see only this surface. Each
+repository is a protocol of ``app/repositories.py`` over the records of ``domain/records.py``,
+so mypy checks every call into persistence and fails when a store class drifts (ADR 0011).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
+from opstage.app.repositories import (
+    AgentRepo,
+    AuditRepo,
+    BusEventRepo,
+    BusRouteRepo,
+    CommandRepo,
+    EventLogRepo,
+    ObservabilityRepo,
+    RegistrationTokenRepo,
+    ServiceRepo,
+    SessionRepo,
+    SettingRepo,
+    UserRepo,
+)
 from opstage.app.topic_ports import TopicRepo
 from opstage.domain.events import DomainEvent
 
@@ -22,33 +36,33 @@ class UnitOfWork(Protocol):
     events: list[DomainEvent]  # recorded, published after commit
 
     @property
-    def agents(self) -> Any: ...
+    def agents(self) -> AgentRepo: ...
     @property
-    def tokens(self) -> Any: ...
+    def tokens(self) -> RegistrationTokenRepo: ...
     @property
-    def services(self) -> Any: ...
+    def services(self) -> ServiceRepo: ...
     @property
-    def commands(self) -> Any: ...
+    def commands(self) -> CommandRepo: ...
     @property
-    def audit(self) -> Any: ...
+    def audit(self) -> AuditRepo: ...
     @property
-    def users(self) -> Any: ...
+    def users(self) -> UserRepo: ...
     @property
-    def sessions(self) -> Any: ...
+    def sessions(self) -> SessionRepo: ...
     @property
-    def settings(self) -> Any: ...
+    def settings(self) -> SettingRepo: ...
 
     @property
-    def bus_routes(self) -> Any: ...
+    def bus_routes(self) -> BusRouteRepo: ...
 
     @property
-    def bus_events(self) -> Any: ...
+    def bus_events(self) -> BusEventRepo: ...
 
     @property
-    def event_log(self) -> Any: ...
+    def event_log(self) -> EventLogRepo: ...
 
     @property
-    def observability(self) -> Any: ...
+    def observability(self) -> ObservabilityRepo: ...
 
     @property
     def topics(self) -> TopicRepo: ...
@@ -64,7 +78,9 @@ class UnitOfWork(Protocol):
 
     def record(self, event: DomainEvent) -> None: ...
 
-    async def insert_all(self, rows_by_table: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    async def insert_all(
+        self, rows_by_table: Sequence[tuple[str, Sequence[Mapping[str, object]]]]
+    ) -> None:
         """Each table's rows in order, written with the commit (one round trip with the event
         log's rows); later reads in the unit do not see them."""
 

@@ -8,18 +8,128 @@ Values of sensitive configs, and of configs whose key looks secret, are never st
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
 from opstage.app.ports import UnitOfWork
+from opstage.app.repositories import SortSpec
 from opstage.domain.actions import schema_problem
 from opstage.domain.errors import Conflict, DomainError, NotFound
 from opstage.domain.events import ServiceHealthChanged, ServiceReported
 from opstage.domain.ids import new_id
+from opstage.domain.records import (
+    ActionRow,
+    ConfigItemRow,
+    JsonObject,
+    ServiceChanges,
+    ServiceWithAgent,
+)
 from opstage.domain.redaction import is_secret_key, mask_strings, redact
 from opstage.domain.status import AgentStatus, service_status_for_health
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    status: str
+    message: str | None = None
+    details: JsonObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredConfig:
+    key: str
+    type: str
+    label: str | None = None
+    source: str | None = None
+    editable: bool | None = None
+    sensitive: bool | None = None
+    value_preview: str | None = None
+    default_value: str | None = None
+    secret_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredAction:
+    """``extra``: what the action declares beyond its columns, kept and shown as sent."""
+
+    name: str
+    label: str
+    description: str | None = None
+    danger_level: str | None = None
+    requires_confirmation: bool | None = None
+    input_schema: JsonObject | None = None
+    timeout_seconds: int | None = None
+    extra: JsonObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceReport:
+    """One service as its agent reports it (the edge parsed it, ADR 0011).
+
+    ``configs``/``actions``: ``None`` when the report leaves them out (the declared ones stay);
+    a sequence, even empty, replaces them.
+    """
+
+    code: str
+    name: str
+    manifest: JsonObject
+    description: str | None = None
+    version: str | None = None
+    runtime: str | None = None
+    health: HealthReport | None = None
+    configs: Sequence[DeclaredConfig] | None = None
+    actions: Sequence[DeclaredAction] | None = None
+
+
+def _masked(s: ServiceReport) -> ServiceReport:
+    """Every string the agent sent is free text to us but its code (a checked identifier): a
+    raw token in a description, a config value or an action's schema is masked on the way in."""
+    m = mask_strings
+    health = s.health
+    return ServiceReport(
+        code=s.code,
+        name=m(s.name),
+        manifest=m(s.manifest),
+        description=m(s.description),
+        version=m(s.version),
+        runtime=m(s.runtime),
+        health=HealthReport(m(health.status), m(health.message), m(health.details))
+        if health is not None
+        else None,
+        configs=None
+        if s.configs is None
+        else [
+            DeclaredConfig(
+                key=m(c.key),
+                type=m(c.type),
+                label=m(c.label),
+                source=m(c.source),
+                editable=c.editable,
+                sensitive=c.sensitive,
+                value_preview=m(c.value_preview),
+                default_value=m(c.default_value),
+                secret_ref=m(c.secret_ref),
+            )
+            for c in s.configs
+        ],
+        actions=None
+        if s.actions is None
+        else [
+            DeclaredAction(
+                name=m(a.name),
+                label=m(a.label),
+                description=m(a.description),
+                danger_level=m(a.danger_level),
+                requires_confirmation=a.requires_confirmation,
+                input_schema=m(a.input_schema),
+                timeout_seconds=a.timeout_seconds,
+                extra=m(a.extra),
+            )
+            for a in s.actions
+        ],
+    )
 
 
 def _manifest_invalid(message: str, issues: list[dict[str, str]]) -> DomainError:
@@ -43,32 +153,32 @@ async def claim_service_codes(uow: UnitOfWork, agent_id: str, codes: Sequence[st
 
 
 def _config_rows(
-    service_id: str, configs: list[dict[str, Any]], known: dict[str, str]
-) -> list[dict[str, Any]]:
-    keys = [c["key"] for c in configs]
+    service_id: str, configs: Sequence[DeclaredConfig], known: dict[str, str]
+) -> list[ConfigItemRow]:
+    keys = [c.key for c in configs]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
         raise _manifest_invalid(
             "Config keys must be unique.",
             [{"path": "configs", "message": f"duplicate key {k!r}"} for k in dupes],
         )
-    rows = []
+    rows: list[ConfigItemRow] = []
     for pos, c in enumerate(configs):
-        sensitive = bool(c.get("sensitive")) or is_secret_key(c["key"])
+        sensitive = bool(c.sensitive) or is_secret_key(c.key)
         rows.append(
             {
-                "id": known.get(c["key"]) or new_id("cfg"),
+                "id": known.get(c.key) or new_id("cfg"),
                 "service_id": service_id,
                 "position": pos,
-                "key": c["key"],
-                "label": c.get("label"),
-                "type": c["type"],
-                "source": c.get("source"),
-                "editable": bool(c.get("editable", False)),
+                "key": c.key,
+                "label": c.label,
+                "type": c.type,
+                "source": c.source,
+                "editable": bool(c.editable),
                 "sensitive": sensitive,
-                "value_preview": None if sensitive else c.get("valuePreview"),
-                "default_value": None if sensitive else c.get("defaultValue"),
-                "secret_ref": c.get("secretRef"),
+                "value_preview": None if sensitive else c.value_preview,
+                "default_value": None if sensitive else c.default_value,
+                "secret_ref": c.secret_ref,
             }
         )
     return rows
@@ -76,41 +186,39 @@ def _config_rows(
 
 def _action_rows(
     service_id: str,
-    actions: list[dict[str, Any]],
+    actions: Sequence[DeclaredAction],
     known: dict[str, tuple[str, datetime]],
     now: datetime,
-) -> list[dict[str, Any]]:
-    names = [a["name"] for a in actions]
+) -> list[ActionRow]:
+    names = [a.name for a in actions]
     issues = [
         {"path": "actions", "message": f"duplicate action name {n!r}"}
         for n in sorted({n for n in names if names.count(n) > 1})
     ]
     for i, a in enumerate(actions):
-        schema = a.get("inputSchema")
-        if schema:
-            problem = schema_problem(schema)
+        if a.input_schema:
+            problem = schema_problem(a.input_schema)
             if problem:
                 issues.append({"path": f"actions.{i}.inputSchema", "message": problem})
     if issues:
         raise _manifest_invalid("Declared actions are not valid.", issues)
-    rows = []
+    rows: list[ActionRow] = []
     for pos, a in enumerate(actions):
-        action_id, created = known.get(a["name"], (new_id("act"), now))
-        extra = {k: a[k] for k in ("category", "order", "outputSchema") if k in a}
+        action_id, created = known.get(a.name, (new_id("act"), now))
         rows.append(
             {
                 "id": action_id,
                 "service_id": service_id,
                 "position": pos,
-                "name": a["name"],
-                "label": a["label"],
-                "description": a.get("description"),
-                "danger_level": a.get("dangerLevel") or "LOW",
-                "requires_confirmation": bool(a.get("requiresConfirmation", False)),
-                "input_schema": a.get("inputSchema") or {},
-                "timeout_seconds": a.get("timeoutSeconds"),
+                "name": a.name,
+                "label": a.label,
+                "description": a.description,
+                "danger_level": a.danger_level or "LOW",
+                "requires_confirmation": bool(a.requires_confirmation),
+                "input_schema": a.input_schema or {},
+                "timeout_seconds": a.timeout_seconds,
                 "enabled": True,
-                "extra": extra or None,
+                "extra": a.extra or None,
                 "created_at": created,
                 "updated_at": now,
             }
@@ -119,31 +227,29 @@ def _action_rows(
 
 
 async def upsert_service(
-    uow: UnitOfWork, actor: Actor, agent_id: str, s: dict[str, Any], now: datetime, *, audit: bool
+    uow: UnitOfWork, actor: Actor, agent_id: str, s: ServiceReport, now: datetime, *, audit: bool
 ) -> str:
-    existing = await uow.services.get_by_code(s["code"])
-    # Every string the agent sent is free text to us but its code (a checked identifier): a
-    # raw token in a description, a config value or an action's schema is masked on the way in.
-    s = {**mask_strings({k: v for k, v in s.items() if k != "code"}), "code": s["code"]}
-    manifest = redact(s["manifest"])
-    values: dict[str, Any] = {
+    existing = await uow.services.get_by_code(s.code)
+    s = _masked(s)
+    manifest = redact(s.manifest)
+    values: ServiceChanges = {
         "agent_id": agent_id,
-        "name": s["name"],
-        "description": s.get("description"),
-        "version": s.get("version") or manifest.get("version"),
-        "runtime": s.get("runtime") or manifest.get("runtime"),
+        "name": s.name,
+        "description": s.description,
+        "version": s.version or manifest.get("version"),
+        "runtime": s.runtime or manifest.get("runtime"),
         "manifest": manifest,
         "last_reported_at": now,
         "updated_at": now,
         "retired_at": None,
     }
-    health = s.get("health")
+    health = s.health
     if health is not None:
         values.update(
             {
-                "health_status": health["status"],
-                "health_message": health.get("message"),
-                "health_details": redact(health.get("details") or {}),
+                "health_status": health.status,
+                "health_message": health.message,
+                "health_details": redact(health.details or {}),
                 "health_report_id": new_id("hlr"),
                 "last_health_at": now,
             }
@@ -154,9 +260,27 @@ async def upsert_service(
     values["status"] = service_status_for_health(values.get("health_status", kept)).value
     if existing is None:
         service_id = new_id("svc")
-        values.setdefault("health_status", "UNKNOWN")
         await uow.services.insert(
-            {**values, "id": service_id, "code": s["code"], "created_at": now}
+            {
+                "id": service_id,
+                "agent_id": agent_id,
+                "code": s.code,
+                "name": s.name,
+                "description": s.description,
+                "version": values["version"],
+                "runtime": values["runtime"],
+                "manifest": manifest,
+                "status": values["status"],
+                "health_status": values.get("health_status", "UNKNOWN"),
+                "health_message": values.get("health_message"),
+                "health_details": values.get("health_details"),
+                "health_report_id": values.get("health_report_id"),
+                "last_reported_at": now,
+                "last_health_at": values.get("last_health_at"),
+                "retired_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
         known_actions: dict[str, tuple[str, datetime]] = {}
         known_configs: dict[str, str] = {}
@@ -179,17 +303,15 @@ async def upsert_service(
                 },
                 now=now,
             )
-        if health is not None and existing["health_status"] != health["status"]:
-            uow.record(
-                ServiceHealthChanged(service_id, existing["health_status"], health["status"])
-            )
-    if "configs" in s:
+        if health is not None and existing["health_status"] != health.status:
+            uow.record(ServiceHealthChanged(service_id, existing["health_status"], health.status))
+    if s.configs is not None:
         await uow.services.replace_configs(
-            service_id, _config_rows(service_id, s["configs"] or [], known_configs)
+            service_id, _config_rows(service_id, s.configs, known_configs)
         )
-    if "actions" in s:
+    if s.actions is not None:
         await uow.services.replace_actions(
-            service_id, _action_rows(service_id, s["actions"] or [], known_actions, now)
+            service_id, _action_rows(service_id, s.actions, known_actions, now)
         )
     if audit:
         await write_audit(
@@ -199,20 +321,20 @@ async def upsert_service(
             target_type="CapsuleService",
             target_id=service_id,
             metadata={
-                "code": s["code"],
-                "actions": len(s.get("actions") or []),
-                "configs": len(s.get("configs") or []),
+                "code": s.code,
+                "actions": len(s.actions or []),
+                "configs": len(s.configs or []),
             },
             now=now,
         )
-    uow.record(ServiceReported(service_id, agent_id, s["code"]))
+    uow.record(ServiceReported(service_id, agent_id, s.code))
     return service_id
 
 
 async def report_services(
-    ctx: AppContext, actor: Actor, agent_id: str, services: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    codes = [s["code"] for s in services]
+    ctx: AppContext, actor: Actor, agent_id: str, services: Sequence[ServiceReport]
+) -> list[ServiceWithAgent]:
+    codes = [s.code for s in services]
     dupes = sorted({c for c in codes if codes.count(c) > 1})
     if dupes:
         raise _manifest_invalid(
@@ -234,13 +356,13 @@ async def list_services(
     health_statuses: Sequence[str],
     agent_ids: Sequence[str],
     q: str | None,
-    sort: Sequence[tuple[str, bool]],
+    sort: SortSpec,
     page: int,
     page_size: int,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[ServiceWithAgent], int]:
     s = ctx.settings
     async with ctx.reader() as uow:
-        return await uow.services.list(  # type: ignore[no-any-return]
+        return await uow.services.list(
             statuses=statuses,
             health_statuses=health_statuses,
             agent_ids=agent_ids,
@@ -254,22 +376,35 @@ async def list_services(
         )
 
 
-async def get_service(
-    ctx: AppContext, service_id: str, *, with_children: bool = True
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ServiceDetail:
+    service: ServiceWithAgent
+    configs: list[ConfigItemRow]
+    actions: list[ActionRow]
+
+
+async def get_service(ctx: AppContext, service_id: str) -> ServiceWithAgent:
+    async with ctx.reader() as uow:
+        row = await uow.services.get(service_id)
+    if row is None:
+        raise NotFound("Capsule Service not found.", code="CAPSULE_SERVICE_NOT_FOUND")
+    return row
+
+
+async def get_service_detail(ctx: AppContext, service_id: str) -> ServiceDetail:
+    """The service with its declared configs and actions, read together."""
     async with ctx.reader() as uow:
         row = await uow.services.get(service_id)
         if row is None:
             raise NotFound("Capsule Service not found.", code="CAPSULE_SERVICE_NOT_FOUND")
-        if with_children:
-            row["configs"] = await uow.services.configs(service_id)
-            row["actions"] = await uow.services.actions(service_id)
-    return dict(row)
+        configs = await uow.services.configs(service_id)
+        actions = await uow.services.actions(service_id)
+    return ServiceDetail(row, configs, actions)
 
 
 async def transfer_service(
     ctx: AppContext, actor: Actor, service_id: str, to_agent_id: str
-) -> dict[str, Any]:
+) -> ServiceWithAgent:
     """Move a service to another agent: the explicit operator act that reports cannot perform."""
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -286,7 +421,7 @@ async def transfer_service(
                 details={"agentId": to_agent_id},
             )
         if row["agent_id"] == to_agent_id:
-            return dict(row)
+            return row
         await uow.services.update(service_id, {"agent_id": to_agent_id, "updated_at": now})
         await write_audit(
             uow,
@@ -305,4 +440,4 @@ async def transfer_service(
         uow.record(ServiceReported(service_id, to_agent_id, row["code"]))
         fresh = await uow.services.get(service_id)
     assert fresh is not None
-    return dict(fresh)
+    return fresh

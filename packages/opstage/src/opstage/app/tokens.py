@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
@@ -12,6 +11,7 @@ from opstage.domain.errors import Conflict, NotFound, ValidationFailed
 from opstage.domain.events import RegistrationTokenChanged
 from opstage.domain.identity import agent_code_problem
 from opstage.domain.ids import REGISTRATION_TOKEN_PREFIX, hash_token, new_id, new_token
+from opstage.domain.records import RegistrationTokenRow
 from opstage.domain.redaction import mask_token_values
 
 
@@ -23,7 +23,7 @@ async def create_token(
     expires_in_seconds: int | None,
     agent_code: str | None,
     topic_tenants: list[str] | None = None,
-) -> tuple[dict[str, Any], str]:
+) -> tuple[RegistrationTokenRow, str]:
     problem = agent_code_problem(agent_code) if agent_code is not None else None
     if problem:  # the CLI comes here without the API's model
         message = f"agentCode {problem}"
@@ -31,7 +31,7 @@ async def create_token(
     name = mask_token_values(name)  # free text: a pasted token is not kept
     now = ctx.clock()
     raw = new_token(REGISTRATION_TOKEN_PREFIX)
-    row = {
+    row: RegistrationTokenRow = {
         "id": new_id("tok"),
         "name": name,
         "token_hash": hash_token(raw),
@@ -73,14 +73,12 @@ async def list_tokens(
     sort: Sequence[tuple[str, bool]],
     page: int,
     page_size: int,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[RegistrationTokenRow], int]:
     async with ctx.reader() as uow:
-        return await uow.tokens.list(  # type: ignore[no-any-return]
-            statuses=statuses, sort=sort, page=page, page_size=page_size
-        )
+        return await uow.tokens.list(statuses=statuses, sort=sort, page=page, page_size=page_size)
 
 
-async def revoke_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str, Any]:
+async def revoke_token(ctx: AppContext, actor: Actor, token_id: str) -> RegistrationTokenRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         row = await uow.tokens.get(token_id)
@@ -107,10 +105,10 @@ async def revoke_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str
             )
         row = await uow.tokens.get(token_id)
     assert row is not None
-    return dict(row)
+    return row
 
 
-async def delete_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str, Any]:
+async def delete_token(ctx: AppContext, actor: Actor, token_id: str) -> RegistrationTokenRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         row = await uow.tokens.get(token_id)
@@ -138,4 +136,4 @@ async def delete_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str
             now=now,
         )
         uow.record(RegistrationTokenChanged(token_id, "DELETED"))
-    return dict(row)
+    return row

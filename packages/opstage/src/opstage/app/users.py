@@ -12,8 +12,8 @@ that makes it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from opstage.app.audit import write_audit
 from opstage.app.auth import hash_password
@@ -22,10 +22,21 @@ from opstage.domain.errors import Conflict, NotFound, ValidationFailed
 from opstage.domain.events import UserChanged
 from opstage.domain.identity import normalize_username, password_problem, username_key
 from opstage.domain.ids import new_id
+from opstage.domain.records import UserChanges, UserRow
 from opstage.domain.redaction import mask_strings
 
-Row = dict[str, Any]
 ROLES = ("owner", "operator", "viewer")
+
+
+@dataclass(frozen=True, slots=True)
+class UserUpdate:
+    """What to change of a user; ``None`` leaves a field as it is, except ``display_name``,
+    which is changed (to ``None``: cleared) only when ``set_display_name``."""
+
+    role: str | None = None
+    status: str | None = None
+    display_name: str | None = None
+    set_display_name: bool = False
 
 
 def _check_password(username: str, password: str) -> None:
@@ -43,12 +54,11 @@ async def list_users(
     sort: list[tuple[str, bool]],
     page: int,
     page_size: int,
-) -> tuple[list[Row], int]:
+) -> tuple[list[UserRow], int]:
     async with ctx.reader() as uow:
-        rows, total = await uow.users.list(
+        return await uow.users.list(
             roles=roles, statuses=statuses, q=q, sort=sort, page=page, page_size=page_size
         )
-    return [dict(r) for r in rows], int(total)
 
 
 async def create_user(
@@ -59,7 +69,7 @@ async def create_user(
     password: str,
     role: str,
     display_name: str | None,
-) -> Row:
+) -> UserRow:
     try:
         username = normalize_username(username)
     except ValueError as exc:
@@ -70,7 +80,7 @@ async def create_user(
     # Slow on purpose: hashed in a thread, outside the write transaction.
     password_hash = await asyncio.to_thread(hash_password, password)
     now = ctx.clock()
-    row: Row = {
+    row: UserRow = {
         "id": new_id("usr"),
         "username": username,
         "username_key": key,
@@ -78,6 +88,7 @@ async def create_user(
         "role": role,
         "status": "ACTIVE",
         "password_hash": password_hash,
+        "last_login_at": None,
         "created_at": now,
         "updated_at": now,
     }
@@ -101,19 +112,19 @@ async def create_user(
     return row
 
 
-async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: Row) -> Row:
+async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: UserUpdate) -> UserRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         user = await uow.users.get(user_id)
         if user is None:
             raise NotFound("User not found.", code="USER_NOT_FOUND")
-        values: Row = {}
-        if "displayName" in changes:
-            values["display_name"] = mask_strings(changes["displayName"])
-        if "role" in changes and changes["role"] != user["role"]:
-            values["role"] = changes["role"]
-        if "status" in changes and changes["status"] != user["status"]:
-            values["status"] = changes["status"]
+        values: UserChanges = {}
+        if changes.set_display_name:
+            values["display_name"] = mask_strings(changes.display_name)
+        if changes.role is not None and changes.role != user["role"]:
+            values["role"] = changes.role
+        if changes.status is not None and changes.status != user["status"]:
+            values["status"] = changes.status
         losing_owner = (
             user["role"] == "owner"
             and user["status"] == "ACTIVE"
@@ -127,13 +138,14 @@ async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: Row)
                 code="LAST_OWNER_REQUIRED",
             )
         if not values:
-            return dict(user)
+            return user
         values["updated_at"] = now
         await uow.users.update(user_id, values)
         ended = 0
         if values.get("status") == "DISABLED" or "role" in values:
             # A session carries its role; a changed role or a disabled user starts over.
             ended = await uow.sessions.delete_for_user(user_id)
+        before: Mapping[str, object] = user
         await write_audit(
             uow,
             actor,
@@ -145,7 +157,7 @@ async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: Row)
                 "role": values.get("role", user["role"]),
                 "status": values.get("status", user["status"]),
                 "changes": {
-                    k: {"from": user[k], "to": v} for k, v in values.items() if k != "updated_at"
+                    k: {"from": before[k], "to": v} for k, v in values.items() if k != "updated_at"
                 },
                 "sessionsEnded": ended,
             },
@@ -154,12 +166,12 @@ async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: Row)
         uow.record(UserChanged(user_id, "updated"))
         fresh = await uow.users.get(user_id)
     assert fresh is not None
-    return dict(fresh)
+    return fresh
 
 
 async def reset_password(
     ctx: AppContext, actor: Actor, user_id: str, password: str, *, keep_session: str | None = None
-) -> Row:
+) -> UserRow:
     async with ctx.reader() as uow:
         user = await uow.users.get(user_id)
     if user is None:
@@ -184,10 +196,10 @@ async def reset_password(
         uow.record(UserChanged(user_id, "password_reset"))
         fresh = await uow.users.get(user_id)
     assert fresh is not None
-    return dict(fresh)
+    return fresh
 
 
-async def delete_user(ctx: AppContext, actor: Actor, user_id: str) -> Row:
+async def delete_user(ctx: AppContext, actor: Actor, user_id: str) -> UserRow:
     """Delete a user; its sessions go with it. Never the last active owner (yourself included)."""
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -212,12 +224,12 @@ async def delete_user(ctx: AppContext, actor: Actor, user_id: str) -> Row:
             now=now,
         )
         uow.record(UserChanged(user_id, "deleted"))
-    return dict(user)
+    return user
 
 
-async def get_user_by_username(ctx: AppContext, username: str) -> Row:
+async def get_user_by_username(ctx: AppContext, username: str) -> UserRow:
     async with ctx.reader() as uow:
         user = await uow.users.get_by_username_key(username_key(username))
     if user is None:
         raise NotFound(f"No user named {username!r}.", code="USER_NOT_FOUND")
-    return dict(user)
+    return user

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
 
 import click
 
 from opstage.api.views import token_view as view  # --json prints what the API answers
 from opstage.cli.common import app_context, cli_actor, emit, json_option, note, table
+from opstage.domain.records import RegistrationTokenRow
 
 STATUSES = ("ACTIVE", "USED", "EXPIRED", "REVOKED")
 
@@ -35,7 +35,7 @@ def token_create(name: str, expires_in: int | None, agent_code: str | None) -> N
     if expires_in is not None and expires_in < 60:
         raise click.BadParameter("must be at least 60 seconds", param_hint="--expires-in")
 
-    async def go() -> tuple[dict[str, Any], str, datetime]:
+    async def go() -> tuple[RegistrationTokenRow, str, datetime]:
         async with app_context() as ctx:
             row, raw = await create_token(
                 ctx,
@@ -68,15 +68,15 @@ def token_list(status: tuple[str, ...]) -> None:
     """List registration tokens, newest first (never their values: they are stored hashed)."""
     from opstage.app.tokens import list_tokens
 
-    async def go() -> tuple[list[dict[str, Any]], datetime]:
-        out: list[dict[str, Any]] = []
+    async def go() -> tuple[list[RegistrationTokenRow], datetime]:
+        out: list[RegistrationTokenRow] = []
         async with app_context() as ctx:
             page = 1
             while True:
                 rows, total = await list_tokens(
                     ctx, statuses=(), sort=[("createdAt", True)], page=page, page_size=100
                 )
-                out.extend(dict(r) for r in rows)
+                out.extend(rows)
                 if not rows or len(out) >= total:
                     return out, ctx.clock()
                 page += 1
@@ -112,7 +112,7 @@ def token_revoke(token_id: str) -> None:
     """
     from opstage.app.tokens import revoke_token
 
-    async def go() -> tuple[dict[str, Any], datetime]:
+    async def go() -> tuple[RegistrationTokenRow, datetime]:
         async with app_context() as ctx:
             return await revoke_token(ctx, cli_actor(), token_id), ctx.clock()
 

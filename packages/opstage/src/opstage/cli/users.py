@@ -9,7 +9,6 @@ names of ``user create|reset-password|list``, kept so existing scripts go on wor
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import click
 
@@ -23,6 +22,7 @@ from opstage.cli.common import (
     read_password,
     table,
 )
+from opstage.domain.records import UserRow
 
 ROLE = click.Choice(["owner", "operator", "viewer"])
 
@@ -47,8 +47,8 @@ def user_list(role: tuple[str, ...], status: tuple[str, ...]) -> None:
     """List admin users, oldest first (--json: one JSON array)."""
     from opstage.app.users import list_users
 
-    async def go() -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    async def go() -> list[UserRow]:
+        out: list[UserRow] = []
         async with app_context() as ctx:
             page = 1
             while True:
@@ -85,7 +85,7 @@ def user_create(username: str, role: str, display_name: str | None, password_std
 
     password = read_password(password_stdin, "Password")
 
-    async def go() -> dict[str, Any]:
+    async def go() -> UserRow:
         async with app_context() as ctx:
             return await create_user(
                 ctx,
@@ -100,10 +100,12 @@ def user_create(username: str, role: str, display_name: str | None, password_std
     emit(view(row), f"created {row['role']} {row['username']} ({row['id']})")
 
 
-def _update(username: str, changes: dict[str, Any]) -> dict[str, Any]:
-    from opstage.app.users import get_user_by_username, update_user
+def _update(username: str, *, role: str | None = None, status: str | None = None) -> UserRow:
+    from opstage.app.users import UserUpdate, get_user_by_username, update_user
 
-    async def go() -> dict[str, Any]:
+    changes = UserUpdate(role=role, status=status)
+
+    async def go() -> UserRow:
         async with app_context() as ctx:
             found = await get_user_by_username(ctx, username)
             return await update_user(ctx, cli_actor(), found["id"], changes)
@@ -116,7 +118,7 @@ def _update(username: str, changes: dict[str, Any]) -> dict[str, Any]:
 @json_option
 def user_disable(username: str) -> None:
     """Disable USERNAME and end its sessions (never the last active owner)."""
-    row = _update(username, {"status": "DISABLED"})
+    row = _update(username, status="DISABLED")
     emit(view(row), f"disabled {username}; its sessions have ended")
 
 
@@ -125,7 +127,7 @@ def user_disable(username: str) -> None:
 @json_option
 def user_enable(username: str) -> None:
     """Enable USERNAME again."""
-    row = _update(username, {"status": "ACTIVE"})
+    row = _update(username, status="ACTIVE")
     emit(view(row), f"enabled {username}")
 
 
@@ -135,7 +137,7 @@ def user_enable(username: str) -> None:
 @json_option
 def user_set_role(username: str, role: str) -> None:
     """Give USERNAME the ROLE; a changed role ends its sessions (the last owner stays owner)."""
-    row = _update(username, {"role": role})
+    row = _update(username, role=role)
     emit(view(row), f"{username} is now {row['role']}; its sessions have ended")
 
 
@@ -149,7 +151,7 @@ def user_reset_password(username: str, password_stdin: bool) -> None:
 
     password = read_password(password_stdin, "New password")
 
-    async def go() -> dict[str, Any]:
+    async def go() -> UserRow:
         async with app_context() as ctx:
             found = await get_user_by_username(ctx, username)
             return await reset_password(ctx, cli_actor(), found["id"], password)

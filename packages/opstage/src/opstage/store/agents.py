@@ -5,10 +5,19 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import bindparam, case, func, or_, select, update
 
-from opstage.store.base import Repo, Row, SortSpec, like_pattern
+from opstage.domain.records import (
+    AgentChanges,
+    AgentContact,
+    AgentCredential,
+    AgentRow,
+    AgentStatusRow,
+    AgentTokenRow,
+)
+from opstage.store.base import Repo, SortSpec, like_pattern
 from opstage.store.driver import Query
 from opstage.store.tables import UtcDateTime, agent_tokens, agents, capsule_services
 
@@ -19,16 +28,16 @@ AGENT_BY_ID = Query(select(agents).where(agents.c.id == bindparam("id")))
 
 
 class AgentRepo(Repo):
-    async def get(self, agent_id: str) -> Row | None:
-        return await AGENT_BY_ID.one(self.conn, id=agent_id)
+    async def get(self, agent_id: str) -> AgentRow | None:
+        return cast("AgentRow | None", await AGENT_BY_ID.one(self.conn, id=agent_id))
 
-    async def get_by_code(self, code: str) -> Row | None:
-        return await self.one(select(agents).where(agents.c.code == code))
+    async def get_by_code(self, code: str) -> AgentRow | None:
+        return await self.one(select(agents).where(agents.c.code == code), AgentRow)
 
-    async def insert(self, row: Row) -> None:
+    async def insert(self, row: AgentRow) -> None:
         await self.conn.execute(agents.insert().values(**row))
 
-    async def update(self, agent_id: str, values: Row) -> int:
+    async def update(self, agent_id: str, values: AgentChanges) -> int:
         result = await self.conn.execute(
             update(agents).where(agents.c.id == agent_id).values(**values)
         )
@@ -42,7 +51,7 @@ class AgentRepo(Repo):
         sort: SortSpec,
         page: int,
         page_size: int,
-    ) -> tuple[builtins.list[Row], int]:
+    ) -> tuple[builtins.list[AgentRow], int]:
         # An agent reads its stored status: ONLINE until the sweep stores OFFLINE (as the
         # reference); its services read STALE in between.
         stmt = select(agents)
@@ -64,7 +73,13 @@ class AgentRepo(Repo):
             "code": agents.c.code,
         }
         return await self.page(
-            stmt, sort=sort, columns=columns, tiebreak=agents.c.id, page=page, page_size=page_size
+            stmt,
+            sort=sort,
+            columns=columns,
+            tiebreak=agents.c.id,
+            page=page,
+            page_size=page_size,
+            record=AgentRow,
         )
 
     async def service_counts(self, agent_ids: Sequence[str]) -> dict[str, int]:
@@ -84,7 +99,7 @@ class AgentRepo(Repo):
         return {status: int(n) for status, n in rows.all()}
 
     # --- tokens ---
-    async def token_by_hash(self, token_hash: str) -> Row | None:
+    async def token_by_hash(self, token_hash: str) -> AgentCredential | None:
         stmt = (
             select(
                 agent_tokens.c.id.label("token_id"),
@@ -96,9 +111,9 @@ class AgentRepo(Repo):
             .join(agents, agents.c.id == agent_tokens.c.agent_id)
             .where(agent_tokens.c.token_hash == token_hash)
         )
-        return await self.one(stmt)
+        return await self.one(stmt, AgentCredential)
 
-    async def insert_token(self, row: Row) -> None:
+    async def insert_token(self, row: AgentTokenRow) -> None:
         await self.conn.execute(agent_tokens.insert().values(**row))
 
     async def revoke_active_tokens(self, agent_id: str, now: datetime) -> int:
@@ -110,11 +125,12 @@ class AgentRepo(Repo):
         return int(result.rowcount)
 
     # --- heartbeats (group commit) ---
-    async def statuses(self, agent_ids: Sequence[str]) -> dict[str, Row]:
+    async def statuses(self, agent_ids: Sequence[str]) -> dict[str, AgentContact]:
         rows = await self.all(
             select(agents.c.id, agents.c.status, agents.c.last_heartbeat_at).where(
                 agents.c.id.in_(list(agent_ids))
-            )
+            ),
+            AgentContact,
         )
         return {r["id"]: r for r in rows}
 
@@ -159,10 +175,11 @@ class AgentRepo(Repo):
         )
         return int(result.rowcount)
 
-    async def stale_live(self, cutoff: datetime, limit: int = 500) -> builtins.list[Row]:
+    async def stale_live(self, cutoff: datetime, limit: int = 500) -> builtins.list[AgentStatusRow]:
         seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.created_at, type_=UtcDateTime())
         return await self.all(
             select(agents.c.id, agents.c.status)
             .where(agents.c.status.in_(LIVE_STATUSES), seen < cutoff)
-            .limit(limit)
+            .limit(limit),
+            AgentStatusRow,
         )

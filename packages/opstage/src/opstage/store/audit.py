@@ -10,11 +10,12 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, delete, or_, select
 
-from opstage.store.base import Repo, Row, SortSpec
+from opstage.domain.records import AuditRow
+from opstage.store.base import Repo, SortSpec
 from opstage.store.driver import insert_rows
 from opstage.store.tables import audit_events as a
 
@@ -59,14 +60,14 @@ def _filtered(
 
 
 class AuditRepo(Repo):
-    async def insert(self, row: Row) -> None:
+    async def insert(self, row: AuditRow) -> None:
         await self.conn.execute(a.insert().values(**row))
 
-    async def insert_many(self, rows: Sequence[Row]) -> None:
-        await insert_rows(self.conn, a, rows)
+    async def insert_many(self, rows: Sequence[AuditRow]) -> None:
+        await insert_rows(self.conn, a, cast(Sequence[dict[str, Any]], rows))
 
-    async def get(self, audit_id: str) -> Row | None:
-        return await self.one(select(a).where(a.c.id == audit_id))
+    async def get(self, audit_id: str) -> AuditRow | None:
+        return await self.one(select(a).where(a.c.id == audit_id), AuditRow)
 
     async def list(
         self,
@@ -82,7 +83,7 @@ class AuditRepo(Repo):
         page: int,
         page_size: int,
         action_prefix: str | None = None,
-    ) -> tuple[builtins.list[Row], int]:
+    ) -> tuple[builtins.list[AuditRow], int]:
         stmt = _filtered(
             select(a),
             actor_types=actor_types,
@@ -101,6 +102,7 @@ class AuditRepo(Repo):
             tiebreak=a.c.id,
             page=page,
             page_size=page_size,
+            record=AuditRow,
         )
 
     async def batch_after(
@@ -109,8 +111,14 @@ class AuditRepo(Repo):
         after: tuple[datetime, str] | None,
         descending: bool,
         limit: int,
-        **filters: Any,
-    ) -> builtins.list[Row]:
+        actor_types: Sequence[str] = (),
+        results: Sequence[str] = (),
+        actions: Sequence[str] = (),
+        target_type: str | None = None,
+        target_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> builtins.list[AuditRow]:
         """The next ``limit`` rows of the filtered set in (createdAt, id) order, after a cursor.
 
         Each batch must cost about ``limit`` rows, not the whole filtered set: on SQLite, which
@@ -119,8 +127,18 @@ class AuditRepo(Repo):
         created_at index instead makes a whole export one pass. A ``targetId`` filter is
         selective enough that its own index wins, so it keeps the planner's choice.
         """
-        walk = self.kind == "sqlite" and not filters.get("target_id")
-        stmt = _filtered(select(a), walk_time_index=walk, **filters)
+        walk = self.kind == "sqlite" and not target_id
+        stmt = _filtered(
+            select(a),
+            actor_types=actor_types,
+            results=results,
+            actions=actions,
+            target_type=target_type,
+            target_id=target_id,
+            since=since,
+            until=until,
+            walk_time_index=walk,
+        )
         if after is not None:
             at, last_id = after
             # The range on created_at alone is what the index serves; the id breaks ties.
@@ -132,7 +150,7 @@ class AuditRepo(Repo):
             stmt = stmt.order_by(a.c.created_at.desc(), a.c.id.desc())
         else:
             stmt = stmt.order_by(a.c.created_at.asc(), a.c.id.asc())
-        return await self.all(stmt.limit(limit))
+        return await self.all(stmt.limit(limit), AuditRow)
 
     async def prune_before(self, cutoff: datetime, limit: int) -> int:
         """Delete at most ``limit`` of the oldest rows created before ``cutoff``."""

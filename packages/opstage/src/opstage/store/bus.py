@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from opstage.domain.records import (
+    ActionRow,
+    AgentRow,
+    BusEventRow,
+    BusRouteChanges,
+    BusRouteRow,
+    JsonObject,
+    ServiceWithAgent,
+)
+from opstage.domain.records import RoutingReferences as RoutingReferences
 from opstage.store.agents import AGENT_BY_ID
-from opstage.store.base import Repo, Row
+from opstage.store.base import Repo
 from opstage.store.driver import Query, Sql, in_driver, insert_rows
 from opstage.store.services import ACTION_BY_NAME, SERVICE_BY_CODE
 from opstage.store.tables import bus_events, bus_routes
@@ -36,23 +45,23 @@ _BY_KEY = Query(
 
 class BusRouteRepo(Repo):
     async def references(
-        self, source_codes: Iterable[str], event_types: Iterable[str], event_ids: Iterable[str]
+        self, source_codes: Sequence[str], event_types: Sequence[str], event_ids: Sequence[str]
     ) -> RoutingReferences:
         return await routing_references(self.conn, source_codes, event_types, event_ids)
 
-    async def get(self, route_id: str) -> Row | None:
-        return await self.one(select(r).where(r.c.id == route_id))
+    async def get(self, route_id: str) -> BusRouteRow | None:
+        return await self.one(select(r).where(r.c.id == route_id), BusRouteRow)
 
-    async def insert(self, row: Row) -> None:
+    async def insert(self, row: BusRouteRow) -> None:
         await self.conn.execute(r.insert().values(**row))
 
-    async def update(self, route_id: str, values: Row) -> None:
+    async def update(self, route_id: str, values: BusRouteChanges) -> None:
         await self.conn.execute(update(r).where(r.c.id == route_id).values(**values))
 
     async def delete(self, route_id: str) -> None:
         await self.conn.execute(delete(r).where(r.c.id == route_id))
 
-    async def list(self, *, page: int, page_size: int) -> tuple[builtins.list[Row], int]:
+    async def list(self, *, page: int, page_size: int) -> tuple[builtins.list[BusRouteRow], int]:
         return await self.page(
             select(r),
             sort=[("createdAt", False)],
@@ -60,22 +69,13 @@ class BusRouteRepo(Repo):
             tiebreak=r.c.id,
             page=page,
             page_size=page_size,
+            record=BusRouteRow,
         )
 
-    async def candidates(self, event_type: str) -> builtins.list[Row]:
+    async def candidates(self, event_type: str) -> builtins.list[BusRouteRow]:
         """Live routes for an event type, oldest first (filters are applied by the caller)."""
-        return await _CANDIDATES.rows(self.conn, event_type=event_type)
-
-
-@dataclass
-class RoutingReferences:
-    """What routing a batch of events reads, fetched in one hand-off (store/driver.py)."""
-
-    services_by_code: dict[str, Row | None] = field(default_factory=dict)
-    routes_by_type: dict[str, builtins.list[Row]] = field(default_factory=dict)
-    actions: dict[tuple[str, str], Row | None] = field(default_factory=dict)
-    agents: dict[str, Row | None] = field(default_factory=dict)
-    events: dict[str, Row | None] = field(default_factory=dict)
+        rows = await _CANDIDATES.rows(self.conn, event_type=event_type)
+        return cast("builtins.list[BusRouteRow]", rows)
 
 
 _Raw = dict[Any, Any]
@@ -139,24 +139,30 @@ def references_work(
 def decode_references(dialect: Dialect, raw: RawReferences) -> RoutingReferences:
     services, routes, actions, agents, events = raw
 
-    def one(query: Query, found: Any) -> Row | None:
+    def one(query: Query, found: Any) -> Any:
         return query.decode(dialect, found)[0] if found else None
 
+    # The records' types are the queries' columns (ADR 0011): the decoded dicts, unconverted.
     return RoutingReferences(
-        services_by_code={k: one(SERVICE_BY_CODE, v) for k, v in services.items()},
-        routes_by_type={k: _CANDIDATES.decode(dialect, v) for k, v in routes.items()},
-        actions={k: one(ACTION_BY_NAME, v) for k, v in actions.items()},
-        agents={k: one(AGENT_BY_ID, v) for k, v in agents.items()},
-        events={k: one(_EVENT, v) for k, v in events.items()},
+        services_by_code={
+            k: cast("ServiceWithAgent | None", one(SERVICE_BY_CODE, v)) for k, v in services.items()
+        },
+        routes_by_type={
+            k: cast("builtins.list[BusRouteRow]", _CANDIDATES.decode(dialect, v))
+            for k, v in routes.items()
+        },
+        actions={k: cast("ActionRow | None", one(ACTION_BY_NAME, v)) for k, v in actions.items()},
+        agents={k: cast("AgentRow | None", one(AGENT_BY_ID, v)) for k, v in agents.items()},
+        events={k: cast("BusEventRow | None", one(_EVENT, v)) for k, v in events.items()},
     )
 
 
 def idempotency_keys_work(
     dialect: Dialect, pairs: Sequence[tuple[str, str]]
-) -> Callable[[Sql], dict[tuple[str, str], Row]]:
+) -> Callable[[Sql], dict[tuple[str, str], dict[str, Any]]]:
     """``by_idempotency_keys`` as work for ``in_driver``: one indexed lookup per pair."""
 
-    def work(sql: Sql) -> dict[tuple[str, str], Row]:
+    def work(sql: Sql) -> dict[tuple[str, str], dict[str, Any]]:
         found = {}
         for agent_id, key in pairs:
             rows = sql.fetch(*_BY_KEY.bind(dialect, agent_id=agent_id, key=key))
@@ -168,26 +174,30 @@ def idempotency_keys_work(
 
 
 class BusEventRepo(Repo):
-    async def get(self, event_id: str) -> Row | None:
-        return await _EVENT.one(self.conn, id=event_id)
+    async def get(self, event_id: str) -> BusEventRow | None:
+        return cast("BusEventRow | None", await _EVENT.one(self.conn, id=event_id))
 
-    async def by_idempotency_key(self, agent_id: str, key: str, since: datetime) -> Row | None:
+    async def by_idempotency_key(
+        self, agent_id: str, key: str, since: datetime
+    ) -> BusEventRow | None:
         return await self.one(
             select(e).where(
                 e.c.agent_id == agent_id, e.c.idempotency_key == key, e.c.accepted_at >= since
-            )
+            ),
+            BusEventRow,
         )
 
     async def by_idempotency_keys(
         self, pairs: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], Row]:
+    ) -> dict[tuple[str, str], BusEventRow]:
         """Stored events holding any of these (agent, key) pairs, whatever their age."""
         if not pairs:
             return {}
         rows = await self.all(
-            select(e).where(tuple_(e.c.agent_id, e.c.idempotency_key).in_(list(pairs)))
+            select(e).where(tuple_(e.c.agent_id, e.c.idempotency_key).in_(list(pairs))),
+            BusEventRow,
         )
-        return {(row["agent_id"], row["idempotency_key"]): row for row in rows}
+        return {(row["agent_id"], row["idempotency_key"] or ""): row for row in rows}
 
     async def release_idempotency_key(self, agent_id: str, key: str, before: datetime) -> None:
         """An expired key (accepted before the replay window) may be used again."""
@@ -197,13 +207,13 @@ class BusEventRepo(Repo):
             .values(idempotency_key=None)
         )
 
-    async def insert(self, row: Row) -> None:
+    async def insert(self, row: BusEventRow) -> None:
         await self.conn.execute(e.insert().values(**row))
 
-    async def insert_many(self, rows: Sequence[Row]) -> None:
-        await insert_rows(self.conn, e, rows)
+    async def insert_many(self, rows: Sequence[BusEventRow]) -> None:
+        await insert_rows(self.conn, e, cast(Sequence[dict[str, Any]], rows))
 
-    async def set_outcome(self, event_id: str, route_count: int, response: Row) -> None:
+    async def set_outcome(self, event_id: str, route_count: int, response: JsonObject) -> None:
         await self.conn.execute(
             update(e).where(e.c.id == event_id).values(route_count=route_count, response=response)
         )
@@ -211,17 +221,17 @@ class BusEventRepo(Repo):
     async def recent_accepts(
         self, agent_id: str, since: datetime, limit: int
     ) -> builtins.list[datetime]:
-        rows = await self.all(
+        rows = await self.conn.execute(
             select(e.c.accepted_at)
             .where(e.c.agent_id == agent_id, e.c.accepted_at > since)
             .order_by(e.c.accepted_at.desc())
             .limit(limit)
         )
-        return [row["accepted_at"] for row in rows]
+        return list(rows.scalars().all())
 
     async def list(
         self, *, page: int, page_size: int, event_type: str | None = None
-    ) -> tuple[builtins.list[Row], int]:
+    ) -> tuple[builtins.list[BusEventRow], int]:
         stmt = select(e)
         if event_type:
             stmt = stmt.where(e.c.event_type == event_type)
@@ -232,12 +242,14 @@ class BusEventRepo(Repo):
             tiebreak=e.c.id,
             page=page,
             page_size=page_size,
+            record=BusEventRow,
         )
 
-    async def latest(self, event_type: str, limit: int) -> builtins.list[Row]:
+    async def latest(self, event_type: str, limit: int) -> builtins.list[BusEventRow]:
         return await self.all(
             select(e)
             .where(e.c.event_type == event_type)
             .order_by(e.c.accepted_at.desc(), e.c.id.desc())
-            .limit(limit)
+            .limit(limit),
+            BusEventRow,
         )

@@ -31,14 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opstage.domain.events import DomainEvent
 from opstage.domain.timeutil import utcnow
-from opstage.store.base import Row
 from opstage.store.bus import (
     RoutingReferences,
     decode_references,
     idempotency_keys_work,
     references_work,
 )
-from opstage.store.driver import Sql, enqueue, in_driver
+from opstage.store.driver import Row, Sql, enqueue, in_driver
 from opstage.store.engine import Engines
 from opstage.store.event_log import append_rows
 from opstage.store.sqlite_batch import OneStatementBatch, created_shapes

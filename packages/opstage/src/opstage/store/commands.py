@@ -5,10 +5,12 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import exists, func, or_, select, update
 
-from opstage.store.base import Repo, Row, SortSpec
+from opstage.domain.records import CommandChanges, CommandResultRow, CommandRow
+from opstage.store.base import Repo, SortSpec
 from opstage.store.driver import insert_rows
 from opstage.store.tables import command_results, commands
 
@@ -16,17 +18,21 @@ c = commands
 
 
 class CommandRepo(Repo):
-    async def get(self, command_id: str) -> Row | None:
-        return await self.one(select(c).where(c.c.id == command_id))
+    async def get(self, command_id: str) -> CommandRow | None:
+        return await self.one(select(c).where(c.c.id == command_id), CommandRow)
 
-    async def insert(self, row: Row) -> None:
+    async def insert(self, row: CommandRow) -> None:
         await self.conn.execute(c.insert().values(**row))
 
-    async def insert_many(self, rows: Sequence[Row]) -> None:
-        await insert_rows(self.conn, c, rows)
+    async def insert_many(self, rows: Sequence[CommandRow]) -> None:
+        await insert_rows(self.conn, c, cast(Sequence[dict[str, Any]], rows))
 
     async def update(
-        self, command_id: str, values: Row, *, only_statuses: Sequence[str] | None = None
+        self,
+        command_id: str,
+        values: CommandChanges,
+        *,
+        only_statuses: Sequence[str] | None = None,
     ) -> int:
         stmt = update(c).where(c.c.id == command_id)
         if only_statuses is not None:
@@ -37,7 +43,9 @@ class CommandRepo(Repo):
         stmt = select(exists().where(c.c.agent_id == agent_id, c.c.status == "PENDING"))
         return bool((await self.conn.execute(stmt)).scalar())
 
-    async def claim_pending(self, agent_id: str, limit: int, now: datetime) -> builtins.list[Row]:
+    async def claim_pending(
+        self, agent_id: str, limit: int, now: datetime
+    ) -> builtins.list[CommandRow]:
         """PENDING → RUNNING for this agent's oldest commands, exactly once across pollers."""
         pick = (
             select(c.c.id)
@@ -59,7 +67,7 @@ class CommandRepo(Repo):
             .values(status="RUNNING", started_at=now, updated_at=now)
             .returning(*c.c)
         )
-        rows = [dict(r) for r in result.mappings().all()]
+        rows = [cast(CommandRow, dict(r)) for r in result.mappings().all()]
         rows.sort(key=lambda r: (r["created_at"], r["id"]))
         return rows
 
@@ -74,7 +82,7 @@ class CommandRepo(Repo):
         sort: SortSpec,
         page: int,
         page_size: int,
-    ) -> tuple[builtins.list[Row], int]:
+    ) -> tuple[builtins.list[CommandRow], int]:
         stmt = select(c)
         for column, values in (
             (c.c.status, statuses),
@@ -92,10 +100,16 @@ class CommandRepo(Repo):
             "startedAt": c.c.started_at,
         }
         return await self.page(
-            stmt, sort=sort, columns=columns, tiebreak=c.c.id, page=page, page_size=page_size
+            stmt,
+            sort=sort,
+            columns=columns,
+            tiebreak=c.c.id,
+            page=page,
+            page_size=page_size,
+            record=CommandRow,
         )
 
-    async def due_for_expiry(self, now: datetime, limit: int = 500) -> builtins.list[Row]:
+    async def due_for_expiry(self, now: datetime, limit: int = 500) -> builtins.list[CommandRow]:
         return await self.all(
             select(c)
             .where(
@@ -104,21 +118,25 @@ class CommandRepo(Repo):
                 c.c.expires_at < now,
             )
             .order_by(c.c.expires_at)
-            .limit(limit)
+            .limit(limit),
+            CommandRow,
         )
 
     async def counts_by_status(self) -> dict[str, int]:
         rows = await self.conn.execute(select(c.c.status, func.count()).group_by(c.c.status))
         return {status: int(n) for status, n in rows.all()}
 
-    async def recent(self, limit: int) -> builtins.list[Row]:
-        return await self.all(select(c).order_by(c.c.created_at.desc(), c.c.id.desc()).limit(limit))
-
-    # --- results ---
-    async def result(self, command_id: str) -> Row | None:
-        return await self.one(
-            select(command_results).where(command_results.c.command_id == command_id)
+    async def recent(self, limit: int) -> builtins.list[CommandRow]:
+        return await self.all(
+            select(c).order_by(c.c.created_at.desc(), c.c.id.desc()).limit(limit), CommandRow
         )
 
-    async def insert_result(self, row: Row) -> None:
+    # --- results ---
+    async def result(self, command_id: str) -> CommandResultRow | None:
+        return await self.one(
+            select(command_results).where(command_results.c.command_id == command_id),
+            CommandResultRow,
+        )
+
+    async def insert_result(self, row: CommandResultRow) -> None:
         await self.conn.execute(command_results.insert().values(**row))

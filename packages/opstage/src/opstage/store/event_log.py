@@ -15,12 +15,14 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Dialect
 
 from opstage.domain.events import DomainEvent
-from opstage.store.base import Repo, Row
+from opstage.domain.records import EventLogRow
+from opstage.store.base import Repo
 from opstage.store.driver import Sql, Statement, insert_statement
 from opstage.store.tables import domain_event_log as log
 from opstage.store.tables import system_settings
@@ -30,7 +32,7 @@ PRUNED_THROUGH_KEY = "event_log.pruned_through"
 APPEND_LOCK_KEY = 0x6F70_7374_6167_6C6F
 
 
-def append_rows(events: Sequence[DomainEvent], now: datetime) -> builtins.list[Row]:
+def append_rows(events: Sequence[DomainEvent], now: datetime) -> builtins.list[dict[str, Any]]:
     """The log's rows for ``events`` (SQLite needs no lock to append them: one writer)."""
     # orjson writes a dataclass as the object of its fields, what the log's readers expect.
     return [{"kind": e.kind, "data": e, "created_at": now} for e in events]
@@ -58,13 +60,13 @@ def append_work(
 class EventLogRepo(Repo):
     async def after(
         self, cursor: int, limit: int, kinds: Sequence[str] = ()
-    ) -> tuple[builtins.list[Row], int]:
+    ) -> tuple[builtins.list[EventLogRow], int]:
         """Rows with id > cursor (oldest first), and the id the reader may move its cursor to.
 
         With ``kinds`` (prefixes), rows of other kinds are skipped but still move the cursor.
         """
         stmt = select(log).where(log.c.id > cursor).order_by(log.c.id).limit(limit)
-        rows = await self.all(stmt)
+        rows = await self.all(stmt, EventLogRow)
         if not rows:
             return [], cursor
         last = int(rows[-1]["id"])
@@ -82,10 +84,11 @@ class EventLogRepo(Repo):
         )
 
     async def pruned_through(self) -> int:
-        found = await self.one(
-            select(system_settings.c.value).where(system_settings.c.key == PRUNED_THROUGH_KEY)
-        )
-        value = found["value"] if found else None
+        value = (
+            await self.conn.execute(
+                select(system_settings.c.value).where(system_settings.c.key == PRUNED_THROUGH_KEY)
+            )
+        ).scalar()
         return int(value) if isinstance(value, int | float) else 0
 
     async def last_id_before(self, cutoff: datetime) -> int | None:
@@ -96,12 +99,10 @@ class EventLogRepo(Repo):
 
     async def prune_batch(self, through_id: int, limit: int, now: datetime) -> int:
         """Delete up to ``limit`` of the oldest rows with id <= through_id; raise the watermark."""
-        ids = [
-            int(r["id"])
-            for r in await self.all(
-                select(log.c.id).where(log.c.id <= through_id).order_by(log.c.id).limit(limit)
-            )
-        ]
+        found = await self.conn.execute(
+            select(log.c.id).where(log.c.id <= through_id).order_by(log.c.id).limit(limit)
+        )
+        ids = [int(i) for i in found.scalars().all()]
         if not ids:
             return 0
         await self.conn.execute(delete(log).where(log.c.id >= ids[0], log.c.id <= ids[-1]))

@@ -10,11 +10,11 @@ import builtins
 import os
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, case, func, select, text
 
-from opstage.store.base import Repo, Row
+from opstage.domain.records import DatabaseInfo, StaleAgent
+from opstage.store.base import Repo
 from opstage.store.tables import (
     UtcDateTime,
     agents,
@@ -127,7 +127,9 @@ class ObservabilityRepo(Repo):
         )
         return int((await self.conn.execute(stmt)).scalar_one())
 
-    async def stale_agents(self, cutoff: datetime, limit: int) -> tuple[builtins.list[Row], int]:
+    async def stale_agents(
+        self, cutoff: datetime, limit: int
+    ) -> tuple[builtins.list[StaleAgent], int]:
         """Agents not disabled/revoked whose last contact (or creation) is older than cutoff."""
         seen = func.coalesce(agents.c.last_heartbeat_at, agents.c.created_at, type_=UtcDateTime())
         where = and_(agents.c.status.in_(LIVE_OR_SILENT), seen < cutoff)
@@ -145,28 +147,29 @@ class ObservabilityRepo(Repo):
             )
             .where(where)
             .order_by(seen.desc(), agents.c.id)
-            .limit(limit)
+            .limit(limit),
+            StaleAgent,
         )
         return rows, int(total)
 
-    async def database_info(self) -> dict[str, Any]:
+    async def database_info(self) -> DatabaseInfo:
         if self.kind == "postgres":
             version = (await self.conn.execute(text("SHOW server_version"))).scalar()
             size = (
                 await self.conn.execute(text("SELECT pg_database_size(current_database())"))
             ).scalar()
-            return {"kind": "postgres", "serverVersion": version, "sizeBytes": int(size or 0)}
+            return {"kind": "postgres", "server_version": version, "size_bytes": int(size or 0)}
         version = (await self.conn.execute(text("SELECT sqlite_version()"))).scalar()
         pages = (await self.conn.execute(text("PRAGMA page_count"))).scalar()
         page_size = (await self.conn.execute(text("PRAGMA page_size"))).scalar()
-        out: dict[str, Any] = {
+        out: DatabaseInfo = {
             "kind": "sqlite",
-            "serverVersion": version,
-            "sizeBytes": int(pages or 0) * int(page_size or 0),
+            "server_version": version,
+            "size_bytes": int(pages or 0) * int(page_size or 0),
         }
         for _seq, name, path in (await self.conn.execute(text("PRAGMA database_list"))).all():
             if name == "main" and path:
-                out["walSizeBytes"] = _file_size(f"{path}-wal")
+                out["wal_size_bytes"] = _file_size(f"{path}-wal")
         return out
 
 

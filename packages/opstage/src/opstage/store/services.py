@@ -5,12 +5,23 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, or_, select, update
 
+from opstage.domain.records import (
+    ActionRow,
+    ConfigItemRow,
+    HealthUpdate,
+    ServiceChanges,
+    ServiceHealth,
+    ServiceHealthStatus,
+    ServiceRow,
+    ServiceStatusRow,
+    ServiceWithAgent,
+)
 from opstage.domain.status import HEALTH_TO_SERVICE_STATUS, ServiceStatus, service_status_for_health
-from opstage.store.base import Repo, Row, SortSpec, like_pattern
+from opstage.store.base import Repo, SortSpec, like_pattern
 from opstage.store.driver import Query
 from opstage.store.tables import action_definitions, agents, capsule_services, config_items
 
@@ -61,21 +72,22 @@ ACTION_BY_NAME = Query(
 
 
 class ServiceRepo(Repo):
-    async def get(self, service_id: str) -> Row | None:
-        return await _BY_ID.one(self.conn, id=service_id)
+    async def get(self, service_id: str) -> ServiceWithAgent | None:
+        return cast("ServiceWithAgent | None", await _BY_ID.one(self.conn, id=service_id))
 
-    async def get_by_code(self, code: str) -> Row | None:
-        return await SERVICE_BY_CODE.one(self.conn, code=code)
+    async def get_by_code(self, code: str) -> ServiceWithAgent | None:
+        return cast("ServiceWithAgent | None", await SERVICE_BY_CODE.one(self.conn, code=code))
 
-    async def by_agent(self, agent_id: str) -> builtins.list[Row]:
+    async def by_agent(self, agent_id: str) -> builtins.list[ServiceWithAgent]:
         return await self.all(
-            _WITH_AGENT.where(svc.c.agent_id == agent_id).order_by(svc.c.created_at.desc())
+            _WITH_AGENT.where(svc.c.agent_id == agent_id).order_by(svc.c.created_at.desc()),
+            ServiceWithAgent,
         )
 
-    async def insert(self, row: Row) -> None:
+    async def insert(self, row: ServiceRow) -> None:
         await self.conn.execute(svc.insert().values(**row))
 
-    async def update(self, service_id: str, values: Row) -> None:
+    async def update(self, service_id: str, values: ServiceChanges) -> None:
         await self.conn.execute(update(svc).where(svc.c.id == service_id).values(**values))
 
     async def list(
@@ -91,7 +103,7 @@ class ServiceRepo(Repo):
         now: datetime,
         offline_threshold_seconds: int,
         stale_threshold_seconds: int,
-    ) -> tuple[builtins.list[Row], int]:
+    ) -> tuple[builtins.list[ServiceWithAgent], int]:
         stmt = _WITH_AGENT
         if statuses:
             eff = effective_service_status_sql(
@@ -112,7 +124,13 @@ class ServiceRepo(Repo):
             "name": svc.c.name,
         }
         return await self.page(
-            stmt, sort=sort, columns=columns, tiebreak=svc.c.id, page=page, page_size=page_size
+            stmt,
+            sort=sort,
+            columns=columns,
+            tiebreak=svc.c.id,
+            page=page,
+            page_size=page_size,
+            record=ServiceWithAgent,
         )
 
     async def counts_by_status(
@@ -129,29 +147,32 @@ class ServiceRepo(Repo):
         return {status: int(n) for status, n in rows.all()}
 
     # --- declared configs and actions ---
-    async def configs(self, service_id: str) -> builtins.list[Row]:
+    async def configs(self, service_id: str) -> builtins.list[ConfigItemRow]:
         return await self.all(
             select(config_items)
             .where(config_items.c.service_id == service_id)
-            .order_by(config_items.c.key)  # the reference lists configs by key
+            .order_by(config_items.c.key),  # the reference lists configs by key
+            ConfigItemRow,
         )
 
-    async def actions(self, service_id: str) -> builtins.list[Row]:
+    async def actions(self, service_id: str) -> builtins.list[ActionRow]:
         return await self.all(
             select(action_definitions)
             .where(action_definitions.c.service_id == service_id)
-            .order_by(action_definitions.c.position)
+            .order_by(action_definitions.c.position),
+            ActionRow,
         )
 
-    async def action(self, service_id: str, name: str) -> Row | None:
-        return await ACTION_BY_NAME.one(self.conn, service_id=service_id, name=name)
+    async def action(self, service_id: str, name: str) -> ActionRow | None:
+        found = await ACTION_BY_NAME.one(self.conn, service_id=service_id, name=name)
+        return cast("ActionRow | None", found)
 
-    async def replace_configs(self, service_id: str, items: builtins.list[Row]) -> None:
+    async def replace_configs(self, service_id: str, items: builtins.list[ConfigItemRow]) -> None:
         await self.conn.execute(delete(config_items).where(config_items.c.service_id == service_id))
         if items:
             await self.conn.execute(config_items.insert(), items)
 
-    async def replace_actions(self, service_id: str, items: builtins.list[Row]) -> None:
+    async def replace_actions(self, service_id: str, items: builtins.list[ActionRow]) -> None:
         await self.conn.execute(
             delete(action_definitions).where(action_definitions.c.service_id == service_id)
         )
@@ -159,22 +180,22 @@ class ServiceRepo(Repo):
             await self.conn.execute(action_definitions.insert(), items)
 
     async def action_ids(self, service_id: str) -> dict[str, tuple[str, datetime]]:
-        rows = await self.all(
+        rows = await self.conn.execute(
             select(
                 action_definitions.c.name, action_definitions.c.id, action_definitions.c.created_at
             ).where(action_definitions.c.service_id == service_id)
         )
-        return {r["name"]: (r["id"], r["created_at"]) for r in rows}
+        return {name: (id_, created) for name, id_, created in rows.all()}
 
     async def config_ids(self, service_id: str) -> dict[str, str]:
-        rows = await self.all(
+        rows = await self.conn.execute(
             select(config_items.c.key, config_items.c.id).where(
                 config_items.c.service_id == service_id
             )
         )
-        return {r["key"]: r["id"] for r in rows}
+        return {key: id_ for key, id_ in rows.all()}
 
-    async def health_targets(self, agent_ids: Sequence[str]) -> builtins.list[Row]:
+    async def health_targets(self, agent_ids: Sequence[str]) -> builtins.list[ServiceHealth]:
         return await self.all(
             select(
                 svc.c.id,
@@ -182,7 +203,8 @@ class ServiceRepo(Repo):
                 svc.c.health_status,
                 svc.c.health_message,
                 svc.c.health_details,
-            ).where(svc.c.agent_id.in_(list(agent_ids)))
+            ).where(svc.c.agent_id.in_(list(agent_ids))),
+            ServiceHealth,
         )
 
     async def refresh_health(self, service_ids: Sequence[str], at: datetime) -> None:
@@ -194,7 +216,9 @@ class ServiceRepo(Repo):
                 .values(last_health_at=at, updated_at=at, status=status_for_health_sql())
             )
 
-    async def mark_stale_of_offline_agents(self, now: datetime, limit: int) -> builtins.list[Row]:
+    async def mark_stale_of_offline_agents(
+        self, now: datetime, limit: int
+    ) -> builtins.list[ServiceStatusRow]:
         """The sweep's step after agents went OFFLINE, as the reference's: their services are
         stored STALE with health UNKNOWN (those stored OFFLINE or STALE already stay).
 
@@ -205,7 +229,8 @@ class ServiceRepo(Repo):
             select(svc.c.id, svc.c.agent_id, svc.c.status)
             .where(svc.c.agent_id.in_(offline), svc.c.status.not_in(("OFFLINE", "STALE")))
             .order_by(svc.c.id)
-            .limit(limit)
+            .limit(limit),
+            ServiceStatusRow,
         )
         if not picked:
             return []
@@ -223,7 +248,7 @@ class ServiceRepo(Repo):
         ids = set(changed.scalars().all())
         return [r for r in picked if r["id"] in ids]
 
-    async def set_health_many(self, updates: Sequence[Row]) -> None:
+    async def set_health_many(self, updates: Sequence[HealthUpdate]) -> None:
         if not updates:
             return
         at = bindparam("b_at", type_=svc.c.last_health_at.type)
@@ -255,8 +280,9 @@ class ServiceRepo(Repo):
             ],
         )
 
-    async def sole_service_of(self, agent_id: str) -> Row | None:
+    async def sole_service_of(self, agent_id: str) -> ServiceHealthStatus | None:
         rows = await self.all(
-            select(svc.c.id, svc.c.health_status).where(svc.c.agent_id == agent_id).limit(2)
+            select(svc.c.id, svc.c.health_status).where(svc.c.agent_id == agent_id).limit(2),
+            ServiceHealthStatus,
         )
         return rows[0] if len(rows) == 1 else None

@@ -8,21 +8,24 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
-from opstage.store.base import Repo, Row, SortSpec
+from opstage.domain.records import RegistrationTokenChanges, RegistrationTokenRow
+from opstage.store.base import Repo, SortSpec
 from opstage.store.tables import registration_tokens as t
 
 
 class RegistrationTokenRepo(Repo):
-    async def get(self, token_id: str) -> Row | None:
-        return await self.one(select(t).where(t.c.id == token_id))
+    async def get(self, token_id: str) -> RegistrationTokenRow | None:
+        return await self.one(select(t).where(t.c.id == token_id), RegistrationTokenRow)
 
-    async def get_by_hash(self, token_hash: str) -> Row | None:
-        return await self.one(select(t).where(t.c.token_hash == token_hash))
+    async def get_by_hash(self, token_hash: str) -> RegistrationTokenRow | None:
+        return await self.one(select(t).where(t.c.token_hash == token_hash), RegistrationTokenRow)
 
-    async def insert(self, row: Row) -> None:
+    async def insert(self, row: RegistrationTokenRow) -> None:
         await self.conn.execute(t.insert().values(**row))
 
-    async def update(self, token_id: str, values: Row, *, only_status: str | None = None) -> int:
+    async def update(
+        self, token_id: str, values: RegistrationTokenChanges, *, only_status: str | None = None
+    ) -> int:
         stmt = update(t).where(t.c.id == token_id)
         if only_status is not None:
             stmt = stmt.where(t.c.status == only_status)
@@ -33,24 +36,28 @@ class RegistrationTokenRepo(Repo):
 
     async def list(
         self, *, statuses: Sequence[str], sort: SortSpec, page: int, page_size: int
-    ) -> tuple[builtins.list[Row], int]:
+    ) -> tuple[builtins.list[RegistrationTokenRow], int]:
         stmt = select(t)
         if statuses:
             stmt = stmt.where(t.c.status.in_(list(statuses)))
         columns = {"createdAt": t.c.created_at, "expiresAt": t.c.expires_at, "name": t.c.name}
         return await self.page(
-            stmt, sort=sort, columns=columns, tiebreak=t.c.id, page=page, page_size=page_size
+            stmt,
+            sort=sort,
+            columns=columns,
+            tiebreak=t.c.id,
+            page=page,
+            page_size=page_size,
+            record=RegistrationTokenRow,
         )
 
     async def expire_due(self, now: datetime) -> builtins.list[str]:
-        ids = [
-            r["id"]
-            for r in await self.all(
-                select(t.c.id).where(
-                    t.c.status == "ACTIVE", t.c.expires_at.is_not(None), t.c.expires_at < now
-                )
+        found = await self.conn.execute(
+            select(t.c.id).where(
+                t.c.status == "ACTIVE", t.c.expires_at.is_not(None), t.c.expires_at < now
             )
-        ]
+        )
+        ids = [str(i) for i in found.scalars().all()]
         if ids:
             await self.conn.execute(
                 update(t)

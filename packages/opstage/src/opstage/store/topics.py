@@ -48,7 +48,7 @@ class TopicRepo(Repo):
         )
 
     async def get_by_wire(self, wire: str) -> Topic | None:
-        row = await self.one(select(t).where(t.c.wire_name == wire))
+        row = (await self.conn.execute(select(t).where(t.c.wire_name == wire))).mappings().first()
         return _topic(row) if row is not None else None
 
     async def delete(self, topic_id: str) -> bool:
@@ -66,9 +66,11 @@ class TopicRepo(Repo):
         total = (
             await self.conn.execute(select(func.count()).select_from(stmt.subquery()))
         ).scalar_one()
-        rows = await self.all(
-            stmt.order_by(t.c.wire_name.asc()).limit(page_size).offset((page - 1) * page_size)
-        )
+        rows = (
+            await self.conn.execute(
+                stmt.order_by(t.c.wire_name.asc()).limit(page_size).offset((page - 1) * page_size)
+            )
+        ).mappings()
         return [_topic(r) for r in rows], int(total)
 
     async def agent_tenants(self, agent_id: str) -> tuple[str, ...]:

@@ -8,10 +8,10 @@ retryable) rather than as an internal error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -22,7 +22,6 @@ from opstage.domain.events import DomainEvent
 from opstage.domain.timeutil import utcnow
 from opstage.store.agents import AgentRepo
 from opstage.store.audit import AuditRepo
-from opstage.store.base import Row
 from opstage.store.bus import BusEventRepo, BusRouteRepo
 from opstage.store.commands import CommandRepo
 from opstage.store.driver import Sql, Statement, commit_in_driver, execute_all, insert_statement
@@ -39,6 +38,7 @@ from opstage.store.topics import TopicRepo
 from opstage.store.users import SessionRepo, UserRepo
 
 if TYPE_CHECKING:
+    from opstage.app import ports, repositories
     from opstage.app.eventbus import DomainEventBus
 
 
@@ -157,7 +157,9 @@ class SqlUnitOfWork:
     def record(self, event: DomainEvent) -> None:
         self.events.append(event)
 
-    async def insert_all(self, rows_by_table: Sequence[tuple[str, Sequence[Row]]]) -> None:
+    async def insert_all(
+        self, rows_by_table: Sequence[tuple[str, Sequence[Mapping[str, object]]]]
+    ) -> None:
         """Insert each table's rows, in order, at commit: with the event log's rows and (on
         SQLite) the ``COMMIT`` itself, in one hand-off to the driver (store/driver.py).
 
@@ -165,7 +167,7 @@ class SqlUnitOfWork:
         commit, as ``DuplicateRow``."""
         dialect = self.conn.dialect
         self._inserts.extend(
-            insert_statement(dialect, metadata.tables[name], rows)
+            insert_statement(dialect, metadata.tables[name], cast(Sequence[dict[str, Any]], rows))
             for name, rows in rows_by_table
             if rows
         )
@@ -251,3 +253,20 @@ class SqlUnitOfWork:
     @cached_property
     def topics(self) -> TopicRepo:
         return TopicRepo(self.conn, self.kind)
+
+
+if TYPE_CHECKING:
+    # mypy fails here when a store class drifts from the protocol the app sees (ADR 0011).
+    _agents: type[repositories.AgentRepo] = AgentRepo
+    _tokens: type[repositories.RegistrationTokenRepo] = RegistrationTokenRepo
+    _services: type[repositories.ServiceRepo] = ServiceRepo
+    _commands: type[repositories.CommandRepo] = CommandRepo
+    _audit: type[repositories.AuditRepo] = AuditRepo
+    _users: type[repositories.UserRepo] = UserRepo
+    _sessions: type[repositories.SessionRepo] = SessionRepo
+    _settings: type[repositories.SettingRepo] = SettingRepo
+    _bus_routes: type[repositories.BusRouteRepo] = BusRouteRepo
+    _bus_events: type[repositories.BusEventRepo] = BusEventRepo
+    _event_log: type[repositories.EventLogRepo] = EventLogRepo
+    _observability: type[repositories.ObservabilityRepo] = ObservabilityRepo
+    _unit: type[ports.UnitOfWork] = SqlUnitOfWork

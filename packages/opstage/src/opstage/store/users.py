@@ -7,17 +7,24 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, update
 
-from opstage.store.base import Repo, Row, SortSpec, like_pattern
+from opstage.domain.records import (
+    SessionChanges,
+    SessionRow,
+    SessionWithUser,
+    UserChanges,
+    UserRow,
+)
+from opstage.store.base import Repo, SortSpec, like_pattern
 from opstage.store.tables import sessions, users
 
 
 class UserRepo(Repo):
-    async def get(self, user_id: str) -> Row | None:
-        return await self.one(select(users).where(users.c.id == user_id))
+    async def get(self, user_id: str) -> UserRow | None:
+        return await self.one(select(users).where(users.c.id == user_id), UserRow)
 
-    async def get_by_username_key(self, key: str) -> Row | None:
+    async def get_by_username_key(self, key: str) -> UserRow | None:
         """The user whose name folds to ``key`` (domain.identity.username_key)."""
-        return await self.one(select(users).where(users.c.username_key == key))
+        return await self.one(select(users).where(users.c.username_key == key), UserRow)
 
     async def count(self) -> int:
         return int((await self.conn.execute(select(func.count()).select_from(users))).scalar_one())
@@ -43,13 +50,13 @@ class UserRepo(Repo):
         )
         return len((await self.conn.execute(stmt)).all())
 
-    async def insert(self, row: Row) -> None:
+    async def insert(self, row: UserRow) -> None:
         await self.conn.execute(users.insert().values(**row))
 
     async def delete(self, user_id: str) -> int:
         return int((await self.conn.execute(delete(users).where(users.c.id == user_id))).rowcount)
 
-    async def update(self, user_id: str, values: Row) -> None:
+    async def update(self, user_id: str, values: UserChanges) -> None:
         await self.conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
     async def list(
@@ -61,7 +68,7 @@ class UserRepo(Repo):
         sort: SortSpec,
         page: int,
         page_size: int,
-    ) -> tuple[list[Row], int]:
+    ) -> tuple[list[UserRow], int]:
         stmt = select(users)
         if roles:
             stmt = stmt.where(users.c.role.in_(list(roles)))
@@ -76,12 +83,18 @@ class UserRepo(Repo):
             )
         columns = {"createdAt": users.c.created_at, "username": users.c.username}
         return await self.page(
-            stmt, sort=sort, columns=columns, tiebreak=users.c.id, page=page, page_size=page_size
+            stmt,
+            sort=sort,
+            columns=columns,
+            tiebreak=users.c.id,
+            page=page,
+            page_size=page_size,
+            record=UserRow,
         )
 
 
 class SessionRepo(Repo):
-    async def by_token_hash(self, token_hash: str) -> Row | None:
+    async def by_token_hash(self, token_hash: str) -> SessionWithUser | None:
         stmt = (
             select(
                 sessions,
@@ -96,12 +109,12 @@ class SessionRepo(Repo):
             .join(users, sessions.c.user_id == users.c.id)
             .where(sessions.c.token_hash == token_hash)
         )
-        return await self.one(stmt)
+        return await self.one(stmt, SessionWithUser)
 
-    async def insert(self, row: Row) -> None:
+    async def insert(self, row: SessionRow) -> None:
         await self.conn.execute(sessions.insert().values(**row))
 
-    async def update(self, session_id: str, values: Row) -> None:
+    async def update(self, session_id: str, values: SessionChanges) -> None:
         await self.conn.execute(
             update(sessions).where(sessions.c.id == session_id).values(**values)
         )

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from opstage.api.deps import Agent, Ctx, read_json, request_actor
 from opstage.api.envelope import ok
+from opstage.api.inputs import agent_registration, service_report
 from opstage.api.models import (
     CommandResultRequest,
     HeartbeatRequest,
@@ -35,7 +36,13 @@ def timing(ctx: AppContext) -> dict[str, object]:
 @router.post("/register")
 async def register(request: Request, ctx: Ctx) -> Response:
     body = await read_json(request, RegisterAgentRequest)
-    data = await agents.register_agent(ctx, request_actor(request, type_="AGENT"), body.dump())
+    done = await agents.register_agent(
+        ctx, request_actor(request, type_="AGENT"), agent_registration(body)
+    )
+    data: dict[str, object] = {"agentId": done.agent_id, "agentToken": done.agent_token}
+    if done.service_id is not None:
+        # An addition: the agent can name its service in heartbeats without a report first.
+        data["serviceId"] = done.service_id
     return ok({**data, **timing(ctx)})
 
 
@@ -52,7 +59,7 @@ async def report(request: Request, ctx: Ctx, agent: Agent) -> Response:
     body = await read_json(request, ServiceReportRequest)
     actor = request_actor(request, type_="AGENT", id_=agent.agent_id)
     rows = await services.report_services(
-        ctx, actor, agent.agent_id, [s.dump() for s in body.services]
+        ctx, actor, agent.agent_id, [service_report(s) for s in body.services]
     )
     now = ctx.clock()
     return ok({"services": [service_view(r, now, ctx.settings) for r in rows]})
@@ -90,5 +97,13 @@ async def result(
         limit=max(ctx.settings.request_body_max_bytes, cap + 65_536),
         too_large_code="COMMAND_RESULT_TOO_LARGE",
     )
-    row = await commands.report_result(ctx, agent, commandId, body.dump())
+    report = commands.ResultReport(
+        success=body.success,
+        message=body.message,
+        data=body.data,
+        error=body.error,
+        started_at=body.startedAt,
+        finished_at=body.finishedAt,
+    )
+    row = await commands.report_result(ctx, agent, commandId, report)
     return ok(result_view(row, agent.agent_id))

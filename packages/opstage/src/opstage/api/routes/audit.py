@@ -27,6 +27,7 @@ from opstage.api.views import audit_view
 from opstage.app import audit
 from opstage.app.auth import SessionInfo
 from opstage.domain.errors import ValidationFailed
+from opstage.domain.records import AuditRow
 from opstage.domain.timeutil import millisecond_bounds, parse_iso
 
 router = APIRouter(prefix="/api/admin/audit-events", tags=["AdminAuditEvents"])
@@ -142,7 +143,7 @@ async def export(
         ctx, admin_actor(request, session), filters, fmt=format_, descending=descending
     )
     # Read the first batch before answering, so a database error is a clean error response.
-    first: list[dict[str, Any]] = await anext(batches, [])
+    first: list[AuditRow] = await anext(batches, [])
     stamp = ctx.clock().strftime("%Y%m%dT%H%M%SZ")
     headers = {
         "Content-Disposition": f'attachment; filename="opstage-audit-{stamp}.{format_}"',
@@ -155,9 +156,7 @@ async def export(
     return StreamingResponse(_json(first, batches), media_type="application/json", headers=headers)
 
 
-async def _csv(
-    first: list[dict[str, Any]], rest: AsyncIterator[list[dict[str, Any]]]
-) -> AsyncIterator[bytes]:
+async def _csv(first: list[AuditRow], rest: AsyncIterator[list[AuditRow]]) -> AsyncIterator[bytes]:
     yield _csv_lines([CSV_COLUMNS])
     batch = first
     while batch:
@@ -187,9 +186,7 @@ def _csv_row(view: dict[str, Any]) -> list[str]:
     return cells
 
 
-async def _json(
-    first: list[dict[str, Any]], rest: AsyncIterator[list[dict[str, Any]]]
-) -> AsyncIterator[bytes]:
+async def _json(first: list[AuditRow], rest: AsyncIterator[list[AuditRow]]) -> AsyncIterator[bytes]:
     yield b'{"success":true,"data":['
     batch, separator = first, b""
     while batch:

@@ -20,6 +20,7 @@ from opstage.api.views import audit_view
 from opstage.app import audit, bus, bus_batch, bus_routes
 from opstage.app.auth import SessionInfo
 from opstage.domain.bus import EXPERIMENTAL
+from opstage.domain.records import BusEventRow, BusRouteRow
 from opstage.domain.timeutil import iso
 
 router = APIRouter(tags=["CapsuleBus"])
@@ -46,7 +47,7 @@ Reader = Annotated[SessionInfo, Depends(_reader_gate)]
 Writer = Annotated[SessionInfo, Depends(_writer_gate)]
 
 
-def route_view(r: dict[str, Any]) -> dict[str, Any]:
+def route_view(r: BusRouteRow) -> dict[str, Any]:
     return {
         "id": r["id"],
         "name": r["name"],
@@ -66,7 +67,7 @@ def route_view(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def event_view(e: dict[str, Any]) -> dict[str, Any]:
+def event_view(e: BusEventRow) -> dict[str, Any]:
     return {
         "id": e["id"],
         "agentId": e["agent_id"],
@@ -115,11 +116,9 @@ async def simulate_draft(request: Request, ctx: Ctx, session: Writer) -> Respons
             "Request body validation failed.",
             [{"path": "route", "message": "a draft route is required"}],
         )
-    draft = {
-        **bus_routes.route_values(body.route.model_dump()),
-        "id": None,
-        "pre_approved": body.route.preApproved,
-    }
+    draft = bus_routes.draft_route(
+        bus_routes.route_values(body.route.model_dump()), body.route.preApproved
+    )
     return ok(await bus_routes.simulate(ctx, draft, body.limit), experimental=EXPERIMENTAL)
 
 

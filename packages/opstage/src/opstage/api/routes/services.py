@@ -17,7 +17,7 @@ from opstage.api.views import (
     command_view,
     config_view,
     health_view,
-    result_view,
+    prepared_view,
     service_view,
 )
 from opstage.app import commands, services
@@ -65,12 +65,13 @@ async def list_(
     )
 
 
-def _detail(row: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
+def _detail(detail: services.ServiceDetail, ctx: Ctx) -> dict[str, Any]:
+    row = detail.service
     data = service_view(row, ctx.clock(), ctx.settings)
     data.update(
         manifest=row["manifest"],
-        configs=[config_view(c) for c in row["configs"]],
-        actions=[action_view(a) for a in row["actions"]],
+        configs=[config_view(c) for c in detail.configs],
+        actions=[action_view(a) for a in detail.actions],
     )
     health = health_view(row)
     if health is not None:  # no report yet: the key is absent, as HealthReport is an object
@@ -80,17 +81,17 @@ def _detail(row: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
 
 @router.get("/{serviceId}")
 async def get(ctx: Ctx, _: Reader, serviceId: str) -> Response:
-    return ok(_detail(await services.get_service(ctx, serviceId), ctx))
+    return ok(_detail(await services.get_service_detail(ctx, serviceId), ctx))
 
 
 @router.get("/{serviceId}/manifest")
 async def manifest(ctx: Ctx, _: Reader, serviceId: str) -> Response:
-    return ok((await services.get_service(ctx, serviceId, with_children=False))["manifest"])
+    return ok((await services.get_service(ctx, serviceId))["manifest"])
 
 
 @router.get("/{serviceId}/health")
 async def health(ctx: Ctx, _: Reader, serviceId: str) -> Response:
-    row = await services.get_service(ctx, serviceId, with_children=False)
+    row = await services.get_service(ctx, serviceId)
     health = health_view(row)
     if health is None:
         raise NotFound(
@@ -103,14 +104,14 @@ async def health(ctx: Ctx, _: Reader, serviceId: str) -> Response:
 
 @router.get("/{serviceId}/configs")
 async def configs(ctx: Ctx, _: Reader, serviceId: str) -> Response:
-    row = await services.get_service(ctx, serviceId)
-    return ok([config_view(c) for c in row["configs"]])
+    detail = await services.get_service_detail(ctx, serviceId)
+    return ok([config_view(c) for c in detail.configs])
 
 
 @router.get("/{serviceId}/actions")
 async def actions(ctx: Ctx, _: Reader, serviceId: str) -> Response:
-    row = await services.get_service(ctx, serviceId)
-    return ok([action_view(a) for a in row["actions"]])
+    detail = await services.get_service_detail(ctx, serviceId)
+    return ok([action_view(a) for a in detail.actions])
 
 
 @router.get("/{serviceId}/actions/{actionName}")
@@ -118,17 +119,8 @@ async def prepare(
     request: Request, ctx: Ctx, session: Preparer, serviceId: str, actionName: str
 ) -> Response:
     out = await commands.prepare_action(ctx, admin_actor(request, session), serviceId, actionName)
-    prepare_command = command_view(out["command"])
-    if out["result"] is not None:
-        prepare_command["result"] = result_view(out["result"], out["command"]["agent_id"])
     return ok(
-        {
-            "action": action_view(out["action"]),
-            "initialPayload": out["initialPayload"],
-            "currentState": out["currentState"],
-            "prepareCommand": prepare_command,
-        },
-        headers={"Cache-Control": "no-store"},
+        prepared_view(out.action, out.command, out.result), headers={"Cache-Control": "no-store"}
     )
 
 
@@ -150,4 +142,4 @@ async def transfer(request: Request, ctx: Ctx, session: ServiceWriter, serviceId
     row = await services.transfer_service(
         ctx, admin_actor(request, session), serviceId, body.agentId
     )
-    return ok(_detail(await services.get_service(ctx, row["id"]), ctx))
+    return ok(_detail(await services.get_service_detail(ctx, row["id"]), ctx))

@@ -64,8 +64,13 @@ async def create(request: Request, ctx: Ctx, session: Owner) -> Response:
 @router.patch("/{userId}")
 async def update(request: Request, ctx: Ctx, session: Owner, userId: str) -> Response:
     body = await read_json(request, UpdateUserRequest)
-    changes = {k: v for k, v in body.dump().items() if v is not None or k == "displayName"}
-    if not changes:
+    changes = users.UserUpdate(
+        role=body.role,
+        status=body.status,
+        display_name=body.displayName,
+        set_display_name="displayName" in body.model_fields_set,
+    )
+    if changes == users.UserUpdate():
         raise ValidationFailed(
             "Request body validation failed.",
             [{"path": "", "message": "at least one of displayName, role, status is required"}],
