@@ -24,6 +24,7 @@ from opstage.store.driver import Query
 from opstage.store.tables import metadata
 from sqlalchemy import select
 
+from ..support.clients import route_spec
 from ..support.clients import service_report as service
 from ..support.settings import migrated_settings
 
@@ -163,12 +164,14 @@ async def test_a_batch_prepared_before_another_process_wrote_is_prepared_again(
         route = await create_route(
             ctx,
             system,
-            {
-                "name": "r",
-                "status": "ENABLED",
-                "match": {"eventType": "t", "sourceServiceCode": "src-svc"},
-                "target": {"serviceCode": "dst-svc", "actionName": "ship"},
-            },
+            route_spec(
+                {
+                    "name": "r",
+                    "status": "ENABLED",
+                    "match": {"eventType": "t", "sourceServiceCode": "src-svc"},
+                    "target": {"serviceCode": "dst-svc", "actionName": "ship"},
+                }
+            ),
         )
         db = tmp_path / "stale.db"
         real = BusWriterSession.commit_later
@@ -286,7 +289,7 @@ async def test_driver_reads_equal_core_reads_on_every_table(
             "target": {"serviceCode": "dst-svc", "actionName": "ship"},
             "filters": [{"path": "/payload/n", "op": "exists"}],
         }
-        await create_route(ctx, system, route)
+        await create_route(ctx, system, route_spec(route))
         writer = ctx.bus_ingest
         assert writer is not None
         body = {"eventType": "t", "sourceServiceCode": "src-svc", "payload": {"n": 1.5}}

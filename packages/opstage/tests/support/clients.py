@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 from opstage.api import inputs
-from opstage.api.models import ReportedService
+from opstage.api.models import BusRouteRequest, ReportedService
+from opstage.app.bus_routes import RouteSpec
 from opstage.app.services import ServiceReport
 
 from .server import ADMIN_PASSWORD, ADMIN_USERNAME
@@ -138,6 +139,11 @@ def service(code: str, *actions: dict[str, Any], **extra: Any) -> dict[str, Any]
 def service_report(code: str, *actions: dict[str, Any], **extra: Any) -> ServiceReport:
     """``service``'s entry as the app's typed input, parsed as the API parses it."""
     return inputs.service_report(ReportedService.model_validate(service(code, *actions, **extra)))
+
+
+def route_spec(body: dict[str, Any]) -> RouteSpec:
+    """A bus route body as the app's typed input, parsed as the API parses it."""
+    return inputs.route_spec(BusRouteRequest.model_validate(body))
 
 
 def action(name: str, **extra: Any) -> dict[str, Any]:

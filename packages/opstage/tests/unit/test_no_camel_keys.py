@@ -28,8 +28,9 @@ NOT_CONVERTED = {
     # body is still read as the wire's dict there, and its answers are built there.
     "bus.py": "bus ingest, rewritten by the admission work (ADR 0009)",
     "bus_batch.py": "bus ingest, rewritten by the admission work (ADR 0009)",
-    # The route body → columns mapping and the simulation's report still live in the app.
-    "bus_routes.py": "route bodies are parsed in the app; to move to api/inputs.py",
+    # Route bodies are parsed at the edge (RouteSpec); the simulation's report, made of
+    # bus.evaluate_route's entries, is still built in the app.
+    "bus_routes.py": "the simulation report is a wire document built from the bus's entries",
     # Dashboards, metrics and diagnostics are built as wire documents in the app.
     "observability.py": "dashboard/diagnostics documents are built in the app",
     "maintenance.py": "the sweep's run report is a wire document built in the app",

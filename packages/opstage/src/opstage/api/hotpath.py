@@ -29,6 +29,7 @@ from opstage.api.errors import (
     internal_error_body,
     issues_from,
 )
+from opstage.api.inputs import health_report
 from opstage.api.json_bounds import check_storable
 from opstage.api.models import BusEventRequest, HeartbeatRequest, TopicPublishRequest
 from opstage.api.routes.agent_api import timing
@@ -175,7 +176,7 @@ async def _beat(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) 
     principal = await agents.authenticate_agent(ctx, agent_id, _header(scope, b"authorization"))
     raw = await _read_body(ctx, scope, receive)
     body = _parse(scope, raw, HeartbeatRequest) if raw.strip() else HeartbeatRequest()
-    health = body.health.dump() if body.health is not None else None
+    health = health_report(body.health) if body.health is not None else None
     await agents.record_contact(ctx, principal, health, body.serviceId)
     return timing(ctx)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from opstage.api.models import (
     ActionInput,
+    BusRouteRequest,
     ConfigInput,
     HealthInput,
     RegisterAgentRequest,
     ReportedService,
 )
 from opstage.app.agents import AgentRegistration
+from opstage.app.bus_routes import RouteSpec
 from opstage.app.services import DeclaredAction, DeclaredConfig, HealthReport, ServiceReport
 
 # What an action may declare beyond its columns: stored as sent, shown again by action_view.
@@ -77,4 +79,20 @@ def agent_registration(body: RegisterAgentRequest) -> AgentRegistration:
         mode=body.agent.mode,
         runtime=body.agent.runtime,
         service=service_report(body.service) if body.service is not None else None,
+    )
+
+
+def route_spec(body: BusRouteRequest) -> RouteSpec:
+    return RouteSpec(
+        name=body.name,
+        description=body.description,
+        status=body.status,
+        event_type=body.match.eventType,
+        source_service_code=body.match.sourceServiceCode,
+        target_service_code=body.target.serviceCode,
+        target_action_name=body.target.actionName,
+        input_mapping=body.inputMapping,
+        filters=[f.model_dump() for f in body.filters],
+        metadata=body.metadata,
+        pre_approved=body.preApproved,
     )

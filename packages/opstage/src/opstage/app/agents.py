@@ -20,7 +20,12 @@ from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
 from opstage.app.heartbeats import Contact
 from opstage.app.repositories import SortSpec
-from opstage.app.services import ServiceReport, claim_service_codes, upsert_service
+from opstage.app.services import (
+    HealthReport,
+    ServiceReport,
+    claim_service_codes,
+    upsert_service,
+)
 from opstage.domain.errors import (
     Conflict,
     DomainError,
@@ -313,7 +318,7 @@ def _check_registration_token(reg: RegistrationTokenRow | None, now: datetime) -
 
 
 async def record_contact(
-    ctx: AppContext, agent: AgentPrincipal, health: dict[str, Any] | None, service_id: str | None
+    ctx: AppContext, agent: AgentPrincipal, health: HealthReport | None, service_id: str | None
 ) -> None:
     await ctx.heartbeats.submit(Contact(agent.agent_id, ctx.clock(), health, service_id))
 

@@ -7,6 +7,7 @@ dispatch checks it again (the action may become dangerous after the route was ma
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -25,10 +26,9 @@ from opstage.domain.bus import (
 from opstage.domain.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from opstage.domain.events import BusRouteChanged
 from opstage.domain.ids import new_id
-from opstage.domain.records import BusEventRow, BusRouteChanges, BusRouteRow
+from opstage.domain.records import BusEventRow, BusRouteChanges, BusRouteRow, JsonObject
 from opstage.domain.redaction import mask_strings, redact
 
-Row = dict[str, Any]
 SIMULATE_MAX_EVENTS = 500
 
 
@@ -36,25 +36,43 @@ def _not_found() -> NotFound:
     return NotFound("Bus route not found.", code="BUS_ROUTE_NOT_FOUND")
 
 
-def route_values(body: Row) -> BusRouteChanges:
-    """Body (the wire shape) → columns; PUT replaces the whole route, so defaults apply."""
-    issues = filter_problems(body.get("filters") or []) + mapping_problems(
-        body.get("inputMapping") or {}
-    )
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """A route as an operator draws it up (the edge parsed the body, ADR 0011).
+
+    ``filters`` are the domain's filter documents (``domain/bus.py``), stored as given.
+    """
+
+    name: str
+    event_type: str
+    target_service_code: str
+    target_action_name: str
+    description: str | None = None
+    status: str | None = None
+    source_service_code: str | None = None
+    input_mapping: dict[str, str] = field(default_factory=dict)
+    filters: list[JsonObject] = field(default_factory=list)
+    metadata: JsonObject = field(default_factory=dict)
+    pre_approved: bool = False
+
+
+def route_values(spec: RouteSpec) -> BusRouteChanges:
+    """Spec → columns; PUT replaces the whole route, so defaults apply."""
+    issues = filter_problems(spec.filters) + mapping_problems(spec.input_mapping)
     if issues:
         raise ValidationFailed("Bus route validation failed.", issues)
     # Free text and the operator's metadata are stored with raw tokens masked.
     return {
-        "name": mask_strings(body["name"]),
-        "description": mask_strings(body.get("description")),
-        "status": body.get("status") or RouteStatus.DISABLED,
-        "event_type": body["match"]["eventType"],
-        "source_service_code": body["match"].get("sourceServiceCode"),
-        "target_service_code": body["target"]["serviceCode"],
-        "target_action_name": body["target"]["actionName"],
-        "input_mapping": body.get("inputMapping") or {},
-        "filters": body.get("filters") or [],
-        "metadata": redact(body.get("metadata") or {}),
+        "name": mask_strings(spec.name),
+        "description": mask_strings(spec.description),
+        "status": spec.status or RouteStatus.DISABLED,
+        "event_type": spec.event_type,
+        "source_service_code": spec.source_service_code,
+        "target_service_code": spec.target_service_code,
+        "target_action_name": spec.target_action_name,
+        "input_mapping": spec.input_mapping,
+        "filters": spec.filters,
+        "metadata": redact(spec.metadata),
     }
 
 
@@ -104,11 +122,11 @@ def draft_route(values: BusRouteChanges, pre_approved: bool) -> BusRouteRow:
     return cast(BusRouteRow, {**values, "id": None, "pre_approved": pre_approved})
 
 
-async def create_route(ctx: AppContext, actor: Actor, body: Row) -> BusRouteRow:
-    values = route_values(body)
+async def create_route(ctx: AppContext, actor: Actor, spec: RouteSpec) -> BusRouteRow:
+    values = route_values(spec)
     now = ctx.clock()
     async with ctx.writer() as uow:
-        values.update(await _approval(uow, actor, values, bool(body.get("preApproved")), None, now))
+        values.update(await _approval(uow, actor, values, spec.pre_approved, None, now))
         row = cast(
             BusRouteRow, {**values, "id": new_id("brt"), "created_at": now, "updated_at": now}
         )
@@ -118,16 +136,16 @@ async def create_route(ctx: AppContext, actor: Actor, body: Row) -> BusRouteRow:
     return row
 
 
-async def replace_route(ctx: AppContext, actor: Actor, route_id: str, body: Row) -> BusRouteRow:
-    values = route_values(body)
+async def replace_route(
+    ctx: AppContext, actor: Actor, route_id: str, spec: RouteSpec
+) -> BusRouteRow:
+    values = route_values(spec)
     now = ctx.clock()
     async with ctx.writer() as uow:
         existing = await uow.bus_routes.get(route_id)
         if existing is None:
             raise _not_found()
-        values.update(
-            await _approval(uow, actor, values, bool(body.get("preApproved")), existing, now)
-        )
+        values.update(await _approval(uow, actor, values, spec.pre_approved, existing, now))
         values["updated_at"] = now
         await uow.bus_routes.update(route_id, values)
         row: BusRouteRow = {**existing, **values}
@@ -187,7 +205,7 @@ async def list_events(ctx: AppContext, page: int, page_size: int) -> tuple[list[
         return await uow.bus_events.list(page=page, page_size=page_size)
 
 
-async def simulate(ctx: AppContext, route: BusRouteRow, limit: int) -> Row:
+async def simulate(ctx: AppContext, route: BusRouteRow, limit: int) -> dict[str, Any]:
     """Replay the latest stored events of the route's type through it; nothing is written."""
     limit = max(1, min(limit, SIMULATE_MAX_EVENTS))
     now = ctx.clock()

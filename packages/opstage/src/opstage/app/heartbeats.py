@@ -14,12 +14,14 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
+from opstage.app.ports import UnitOfWork
+from opstage.app.services import HealthReport
 from opstage.domain.errors import DomainError
 from opstage.domain.events import AgentStatusChanged, ServiceHealthChanged
+from opstage.domain.records import AgentContact, HealthUpdate, ServiceHealth
 from opstage.domain.redaction import mask_token_values, redact
 
 log = logging.getLogger("opstage.heartbeats")
@@ -31,7 +33,7 @@ MAX_BATCH = 2000
 class Contact:
     agent_id: str
     at: datetime
-    health: dict[str, Any] | None = None
+    health: HealthReport | None = None
     service_id: str | None = None
 
 
@@ -134,7 +136,7 @@ class HeartbeatWriter:
         at = max(c.at for c in contacts)
         audited: dict[str, float] = {}  # remembered once the batch has committed
         async with ctx.writer() as uow:
-            before: dict[str, Any] | None = None
+            before: dict[str, AgentContact] | None = None
             if await uow.agents.touch_online(ids, at) < len(ids):
                 before = await uow.agents.statuses(ids)
                 rest = [i for i, row in before.items() if row["status"] != "ONLINE"]
@@ -169,15 +171,15 @@ class HeartbeatWriter:
         self.batches += 1  # committed ones (a batch split after a failure counts its parts)
         self.contacts += len(contacts)
 
-    async def _apply_health(self, uow: Any, contacts: list[Contact], at: datetime) -> None:
+    async def _apply_health(self, uow: UnitOfWork, contacts: list[Contact], at: datetime) -> None:
         """One read and at most two writes for the whole batch, whatever its size."""
         if not contacts:
             return
-        owned: dict[str, list[dict[str, Any]]] = {}
+        owned: dict[str, list[ServiceHealth]] = {}
         for row in await uow.services.health_targets([c.agent_id for c in contacts]):
             owned.setdefault(row["agent_id"], []).append(row)
         unchanged: list[str] = []
-        updates = []
+        updates: list[HealthUpdate] = []
         for c in contacts:
             mine = owned.get(c.agent_id, [])
             if c.service_id:
@@ -188,12 +190,13 @@ class HeartbeatWriter:
                 svc = mine[0] if len(mine) == 1 else None
             if svc is None:
                 continue
-            health = c.health or {}
-            status = health.get("status", "UNKNOWN")
-            message = health.get("message")
+            health = c.health
+            assert health is not None  # only contacts carrying health come here
+            status = health.status
+            message = health.message
             if message and "opstage_" in message:  # free text: tokens masked on the way in
                 message = mask_token_values(message)
-            details = redact(health.get("details") or {})
+            details = redact(health.details or {})
             if (status, message, details) == (
                 svc["health_status"],
                 svc["health_message"],

@@ -30,6 +30,7 @@ from opstage.app.audit import prune_audit, write_audit
 from opstage.app.commands import expire_due_commands
 from opstage.app.context import Actor, AppContext
 from opstage.app.event_log import prune_event_log
+from opstage.app.ports import UnitOfWork
 from opstage.domain.events import (
     AgentStatusChanged,
     RegistrationTokenChanged,
@@ -44,7 +45,9 @@ BATCH = 500
 MAX_BATCHES = 1000  # a bound, not a target: 500k transitions in one run
 
 
-async def _workspace_audit(uow: Any, action: str, metadata: dict[str, Any], now: Any) -> None:
+async def _workspace_audit(
+    uow: UnitOfWork, action: str, metadata: dict[str, Any], now: datetime
+) -> None:
     await write_audit(
         uow,
         Actor.system(),

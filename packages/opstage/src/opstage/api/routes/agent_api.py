@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from opstage.api.deps import Agent, Ctx, read_json, request_actor
 from opstage.api.envelope import ok
-from opstage.api.inputs import agent_registration, service_report
+from opstage.api.inputs import agent_registration, health_report, service_report
 from opstage.api.models import (
     CommandResultRequest,
     HeartbeatRequest,
@@ -49,7 +49,7 @@ async def register(request: Request, ctx: Ctx) -> Response:
 @router.post("/{agentId}/heartbeat")
 async def heartbeat(request: Request, ctx: Ctx, agent: Agent) -> Response:
     body = await read_json(request, HeartbeatRequest, required=False)
-    health = body.health.dump() if body.health is not None else None
+    health = health_report(body.health) if body.health is not None else None
     await agents.record_contact(ctx, agent, health, body.serviceId)
     return ok(timing(ctx))
 

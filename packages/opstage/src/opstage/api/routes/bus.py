@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from opstage.api.deps import Agent, Ctx, admin_actor, read_json, request_actor, require
 from opstage.api.envelope import ok, page
+from opstage.api.inputs import route_spec
 from opstage.api.models import BusEventRequest, BusRouteRequest, SimulateRequest
 from opstage.api.queries import PageNo, PageSize
 from opstage.api.rbac import READ
@@ -102,7 +103,7 @@ async def list_routes(ctx: Ctx, _: Reader, page_: PageNo = 1, page_size: PageSiz
 @router.post("/api/admin/bus/routes")
 async def create_route(request: Request, ctx: Ctx, session: Writer) -> Response:
     body = await read_json(request, BusRouteRequest)
-    row = await bus_routes.create_route(ctx, admin_actor(request, session), body.model_dump())
+    row = await bus_routes.create_route(ctx, admin_actor(request, session), route_spec(body))
     return ok(route_view(row), experimental=EXPERIMENTAL)
 
 
@@ -116,9 +117,8 @@ async def simulate_draft(request: Request, ctx: Ctx, session: Writer) -> Respons
             "Request body validation failed.",
             [{"path": "route", "message": "a draft route is required"}],
         )
-    draft = bus_routes.draft_route(
-        bus_routes.route_values(body.route.model_dump()), body.route.preApproved
-    )
+    spec = route_spec(body.route)
+    draft = bus_routes.draft_route(bus_routes.route_values(spec), spec.pre_approved)
     return ok(await bus_routes.simulate(ctx, draft, body.limit), experimental=EXPERIMENTAL)
 
 
@@ -131,7 +131,7 @@ async def get_route(ctx: Ctx, _: Reader, routeId: str) -> Response:
 async def replace_route(request: Request, ctx: Ctx, session: Writer, routeId: str) -> Response:
     body = await read_json(request, BusRouteRequest)
     row = await bus_routes.replace_route(
-        ctx, admin_actor(request, session), routeId, body.model_dump()
+        ctx, admin_actor(request, session), routeId, route_spec(body)
     )
     return ok(route_view(row), experimental=EXPERIMENTAL)
 
