@@ -30,6 +30,7 @@ from opstage.app.topic_ports import (
     TopicEngineError,
     TopicStream,
 )
+from opstage.app.topic_quota import PublishQuota
 from opstage.domain.errors import Conflict, DomainError, NotFound, Unavailable, ValidationFailed
 from opstage.domain.events import TopicChanged
 from opstage.domain.ids import new_id
@@ -76,6 +77,7 @@ class TopicBus:
 
     engine: TopicEngine
     keepalive_seconds: float = 15.0
+    quota: PublishQuota = field(default_factory=lambda: PublishQuota(0, 0))
     _topics: dict[str, tuple[Topic, float]] = field(default_factory=dict)
     _tenants: dict[str, tuple[tuple[str, ...], float]] = field(default_factory=dict)
     _round_robin: dict[str, itertools.count[int]] = field(default_factory=dict)
@@ -106,6 +108,7 @@ class TopicSpec:
     retention_ms: int | None = None
     description: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    audit_publish: bool = False
 
 
 def _audit_meta(topic: Topic) -> dict[str, Any]:
@@ -114,6 +117,7 @@ def _audit_meta(topic: Topic) -> dict[str, Any]:
         "partitions": topic.partitions,
         "replication": topic.replication,
         "retentionMs": topic.retention_ms,
+        "auditPublish": topic.audit_publish,
     }
 
 
@@ -135,6 +139,7 @@ async def create_topic(ctx: AppContext, actor: Actor, spec: TopicSpec) -> Topic:
         labels=dict(spec.labels),
         created_at=now,
         created_by=actor.id,
+        audit_publish=spec.audit_publish,
     )
     # 1. The state row (and its audit row) first: a concurrent create of the same name fails
     #    here, before either touches the engine.
@@ -203,13 +208,15 @@ async def delete_topic(ctx: AppContext, actor: Actor, wire: str) -> tuple[Topic,
         if topic is None:
             raise topic_not_found()
         await uow.topics.delete(topic.id)
+        # Its durable subscriptions go with it (ADR 0015), audited with the topic's row.
+        dropped = await uow.subscriptions.delete_of_topic(topic.wire)
         await write_audit(
             uow,
             actor,
             "topic.deleted",
             target_type="Topic",
             target_id=topic.id,
-            metadata=_audit_meta(topic),
+            metadata={**_audit_meta(topic), "subscriptionsDeleted": dropped},
             now=now,
         )
         uow.record(TopicChanged(topic.id, topic.wire, "deleted"))
@@ -338,6 +345,7 @@ async def publish(
             code="TOPIC_HEADER_RESERVED",
             details={"headers": reserved},
         )
+    bus.quota.take(agent_id)  # before any I/O: a flood costs the server nothing more
     topic = await get_topic(ctx, wire, await agent_tenants(ctx, agent_id))
     scoped_key = f"{agent_id}:{idempotency_key}" if idempotency_key is not None else None
     if key is not None:
@@ -349,13 +357,41 @@ async def publish(
         partition = bus.next_partition(topic)
     message = OutgoingMessage(payload, key, headers, scoped_key)
     try:
-        return await bus.engine.publish(topic.wire, partition, message)
+        receipt = await bus.engine.publish(topic.wire, partition, message)
     except EngineTopicMissing as exc:
         bus.forget(wire)
         raise topic_not_found() from exc
     except TopicEngineError as exc:
         log.error("topic publish failed in the engine", extra={"topic": wire}, exc_info=True)
         raise engine_unavailable(exc) from exc
+    if topic.audit_publish and not receipt.replayed:
+        await _audit_publish(ctx, agent_id, topic, receipt, key)
+    return receipt
+
+
+async def _audit_publish(
+    ctx: AppContext, agent_id: str, topic: Topic, receipt: Receipt, key: str | None
+) -> None:
+    """One audit row per publish, only on topics flagged ``auditPublish`` (ADR 0015): the
+    message is stored already, so a failed audit write is logged, not the publish's failure."""
+    try:
+        async with ctx.writer() as uow:
+            await write_audit(
+                uow,
+                Actor("AGENT", agent_id),
+                "topic.published",
+                target_type="Topic",
+                target_id=topic.id,
+                metadata={
+                    "topic": topic.wire,
+                    "partition": receipt.partition,
+                    "offset": receipt.offset,
+                    "key": key,
+                },
+                now=ctx.clock(),
+            )
+    except DomainError:
+        log.error("could not audit a publish", extra={"topic": topic.wire}, exc_info=True)
 
 
 async def subscribe(
@@ -366,12 +402,19 @@ async def subscribe(
     start: StartFrom,
     resume: ResumePoint | None,
 ) -> TopicStream:
-    """Checks access now (404 before the stream starts), then the engine's stream."""
+    """Checks access now (404 before the stream starts), then the engine's stream. A durable
+    subscription of this name on this topic starts from its committed offsets (ADR 0015);
+    they win over ``from`` and ``Last-Event-ID``."""
+    from opstage.app.topic_subscriptions import durable_positions
+
     bus = _bus(ctx)
     topic = await get_topic(ctx, wire, await agent_tenants(ctx, agent_id))
+    async with ctx.reader() as uow:
+        durable = await uow.subscriptions.get(topic.wire, subscription_id)
+    positions = await durable_positions(ctx, durable) if durable is not None else None
     try:
         return await bus.engine.subscribe(
-            topic.wire, subscription_id, start, resume, bus.keepalive_seconds
+            topic.wire, subscription_id, start, resume, bus.keepalive_seconds, positions
         )
     except EngineTopicMissing as exc:
         bus.forget(wire)
