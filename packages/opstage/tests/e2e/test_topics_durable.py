@@ -63,6 +63,10 @@ def test_ack_commits_lag_falls_and_a_durable_stream_resumes_from_the_commit(
         published(agent, topic, i)
     got = _data(agent, "GET", f"{_subs(agent)}/{sub['name']}", params={"topic": topic})
     assert got["lag"] == 4 and got["partitions"][0]["end"] == 5
+    scrape = admin.get("/metrics").text
+    labels = f'partition="0",subscription="{sub["name"]}",topic="{topic}"'
+    series = f"opstage_topic_subscription_lag{{{labels}}}"
+    assert f"{series} 4.0" in scrape, scrape[-2000:]
     with subscription(agent, sub["name"], topic, "earliest") as sse:
         first = messages(sse, 2)
     assert [f.data["payload"] for f in first] == [0, 1]
