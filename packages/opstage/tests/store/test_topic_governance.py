@@ -151,3 +151,30 @@ async def test_subscription_changes_are_domain_events(runtime: Runtime) -> None:
                 events.append((item.change, item.lag))
     sid = state.subscription.id
     assert events == [("created", 0), ("lag_changed", 1), ("dlq", None), ("deleted", None)], sid
+
+
+async def test_a_member_joining_a_running_durable_group_is_not_a_redelivery(
+    runtime: Runtime,
+) -> None:
+    ctx = runtime.ctx
+    agent = await _agent(ctx)
+    topic = await topics.create_topic(ctx, ACTOR, topics.TopicSpec("m", "default", "src", 2))
+    dlq = await topics.create_topic(ctx, ACTOR, topics.TopicSpec("m", "default", "dlq", 1))
+    await subs.create_subscription(
+        ctx, ACTOR, topic.wire, None, subs.SubscriptionSpec("grp", "earliest", 1, dlq.wire)
+    )
+    await _publish(ctx, agent, topic.wire, "only")
+    first = await topics.subscribe(ctx, agent, topic.wire, "grp", "latest", None)
+    second = await topics.subscribe(ctx, agent, topic.wire, "grp", "latest", None)
+    try:
+        state = await subs.get_subscription(ctx, topic.wire, "grp", None)
+        assert state.lag == 1  # not dead-lettered: one start of the group, one delivery
+        assert ctx.topics is not None
+        assert (await ctx.topics.engine.offsets(dlq.wire))[0].end == 0
+    finally:
+        await second.aclose()
+        await first.aclose()
+    # Once every member left, the next start is a redelivery: past max deliveries (1) → DLQ.
+    again = await topics.subscribe(ctx, agent, topic.wire, "grp", "latest", None)
+    await again.aclose()
+    assert (await ctx.topics.engine.offsets(dlq.wire))[0].end == 1

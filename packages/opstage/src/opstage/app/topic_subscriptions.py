@@ -355,9 +355,15 @@ async def dead_letter(
         uow.record(SubscriptionChanged(sub.id, sub.topic, sub.name, "dlq"))
 
 
-async def durable_positions(ctx: AppContext, sub: Subscription) -> dict[int, int]:
+async def durable_positions(
+    ctx: AppContext, sub: Subscription, *, count: bool = True
+) -> dict[int, int]:
     """Where a durable stream starts: the committed offsets, after counting this start as one
-    delivery of each partition's unacked head and dead-lettering heads past max deliveries."""
+    delivery of each partition's unacked head and dead-lettering heads past max deliveries
+    (``count``: the group starts on this node; a member joining a running group counts none)."""
+    if not count:
+        async with ctx.reader() as uow:
+            return {p: c.committed for p, c in (await uow.subscriptions.offsets(sub.id)).items()}
     bounds = await _offsets(ctx, sub.topic)
     async with ctx.writer() as uow:
         committed = await uow.subscriptions.offsets(sub.id)

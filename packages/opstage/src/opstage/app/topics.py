@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ from opstage.domain.ids import new_id
 from opstage.domain.topics import (
     DEFAULT_PARTITIONS,
     DEFAULT_REPLICATION,
+    Delivered,
+    Gap,
     OutgoingMessage,
     Receipt,
     ResumePoint,
@@ -81,6 +84,15 @@ class TopicBus:
     _topics: dict[str, tuple[Topic, float]] = field(default_factory=dict)
     _tenants: dict[str, tuple[tuple[str, ...], float]] = field(default_factory=dict)
     _round_robin: dict[str, itertools.count[int]] = field(default_factory=dict)
+    # Open streams of durable subscriptions on this node, by (topic, subscription).
+    _durable_streams: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def left_durable(self, key: tuple[str, str]) -> None:
+        n = self._durable_streams.get(key, 0) - 1
+        if n > 0:
+            self._durable_streams[key] = n
+        else:
+            self._durable_streams.pop(key, None)
 
     def forget(self, wire: str) -> None:
         self._topics.pop(wire, None)
@@ -411,13 +423,47 @@ async def subscribe(
     topic = await get_topic(ctx, wire, await agent_tenants(ctx, agent_id))
     async with ctx.reader() as uow:
         durable = await uow.subscriptions.get(topic.wire, subscription_id)
-    positions = await durable_positions(ctx, durable) if durable is not None else None
+    key = (topic.wire, subscription_id)
+    positions = None
+    if durable is not None:
+        # A delivery is counted when the group starts on this node, not for each member
+        # that joins a running group (whose positions are ahead of the commit anyway).
+        first_here = bus._durable_streams.get(key, 0) == 0
+        bus._durable_streams[key] = bus._durable_streams.get(key, 0) + 1
     try:
-        return await bus.engine.subscribe(
+        if durable is not None:
+            positions = await durable_positions(ctx, durable, count=first_here)
+        stream = await bus.engine.subscribe(
             topic.wire, subscription_id, start, resume, bus.keepalive_seconds, positions
         )
-    except EngineTopicMissing as exc:
-        bus.forget(wire)
-        raise topic_not_found() from exc
-    except TopicEngineError as exc:
-        raise engine_unavailable(exc) from exc
+    except BaseException as exc:
+        if durable is not None:
+            bus.left_durable(key)
+        if isinstance(exc, EngineTopicMissing):
+            bus.forget(wire)
+            raise topic_not_found() from exc
+        if isinstance(exc, TopicEngineError):
+            raise engine_unavailable(exc) from exc
+        raise
+    if durable is None:
+        return stream
+    return _DurableStream(stream, lambda: bus.left_durable(key))
+
+
+class _DurableStream:
+    """The engine's stream, counted as one of this node's members of a durable group."""
+
+    def __init__(self, inner: TopicStream, on_close: Callable[[], None]) -> None:
+        self._inner, self._on_close, self._closed = inner, on_close, False
+
+    def __aiter__(self) -> _DurableStream:
+        return self
+
+    async def __anext__(self) -> Delivered | Gap | None:
+        return await self._inner.__anext__()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._on_close()
+        await self._inner.aclose()
