@@ -9,8 +9,8 @@
 - Redelivery: a durable stream starts at the committed offsets, so what was delivered and not
   acked comes again when the group next starts. There is no ack timeout and no ack mode to
   choose (ADR 0015): a body naming one is refused, never accepted and ignored.
-- Max deliveries: each durable stream start at a partition's unacked head message counts one
-  delivery of it; past ``max_deliveries`` the message goes to the DLQ topic (with
+- Max deliveries: each start of the durable group on a node at a partition's unacked head
+  message counts one delivery of it; past ``max_deliveries`` the message goes to the DLQ topic (with
   ``opstage.origin.*`` headers) and the partition moves past it.
 - Tenancy: a subscription belongs to its topic's tenant; another tenant's answers 404.
 """
