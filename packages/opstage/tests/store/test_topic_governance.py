@@ -178,3 +178,24 @@ async def test_a_member_joining_a_running_durable_group_is_not_a_redelivery(
     again = await topics.subscribe(ctx, agent, topic.wire, "grp", "latest", None)
     await again.aclose()
     assert (await ctx.topics.engine.offsets(dlq.wire))[0].end == 1
+
+
+async def test_a_deleted_dlq_topic_redelivers_instead_of_refusing_the_subscriber(
+    runtime: Runtime,
+) -> None:
+    ctx = runtime.ctx
+    agent = await _agent(ctx)
+    topic = await topics.create_topic(ctx, ACTOR, topics.TopicSpec("x", "default", "src", 1))
+    dlq = await topics.create_topic(ctx, ACTOR, topics.TopicSpec("x", "default", "dlq", 1))
+    await subs.create_subscription(
+        ctx, ACTOR, topic.wire, None, subs.SubscriptionSpec("s", "earliest", 1, dlq.wire)
+    )
+    await _publish(ctx, agent, topic.wire, "m")
+    await topics.delete_topic(ctx, ACTOR, dlq.wire)
+    for _ in range(3):  # past max deliveries, with nowhere to dead-letter it
+        stream = await topics.subscribe(ctx, agent, topic.wire, "s", "latest", None)
+        try:
+            got = await asyncio.wait_for(anext(stream), 5)
+            assert isinstance(got, Delivered) and got.payload == "m"
+        finally:
+            await stream.aclose()

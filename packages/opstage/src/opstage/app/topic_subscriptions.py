@@ -223,12 +223,12 @@ def _check_offset(
     if not 0 <= partition < topic.partitions or partition not in bounds:
         raise ValidationFailed(
             "Offset validation failed.",
-            [{"path": f"{path}.partition", "message": f"0-{topic.partitions - 1}"}],
+            [{"path": f"{path}partition", "message": f"0-{topic.partitions - 1}"}],
         )
     if not 0 <= offset < bounds[partition].end:
         raise ValidationFailed(
             "Offset validation failed.",
-            [{"path": f"{path}.offset", "message": "not an offset this partition has given"}],
+            [{"path": f"{path}offset", "message": "not an offset this partition has given"}],
         )
 
 
@@ -245,7 +245,7 @@ async def ack(
     sub = await find_subscription(ctx, wire, name, tenants)
     bounds = await _offsets(ctx, wire)
     for i, (p, o) in enumerate(offsets):
-        _check_offset(topic, bounds, p, o, f"offsets.{i}")
+        _check_offset(topic, bounds, p, o, f"offsets.{i}.")
     commits: dict[int, int] = {}
     for p, o in offsets:
         commits[p] = max(commits.get(p, 0), o + 1)
@@ -378,7 +378,18 @@ async def durable_positions(
             head = await _bus(ctx).engine.read(sub.topic, p, c.committed, 1)
             if not head:
                 continue
-            await dead_letter(ctx, Actor.system(), sub, head[0], "max_deliveries", c.deliveries - 1)
+            try:
+                await dead_letter(
+                    ctx, Actor.system(), sub, head[0], "max_deliveries", c.deliveries - 1
+                )
+            except DomainError:
+                # The DLQ topic is gone or its engine failed: the message is delivered again
+                # rather than the subscriber refused (a 404 would name the wrong topic).
+                log.error(
+                    "could not dead-letter a message past max deliveries",
+                    extra={"subscription": sub.id, "partition": p, "offset": head[0].offset},
+                )
+                continue
             async with ctx.writer() as uow:  # the next head's first delivery is this start
                 await uow.subscriptions.count_delivery(sub.id, p, ctx.clock())
         async with ctx.reader() as uow:
