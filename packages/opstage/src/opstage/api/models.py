@@ -239,7 +239,7 @@ class TopicSubscriptionCreateRequest(Body):
     """A durable subscription (ADR 0015). Unknown fields are refused, not ignored: there is
     no ack mode or ack timeout to set, and a client asking for one must learn it is absent."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
     topic: str | None = Field(None, min_length=5, max_length=242)  # the agent route's topic
     name: str = SubscriptionName
     start: Literal["earliest", "latest"] = Field("latest", alias="from")
