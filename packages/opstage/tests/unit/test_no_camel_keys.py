@@ -4,8 +4,8 @@ Bodies are parsed at the edge into typed, snake_case inputs (``api/inputs.py``),
 return the records of ``domain/records.py``, and only ``api/views.py`` writes camelCase. This
 scans ``app/`` for string constants used as dict keys, subscripts or ``.get``/``in`` keys that
 look camelCase, outside the payloads the contract defines as free-form documents: error
-``details`` and audit ``metadata`` (or ``meta``) are stored and shown as written, in the
-contract's spelling.
+``details`` and audit ``metadata`` (or ``meta``, or what a ``…_meta`` helper returns) are
+stored and shown as written, in the contract's spelling.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ NOT_CONVERTED = {
     "maintenance.py": "the sweep's run report is a wire document built in the app",
     "system.py": "capabilities and system info are wire documents built in the app",
     "event_log.py": "the live stream's event documents are built in the app",
-    "topics.py": "the topic bus's answers are built in the app",
 }
 
 
@@ -55,6 +54,8 @@ def _keys(tree: ast.AST) -> list[tuple[int, str]]:
             parts = [kw.value for kw in node.keywords if kw.arg in DOCUMENTS]
             if isinstance(node.func, ast.Attribute) and _document(node.func.value):
                 parts.append(node)
+        elif isinstance(node, ast.FunctionDef) and node.name.endswith("_meta"):
+            parts = [n for n in ast.walk(node) if isinstance(n, ast.Return)]  # builds metadata
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if node.value is not None and any(_document(t) for t in targets):
@@ -114,6 +115,7 @@ def test_the_scan_sees_keys_reads_and_membership() -> None:
         "audit(metadata={'actionName': 1})\n"
         "meta: dict = {'fromStatus': 1}\n"
         "meta.setdefault('ipAddress', 1)\n"
+        "def _audit_meta(s):\n    return {'dlqTopic': s}\n"
         "ok = row['agent_id']\n"
     )
     assert [k for _, k in _keys(sample)] == ["agentId", "eventType", "routePolicy", "displayName"]

@@ -9,10 +9,11 @@ This test keeps ``Any`` from coming back into either file.
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import opstage
-from opstage.app import repositories
+from opstage.app import ports
 
 APP = Path(opstage.__file__).resolve().parent / "app"
 
@@ -55,10 +56,14 @@ def test_the_unit_of_work_exposes_each_repository_as_a_protocol() -> None:
         and any(isinstance(d, ast.Name) and d.id == "property" for d in f.decorator_list)
     ]
     assert len(properties) >= 13
-    protocols = {n for n in dir(repositories) if n.endswith("Repo")} | {"TopicRepo"}
     for prop in properties:
         assert isinstance(prop.returns, ast.Name), prop.name
-        assert prop.returns.id in protocols, f"UnitOfWork.{prop.name} is not a repository protocol"
+        protocol = getattr(ports, prop.returns.id)
+        assert getattr(protocol, "_is_protocol", False), f"UnitOfWork.{prop.name}: not a Protocol"
+        where = inspect.getsourcefile(protocol)
+        assert where is not None
+        declared = _class(ast.parse(Path(where).read_text()), protocol.__name__)
+        assert _anys(declared) == [], f"{protocol.__name__} types something as Any"
 
 
 def test_the_scan_sees_any_where_it_hides() -> None:

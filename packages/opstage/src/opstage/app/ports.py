@@ -26,7 +26,7 @@ from opstage.app.repositories import (
     SettingRepo,
     UserRepo,
 )
-from opstage.app.topic_ports import TopicRepo
+from opstage.app.topic_ports import SubscriptionRepo, TopicRepo
 from opstage.domain.events import DomainEvent
 
 
@@ -66,6 +66,9 @@ class UnitOfWork(Protocol):
 
     @property
     def topics(self) -> TopicRepo: ...
+
+    @property
+    def subscriptions(self) -> SubscriptionRepo: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Executable, Select, func, select
+from sqlalchemy import ColumnElement, Executable, RowMapping, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 R = TypeVar("R")
@@ -27,6 +27,14 @@ class Repo:
 
     async def all(self, stmt: Executable, record: type[R]) -> list[R]:
         return [cast(R, dict(r)) for r in (await self.conn.execute(stmt)).mappings().all()]
+
+    async def mapping(self, stmt: Executable) -> RowMapping | None:
+        """The first row as read, for repositories that build their own records."""
+        return (await self.conn.execute(stmt)).mappings().first()
+
+    async def mappings(self, stmt: Executable) -> Sequence[RowMapping]:
+        """Every row as read, for repositories that build their own records."""
+        return (await self.conn.execute(stmt)).mappings().all()
 
     async def page(
         self,

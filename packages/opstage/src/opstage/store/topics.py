@@ -25,6 +25,7 @@ def _topic(row: Any) -> Topic:
         labels=dict(row["labels"] or {}),
         created_at=row["created_at"],
         created_by=row["created_by"],
+        audit_publish=bool(row["audit_publish"]),
     )
 
 
@@ -44,11 +45,12 @@ class TopicRepo(Repo):
                 labels=topic.labels,
                 created_by=topic.created_by,
                 created_at=topic.created_at,
+                audit_publish=topic.audit_publish,
             )
         )
 
     async def get_by_wire(self, wire: str) -> Topic | None:
-        row = (await self.conn.execute(select(t).where(t.c.wire_name == wire))).mappings().first()
+        row = await self.mapping(select(t).where(t.c.wire_name == wire))
         return _topic(row) if row is not None else None
 
     async def delete(self, topic_id: str) -> bool:
@@ -66,12 +68,16 @@ class TopicRepo(Repo):
         total = (
             await self.conn.execute(select(func.count()).select_from(stmt.subquery()))
         ).scalar_one()
-        rows = (
-            await self.conn.execute(
-                stmt.order_by(t.c.wire_name.asc()).limit(page_size).offset((page - 1) * page_size)
-            )
-        ).mappings()
+        rows = await self.mappings(
+            stmt.order_by(t.c.wire_name.asc()).limit(page_size).offset((page - 1) * page_size)
+        )
         return [_topic(r) for r in rows], int(total)
+
+    async def with_retention(self) -> tuple[Topic, ...]:
+        rows = await self.mappings(
+            select(t).where(t.c.retention_ms.is_not(None)).order_by(t.c.wire_name)
+        )
+        return tuple(_topic(r) for r in rows)
 
     async def agent_tenants(self, agent_id: str) -> tuple[str, ...]:
         """The tenants an agent may publish and subscribe in (the default when none granted)."""
