@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from opstage.app import topic_subscriptions as subs
 from opstage.app import topics
-from opstage.app.agents import register_agent
+from opstage.app.agents import AgentRegistration, register_agent
 from opstage.app.audit import list_audit
 from opstage.app.context import Actor, AppContext
 from opstage.app.maintenance import run_maintenance
@@ -49,10 +49,9 @@ async def _agent(ctx: AppContext) -> str:
     registered = await register_agent(
         ctx,
         Actor.system(),
-        {"registrationToken": raw, "agent": {"code": "gov-" + secrets.token_hex(4)}},
+        AgentRegistration(registration_token=raw, code="gov-" + secrets.token_hex(4)),
     )
-    agent_id: str = registered["agentId"]
-    return agent_id
+    return registered.agent_id
 
 
 async def _publish(ctx: AppContext, agent: str, wire: str, payload: object) -> None:
