@@ -73,6 +73,61 @@ def _prepare(rec: Recorder, admin: AdminClient, agent: AgentClient, ids: dict[st
         asked.result(timeout=30)
 
 
+def _subscriptions(rec: Recorder, admin: AdminClient, agent: AgentClient, topic: str) -> None:
+    """Durable subscriptions (ADR 0015): the admin's and the agent's, ack and nack."""
+    tid = {"topic": topic}
+    admin_sub = {**tid, "name": "admin-sub"}
+    rec(
+        admin,
+        "POST",
+        "/api/admin/topics/{topic}/subscriptions",
+        200,
+        ids=tid,
+        json={"name": "admin-sub"},
+    )
+    rec(
+        admin,
+        "POST",
+        "/api/admin/topics/{topic}/subscriptions",
+        409,
+        ids=tid,
+        json={"name": "admin-sub"},
+    )
+    rec(admin, "GET", "/api/admin/topics/{topic}/subscriptions", 200, ids=tid)
+    rec(admin, "GET", "/api/admin/topics/{topic}/subscriptions/{name}", 200, ids=admin_sub)
+    rec(
+        admin,
+        "GET",
+        "/api/admin/topics/{topic}/subscriptions/{name}",
+        404,
+        ids={**tid, "name": "x"},
+    )
+    aid = {"agentId": agent.agent_id}
+    mine = {**aid, "name": "agent-sub"}
+    body = {"topic": topic, "name": "agent-sub", "from": "earliest"}
+    rec(agent, "POST", "/api/agents/{agentId}/topics/subscriptions", 200, ids=aid, json=body)
+    rec(
+        agent,
+        "POST",
+        "/api/agents/{agentId}/topics/subscriptions",
+        422,
+        ids=aid,
+        json={"name": "n"},
+    )
+    rec(agent, "GET", "/api/agents/{agentId}/topics/subscriptions", 200, ids=aid)
+    rec(
+        agent, "GET", "/api/agents/{agentId}/topics/subscriptions/{name}", 200, ids=mine, params=tid
+    )
+    ack = {"topic": topic, "offsets": [{"partition": 0, "offset": 0}]}
+    sub = "/api/agents/{agentId}/topics/subscriptions/{name}"
+    rec(agent, "POST", sub + "/ack", 200, ids=mine, json=ack)
+    nack = {"topic": topic, "partition": 0, "offset": 0, "reason": "retry"}
+    # No DLQ topic: the nack is refused (409 TOPIC_SUBSCRIPTION_NO_DLQ).
+    rec(agent, "POST", sub + "/nack", 409, ids=mine, json=nack)
+    rec(agent, "DELETE", sub, 200, ids=mine, params=tid)
+    rec(admin, "DELETE", "/api/admin/topics/{topic}/subscriptions/{name}", 200, ids=admin_sub)
+
+
 def exercise(url: str) -> list[Answer]:
     """One or more real answers for every operation of the document."""
     rec = Recorder()
@@ -292,6 +347,7 @@ def exercise(url: str) -> list[Answer]:
         ids={**aid, "subscriptionId": "s"},
         params={"topic": topic["topic"], "from": "never"},
     )
+    _subscriptions(rec, admin, agent, topic["topic"])
     rec(admin, "DELETE", "/api/admin/topics/{topic}", 200, ids={"topic": topic["topic"]})
 
     # Audit, observability, maintenance, backup.

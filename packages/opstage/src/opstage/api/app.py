@@ -32,6 +32,7 @@ from opstage.api.routes import (
     services,
     system,
     tokens,
+    topic_subscriptions,
     topics,
     users,
 )
@@ -58,6 +59,7 @@ ROUTE_MODULES = (
     maintenance,
     backup,
     topics,
+    topic_subscriptions,
 )
 
 

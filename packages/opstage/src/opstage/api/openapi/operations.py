@@ -146,6 +146,33 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/admin/topics"): Op(wire.Topic, many=True, paged=True, errors=(404,)),
     ("GET", "/api/admin/topics/{topic}"): Op(wire.Topic, errors=(404,)),
     ("DELETE", "/api/admin/topics/{topic}"): Op(wire.DeletedTopic, errors=(404, 503)),
+    # durable topic subscriptions (ADR 0015)
+    ("POST", "/api/admin/topics/{topic}/subscriptions"): Op(
+        wire.TopicSubscription, req.TopicSubscriptionCreateRequest, errors=(404, 409, 503)
+    ),
+    ("GET", "/api/admin/topics/{topic}/subscriptions"): Op(
+        wire.TopicSubscription, many=True, paged=True, errors=(404,)
+    ),
+    ("GET", "/api/admin/topics/{topic}/subscriptions/{name}"): Op(
+        wire.TopicSubscription, errors=(404,)
+    ),
+    ("DELETE", "/api/admin/topics/{topic}/subscriptions/{name}"): Op(
+        wire.DeletedSubscription, errors=(404,)
+    ),
+    ("POST", "/api/agents/{agentId}/topics/subscriptions"): Op(
+        wire.TopicSubscription, req.TopicSubscriptionCreateRequest, errors=(409,)
+    ),
+    ("GET", "/api/agents/{agentId}/topics/subscriptions"): Op(
+        wire.TopicSubscription, many=True, paged=True
+    ),
+    ("GET", "/api/agents/{agentId}/topics/subscriptions/{name}"): Op(wire.TopicSubscription),
+    ("DELETE", "/api/agents/{agentId}/topics/subscriptions/{name}"): Op(wire.DeletedSubscription),
+    ("POST", "/api/agents/{agentId}/topics/subscriptions/{name}/ack"): Op(
+        wire.TopicSubscription, req.TopicAckRequest, errors=(409,)
+    ),
+    ("POST", "/api/agents/{agentId}/topics/subscriptions/{name}/nack"): Op(
+        wire.TopicSubscription, req.TopicNackRequest, errors=(409,)
+    ),
     # agents (bearer agent token, except registration, which spends a registration token)
     ("POST", "/api/agents/register"): Op(
         wire.RegisteredAgent, req.RegisterAgentRequest, errors=(401, 403, 409)
@@ -165,7 +192,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/api/agents/{agentId}/topics"): Op(wire.Topic, many=True, paged=True),
     ("POST", "/api/agents/{agentId}/topics/publish"): Op(
-        wire.TopicReceipt, req.TopicPublishRequest, errors=(400,)
+        wire.TopicReceipt, req.TopicPublishRequest, errors=(400, 429)
     ),
     ("GET", "/api/agents/{agentId}/topics/subscribe/{subscriptionId}"): Op(
         None, media="text/event-stream"

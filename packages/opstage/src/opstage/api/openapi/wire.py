@@ -473,6 +473,7 @@ class Topic(Wire):
     retentionMs: int | None
     description: str | None
     labels: dict[str, str]
+    auditPublish: bool = Field(description="every publish to it is audited (ADR 0015)")
     createdAt: Timestamp
 
 
@@ -485,3 +486,31 @@ class TopicReceipt(Wire):
     partition: int
     offset: int
     produced_at: Timestamp
+
+
+class PartitionPosition(Wire):
+    partition: int
+    committed: int
+    end: int
+    lag: int
+
+
+class TopicSubscription(Wire):
+    """A durable subscription and how far its committed offsets trail the topic (ADR 0015)."""
+
+    id: str
+    topic: str
+    tenant: str
+    name: str
+    maxDeliveries: int | None
+    dlqTopic: str | None
+    createdAt: Timestamp
+    lag: int
+    partitions: list[PartitionPosition]
+
+
+class DeletedSubscription(Wire):
+    id: str
+    topic: str
+    name: str
+    deleted: Literal[True]
