@@ -17,7 +17,8 @@ from typing import Any
 
 from opstage.app.agents import AgentAuthCache
 from opstage.app.auth import LoginThrottle, bootstrap_owner
-from opstage.app.bus_batch import BusIngestWriter
+from opstage.app.bus import outcome_subscriber
+from opstage.app.bus_batch import BusIngestWriter, PipelinedBatches, UnitBatches
 from opstage.app.context import AppContext
 from opstage.app.eventbus import DomainEventBus
 from opstage.app.heartbeats import HeartbeatWriter
@@ -130,10 +131,14 @@ class Runtime:
                     topic_engine(settings, engines),
                     keepalive_seconds=settings.topic_bus_keepalive_seconds,
                 )
-            ctx.bus_ingest = BusIngestWriter()
-            if engines.kind == "sqlite":
-                ctx.bus_session = lambda: BusWriterSession(engines)
-            ctx.bus_ingest.bind(ctx)
+            # The one place that picks the bus's batch strategy by engine (ADR 0004).
+            ctx.bus_ingest = BusIngestWriter(
+                ctx,
+                PipelinedBatches(lambda: BusWriterSession(engines))
+                if engines.kind == "sqlite"
+                else UnitBatches(),
+            )
+            ctx.command_outcomes.subscribe(outcome_subscriber(ctx))
             runtime = cls(settings, engines, ctx, db_lock=db_lock)
             if bootstrap:  # one-off CLI commands (e.g. `admin create-user`) skip it
                 runtime.generated_password = await bootstrap_owner(ctx)

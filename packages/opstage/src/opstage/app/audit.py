@@ -37,29 +37,53 @@ async def write_audit(
     metadata: dict[str, Any] | None = None,
     now: datetime,
 ) -> str:
+    row, event = audit_row(
+        actor,
+        action,
+        target_type=target_type,
+        target_id=target_id,
+        result=result,
+        message=message,
+        metadata=metadata,
+        now=now,
+    )
+    await uow.audit.insert(row)
+    uow.record(event)
+    return event.audit_id
+
+
+def audit_row(
+    actor: Actor,
+    action: str,
+    *,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    result: str = "SUCCESS",
+    message: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    now: datetime,
+) -> tuple[dict[str, Any], AuditRecorded]:
+    """An audit row and its domain event, for a caller that writes rows in bulk."""
     audit_id = new_id("aud")
     meta: dict[str, Any] = redact(metadata or {})  # a fresh dict
     if actor.ip:
         meta.setdefault("ipAddress", actor.ip)
     if actor.user_agent:  # a header: any string a client chose, tokens included
         meta.setdefault("userAgent", mask_token_values(actor.user_agent[:300]))
-    await uow.audit.insert(
-        {
-            "id": audit_id,
-            "created_at": now,
-            "actor_type": actor.type,
-            "actor_id": actor.id,
-            "action": action,
-            "target_type": target_type,
-            "target_id": target_id,
-            "result": result,
-            "message": mask_token_values(message) if message else message,
-            "metadata": meta,
-            "request_id": actor.request_id,
-        }
-    )
-    uow.record(AuditRecorded(audit_id, action, result, target_type, target_id))
-    return audit_id
+    row = {
+        "id": audit_id,
+        "created_at": now,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "result": result,
+        "message": mask_token_values(message) if message else message,
+        "metadata": meta,
+        "request_id": actor.request_id,
+    }
+    return row, AuditRecorded(audit_id, action, result, target_type, target_id)
 
 
 async def write_failure_audit(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from opstage.app.audit import write_audit
-from opstage.app.bus import evaluate_route
+from opstage.app.bus_admission import BusLimits, ReadSet, evaluate_route
 from opstage.app.context import Actor, AppContext
 from opstage.app.ports import UnitOfWork
 from opstage.domain.actions import needs_confirmation
@@ -188,10 +188,23 @@ async def simulate(ctx: AppContext, route: Row, limit: int) -> Row:
                 counts["UNMATCHED"] += 1
                 results.append({"eventId": event["id"], "matched": False})
                 continue
-            entry, plan = await evaluate_route(uow, ctx, live, {**event, "dry_run": False}, now)
+            reads = await _target_reads(uow, live)
+            event = {**event, "dry_run": False}
+            entry, plan = evaluate_route(live, event, reads, BusLimits.of(ctx.settings), now)
             counts[entry["status"]] += 1
             out = {"eventId": event["id"], "matched": True, **entry}
             if plan is not None:
                 out["payload"] = plan["payload"]
             results.append(out)
     return {"evaluated": len(events), "counts": counts, "results": results}
+
+
+async def _target_reads(uow: UnitOfWork, route: Row) -> ReadSet:
+    """What evaluating ``route`` reads: its target service, action and agent."""
+    code, name = route["target_service_code"], route["target_action_name"]
+    service = await uow.services.get_by_code(code)
+    reads = ReadSet(services_by_code={code: service})
+    if service is not None:
+        reads.actions[(service["id"], name)] = await uow.services.action(service["id"], name)
+        reads.agents[service["agent_id"]] = await uow.agents.get(service["agent_id"])
+    return reads

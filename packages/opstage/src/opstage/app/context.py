@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from opstage.app.bus_window import IngestWindows
 from opstage.app.eventbus import DomainEventBus
-from opstage.app.ports import BusSession, LeaderLock, UnitOfWork, UnitOfWorkFactory
+from opstage.app.outcomes import CommandOutcomes
+from opstage.app.ports import LeaderLock, UnitOfWork, UnitOfWorkFactory
 from opstage.domain.timeutil import utcnow
 from opstage.settings import Settings
 
@@ -75,12 +76,14 @@ class AppContext:
     started_at: datetime = field(default_factory=utcnow)
     # Online backup of the database (SQLite only; None on PostgreSQL): see app/backup.py.
     backup: DatabaseBackup | None = None
-    # Group commit for Capsule Bus publishes (app/bus_batch.py); None: one transaction each.
+    # Group commit for Capsule Bus publishes (app/bus_batch.py; its strategy per engine);
+    # None (one-off CLI runtimes): one transaction each.
     bus_ingest: BusIngestWriter | None = None
-    # Its pipelined runs of batches on the writer (SQLite only; store/bus_session.py).
-    bus_session: Callable[[], BusSession] | None = None
-    # The cross-node wake listener's state (PostgreSQL only; store/pg_wake.py).
-    cross_node_wake: Callable[[], dict[str, Any]] | None = None
+    # In-transaction subscribers to command outcomes (app/outcomes.py; ADR 0010).
+    command_outcomes: CommandOutcomes = field(default_factory=CommandOutcomes)
+    # The cross-node wake-ups' state: the listener's on PostgreSQL (store/pg_wake.py), None
+    # on SQLite, which is one node.
+    cross_node_wake: Callable[[], dict[str, Any] | None] = lambda: None
     # The topic bus (app/topics.py); None when OPSTAGE_TOPIC_BUS_ENABLED is off.
     topics: TopicBus | None = None
     # One leader among the nodes sharing a PostgreSQL database runs the scheduled maintenance

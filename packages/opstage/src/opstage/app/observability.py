@@ -242,7 +242,7 @@ async def runtime_diagnostics(ctx: AppContext) -> dict[str, Any]:
         "waiters": {
             "waiting": ctx.waiters.waiting,
             "lagWakeups": ctx.waiters.lag_wakeups,
-            "crossNode": ctx.cross_node_wake() if ctx.cross_node_wake else None,
+            "crossNode": ctx.cross_node_wake(),
         },
         "maintenance": {
             # PostgreSQL: one elected node runs the scheduled sweeps (ADR 0007).
