@@ -132,7 +132,7 @@ class Runtime:
                     keepalive_seconds=settings.topic_bus_keepalive_seconds,
                 )
             # The one place that picks the bus's batch strategy by engine (ADR 0004).
-            ctx.bus_ingest = BusIngestWriter(
+            bus_writer = ctx.bus_ingest = BusIngestWriter(
                 ctx,
                 PipelinedBatches(lambda: BusWriterSession(engines))
                 if engines.kind == "sqlite"
@@ -149,7 +149,7 @@ class Runtime:
             raise
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
-        runtime.tasks.append(asyncio.create_task(ctx.bus_ingest.run(), name="bus-ingest"))
+        runtime.tasks.append(asyncio.create_task(bus_writer.run(), name="bus-ingest"))
         if engines.kind == "postgres":  # other nodes may share the database: hear them
             listener = PgWakeListener(
                 listen_dsn(engines.writer.url),
@@ -178,8 +178,7 @@ class Runtime:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.ctx.leader_lock is not None:  # hand the lead over now, not at a timeout
-            await self.ctx.leader_lock.close()
+        await self.ctx.leader_lock.close()  # hand the lead over now, not at a timeout
         await self.engines.dispose()
         if self.db_lock is not None:
             self.db_lock.release()

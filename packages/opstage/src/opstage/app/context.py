@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opstage.app.bus_window import IngestWindows
 from opstage.app.eventbus import DomainEventBus
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from opstage.app.agents import AgentAuthCache
     from opstage.app.auth import LoginThrottle
     from opstage.app.backup import DatabaseBackup
-    from opstage.app.bus_batch import BusIngestWriter
     from opstage.app.heartbeats import HeartbeatWriter
     from opstage.app.secrets_once import OneTimeSecrets
     from opstage.app.topics import TopicBus
@@ -39,6 +38,32 @@ class Actor:
     @classmethod
     def system(cls) -> Actor:
         return cls("SYSTEM")
+
+
+class BusIngest(Protocol):
+    """The group-commit writer of Capsule Bus publishes (``app/bus_batch.py``), as the rest of
+    the application sees it: not imported, so that the command use cases, which need this
+    module, never depend on the bus (ADR 0010)."""
+
+    batches: int
+    events: int
+    fallbacks: int
+
+    async def submit(
+        self, actor: Actor, agent_id: str, body: dict[str, Any], key: str | None
+    ) -> dict[str, Any]: ...
+
+
+class SoleNode:
+    """The leader lock of a database one node uses (SQLite): this node always leads."""
+
+    election: str | None = None
+
+    async def hold(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
 
 
 @dataclass
@@ -78,7 +103,7 @@ class AppContext:
     backup: DatabaseBackup | None = None
     # Group commit for Capsule Bus publishes (app/bus_batch.py; its strategy per engine);
     # None (one-off CLI runtimes): one transaction each.
-    bus_ingest: BusIngestWriter | None = None
+    bus_ingest: BusIngest | None = None
     # In-transaction subscribers to command outcomes (app/outcomes.py; ADR 0010).
     command_outcomes: CommandOutcomes = field(default_factory=CommandOutcomes)
     # The cross-node wake-ups' state: the listener's on PostgreSQL (store/pg_wake.py), None
@@ -87,8 +112,8 @@ class AppContext:
     # The topic bus (app/topics.py); None when OPSTAGE_TOPIC_BUS_ENABLED is off.
     topics: TopicBus | None = None
     # One leader among the nodes sharing a PostgreSQL database runs the scheduled maintenance
-    # sweeps (ADR 0007); None on SQLite, which is one node.
-    leader_lock: LeaderLock | None = None
+    # sweeps (ADR 0007); on SQLite, one node, it always leads.
+    leader_lock: LeaderLock = field(default_factory=SoleNode)
     maintenance: MaintenanceState = field(default_factory=MaintenanceState)
     # The settings as started; ``settings`` may carry runtime overrides (app/maintenance_settings).
     base_settings: Settings | None = None
