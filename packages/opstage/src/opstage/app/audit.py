@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.app.ports import UnitOfWork
 from opstage.domain.errors import DomainError, NotFound
 from opstage.domain.events import AuditRecorded
@@ -87,7 +87,7 @@ def audit_row(
 
 
 async def write_failure_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     action: str,
     error: DomainError,
@@ -112,7 +112,7 @@ async def write_failure_audit(
 
 
 async def list_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     actor_types: Sequence[str] = (),
     results: Sequence[str] = (),
@@ -143,7 +143,7 @@ async def list_audit(
     return [clean(r) for r in rows], total
 
 
-async def get_audit(ctx: AppContext, audit_id: str) -> dict[str, Any]:
+async def get_audit(ctx: UnitContext, audit_id: str) -> dict[str, Any]:
     async with ctx.reader() as uow:
         row = await uow.audit.get(audit_id)
     if row is None:
@@ -193,7 +193,7 @@ def iso_or(value: Any) -> Any:
 
 
 async def export_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     filters: AuditFilters,
     *,
@@ -230,7 +230,7 @@ async def export_audit(
 
 
 async def prune_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     retention_days: int,
     *,
     now: datetime,
@@ -256,7 +256,7 @@ async def prune_audit(
 
 
 async def purge_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     retention_days: int,
     *,

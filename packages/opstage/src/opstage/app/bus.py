@@ -26,24 +26,18 @@ from opstage.app.bus_admission import (
     route_event,
 )
 from opstage.app.bus_window import IngestWindows
-from opstage.app.context import Actor
+from opstage.app.context import Actor, UnitContext
 from opstage.app.outcomes import CommandOutcome, OutcomeSubscriber
 from opstage.app.ports import UnitOfWork
 from opstage.domain.errors import DomainError, DuplicateRow
-from opstage.settings import Settings
 
 Row = dict[str, Any]
 
 
-class BusContext(Protocol):
+class BusContext(UnitContext, Protocol):
     """What ingest uses of the application context (``AppContext`` is one)."""
 
-    settings: Settings
     bus_windows: IngestWindows
-
-    def clock(self) -> datetime: ...
-    def reader(self) -> UnitOfWork: ...
-    def writer(self) -> UnitOfWork: ...
 
 
 def bus_disabled() -> DomainError:

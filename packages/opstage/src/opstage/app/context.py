@@ -40,6 +40,18 @@ class Actor:
         return cls("SYSTEM")
 
 
+class UnitContext(Protocol):
+    """What most use cases need: settings (read live: they may be overridden at runtime), the
+    clock and units of work. A use case that needs no more takes this, not ``AppContext``
+    (ADR 0010); ``AppContext`` satisfies it."""
+
+    settings: Settings
+
+    def clock(self) -> datetime: ...
+    def reader(self) -> UnitOfWork: ...
+    def writer(self) -> UnitOfWork: ...
+
+
 class BusIngest(Protocol):
     """The group-commit writer of Capsule Bus publishes (``app/bus_batch.py``), as the rest of
     the application sees it: not imported, so that the command use cases, which need this
