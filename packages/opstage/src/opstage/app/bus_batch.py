@@ -5,10 +5,10 @@ statements (each a thread hand-off to the database driver), which capped ingest 
 events a second. Each publish is handed to this writer instead; it folds everything that
 arrived while the previous batch was committing into one transaction:
 
-- reference reads (source and target services, actions, agents, routes, causes) are made once
-  per batch and then served from memory, consistent because the batch holds the write lock
-  (SQLite) or its own snapshot of those rows (PostgreSQL);
-- the batch's idempotency keys are looked up in one query;
+- the batch's read set (source and target services, actions, agents, routes, causes, stored
+  idempotency keys) is read once, in one or two round trips, consistent because the batch
+  holds the write lock (SQLite) or its own snapshot of those rows (PostgreSQL); a pipelined
+  session keeps its references across its batches while the database does not change;
 - events, commands and audit rows are inserted with one statement per table at the end.
 
 The rules are ``app/bus_admission.py``'s, the same function the single-event path runs
