@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any, cast
 
 from opstage.app.audit import write_audit
-from opstage.app.bus import evaluate_route
-from opstage.app.context import Actor, AppContext
+from opstage.app.bus_admission import BusLimits, ReadSet, evaluate_route
+from opstage.app.context import Actor, UnitContext
 from opstage.app.ports import UnitOfWork
 from opstage.domain.actions import needs_confirmation
 from opstage.domain.bus import (
@@ -122,7 +122,7 @@ def draft_route(values: BusRouteChanges, pre_approved: bool) -> BusRouteRow:
     return cast(BusRouteRow, {**values, "id": None, "pre_approved": pre_approved})
 
 
-async def create_route(ctx: AppContext, actor: Actor, spec: RouteSpec) -> BusRouteRow:
+async def create_route(ctx: UnitContext, actor: Actor, spec: RouteSpec) -> BusRouteRow:
     values = route_values(spec)
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -137,7 +137,7 @@ async def create_route(ctx: AppContext, actor: Actor, spec: RouteSpec) -> BusRou
 
 
 async def replace_route(
-    ctx: AppContext, actor: Actor, route_id: str, spec: RouteSpec
+    ctx: UnitContext, actor: Actor, route_id: str, spec: RouteSpec
 ) -> BusRouteRow:
     values = route_values(spec)
     now = ctx.clock()
@@ -154,7 +154,7 @@ async def replace_route(
     return row
 
 
-async def delete_route(ctx: AppContext, actor: Actor, route_id: str) -> BusRouteRow:
+async def delete_route(ctx: UnitContext, actor: Actor, route_id: str) -> BusRouteRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         existing = await uow.bus_routes.get(route_id)
@@ -187,7 +187,7 @@ async def _audit_change(
     )
 
 
-async def get_route(ctx: AppContext, route_id: str) -> BusRouteRow:
+async def get_route(ctx: UnitContext, route_id: str) -> BusRouteRow:
     async with ctx.reader() as uow:
         row = await uow.bus_routes.get(route_id)
     if row is None:
@@ -195,17 +195,17 @@ async def get_route(ctx: AppContext, route_id: str) -> BusRouteRow:
     return row
 
 
-async def list_routes(ctx: AppContext, page: int, page_size: int) -> tuple[list[BusRouteRow], int]:
+async def list_routes(ctx: UnitContext, page: int, page_size: int) -> tuple[list[BusRouteRow], int]:
     async with ctx.reader() as uow:
         return await uow.bus_routes.list(page=page, page_size=page_size)
 
 
-async def list_events(ctx: AppContext, page: int, page_size: int) -> tuple[list[BusEventRow], int]:
+async def list_events(ctx: UnitContext, page: int, page_size: int) -> tuple[list[BusEventRow], int]:
     async with ctx.reader() as uow:
         return await uow.bus_events.list(page=page, page_size=page_size)
 
 
-async def simulate(ctx: AppContext, route: BusRouteRow, limit: int) -> dict[str, Any]:
+async def simulate(ctx: UnitContext, route: BusRouteRow, limit: int) -> dict[str, Any]:
     """Replay the latest stored events of the route's type through it; nothing is written."""
     limit = max(1, min(limit, SIMULATE_MAX_EVENTS))
     now = ctx.clock()
@@ -220,10 +220,28 @@ async def simulate(ctx: AppContext, route: BusRouteRow, limit: int) -> dict[str,
                 counts["UNMATCHED"] += 1
                 results.append({"eventId": event["id"], "matched": False})
                 continue
-            entry, plan = await evaluate_route(uow, ctx, live, {**event, "dry_run": False}, now)
+            reads = await _target_reads(uow, live)
+            # The bus's admission reads rows as loose dicts (app/bus_admission.py).
+            draft = cast("dict[str, Any]", live)
+            event = {**event, "dry_run": False}
+            loose = cast("dict[str, Any]", event)
+            entry, plan = evaluate_route(draft, loose, reads, BusLimits.of(ctx.settings), now)
             counts[entry["status"]] += 1
             out = {"eventId": event["id"], "matched": True, **entry}
             if plan is not None:
                 out["payload"] = plan["payload"]
             results.append(out)
     return {"evaluated": len(events), "counts": counts, "results": results}
+
+
+async def _target_reads(uow: UnitOfWork, route: BusRouteRow) -> ReadSet:
+    """What evaluating ``route`` reads: its target service, action and agent."""
+    code, name = route["target_service_code"], route["target_action_name"]
+    service = await uow.services.get_by_code(code)
+    reads = ReadSet(services_by_code={code: cast("dict[str, Any] | None", service)})
+    if service is not None:
+        action = await uow.services.action(service["id"], name)
+        agent = await uow.agents.get(service["agent_id"])
+        reads.actions[(service["id"], name)] = cast("dict[str, Any] | None", action)
+        reads.agents[service["agent_id"]] = cast("dict[str, Any] | None", agent)
+    return reads

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.app.ports import UnitOfWork
 from opstage.app.repositories import SortSpec
 from opstage.domain.actions import schema_problem
@@ -332,7 +332,7 @@ async def upsert_service(
 
 
 async def report_services(
-    ctx: AppContext, actor: Actor, agent_id: str, services: Sequence[ServiceReport]
+    ctx: UnitContext, actor: Actor, agent_id: str, services: Sequence[ServiceReport]
 ) -> list[ServiceWithAgent]:
     codes = [s.code for s in services]
     dupes = sorted({c for c in codes if codes.count(c) > 1})
@@ -350,7 +350,7 @@ async def report_services(
 
 
 async def list_services(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     statuses: Sequence[str],
     health_statuses: Sequence[str],
@@ -383,7 +383,7 @@ class ServiceDetail:
     actions: list[ActionRow]
 
 
-async def get_service(ctx: AppContext, service_id: str) -> ServiceWithAgent:
+async def get_service(ctx: UnitContext, service_id: str) -> ServiceWithAgent:
     async with ctx.reader() as uow:
         row = await uow.services.get(service_id)
     if row is None:
@@ -391,7 +391,7 @@ async def get_service(ctx: AppContext, service_id: str) -> ServiceWithAgent:
     return row
 
 
-async def get_service_detail(ctx: AppContext, service_id: str) -> ServiceDetail:
+async def get_service_detail(ctx: UnitContext, service_id: str) -> ServiceDetail:
     """The service with its declared configs and actions, read together."""
     async with ctx.reader() as uow:
         row = await uow.services.get(service_id)
@@ -403,7 +403,7 @@ async def get_service_detail(ctx: AppContext, service_id: str) -> ServiceDetail:
 
 
 async def transfer_service(
-    ctx: AppContext, actor: Actor, service_id: str, to_agent_id: str
+    ctx: UnitContext, actor: Actor, service_id: str, to_agent_id: str
 ) -> ServiceWithAgent:
     """Move a service to another agent: the explicit operator act that reports cannot perform."""
     now = ctx.clock()

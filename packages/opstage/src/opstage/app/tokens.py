@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.domain.errors import Conflict, NotFound, ValidationFailed
 from opstage.domain.events import RegistrationTokenChanged
 from opstage.domain.identity import agent_code_problem
@@ -16,7 +16,7 @@ from opstage.domain.redaction import mask_token_values
 
 
 async def create_token(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     *,
     name: str,
@@ -67,7 +67,7 @@ async def create_token(
 
 
 async def list_tokens(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     statuses: Sequence[str],
     sort: Sequence[tuple[str, bool]],
@@ -78,7 +78,7 @@ async def list_tokens(
         return await uow.tokens.list(statuses=statuses, sort=sort, page=page, page_size=page_size)
 
 
-async def revoke_token(ctx: AppContext, actor: Actor, token_id: str) -> RegistrationTokenRow:
+async def revoke_token(ctx: UnitContext, actor: Actor, token_id: str) -> RegistrationTokenRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         row = await uow.tokens.get(token_id)
@@ -108,7 +108,7 @@ async def revoke_token(ctx: AppContext, actor: Actor, token_id: str) -> Registra
     return row
 
 
-async def delete_token(ctx: AppContext, actor: Actor, token_id: str) -> RegistrationTokenRow:
+async def delete_token(ctx: UnitContext, actor: Actor, token_id: str) -> RegistrationTokenRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         row = await uow.tokens.get(token_id)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from opstage.app.audit import write_audit
 from opstage.app.auth import hash_password
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.domain.errors import Conflict, NotFound, ValidationFailed
 from opstage.domain.events import UserChanged
 from opstage.domain.identity import normalize_username, password_problem, username_key
@@ -46,7 +46,7 @@ def _check_password(username: str, password: str) -> None:
 
 
 async def list_users(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     roles: Sequence[str],
     statuses: Sequence[str],
@@ -62,7 +62,7 @@ async def list_users(
 
 
 async def create_user(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     *,
     username: str,
@@ -112,7 +112,7 @@ async def create_user(
     return row
 
 
-async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: UserUpdate) -> UserRow:
+async def update_user(ctx: UnitContext, actor: Actor, user_id: str, changes: UserUpdate) -> UserRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         user = await uow.users.get(user_id)
@@ -170,7 +170,7 @@ async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: User
 
 
 async def reset_password(
-    ctx: AppContext, actor: Actor, user_id: str, password: str, *, keep_session: str | None = None
+    ctx: UnitContext, actor: Actor, user_id: str, password: str, *, keep_session: str | None = None
 ) -> UserRow:
     async with ctx.reader() as uow:
         user = await uow.users.get(user_id)
@@ -199,7 +199,7 @@ async def reset_password(
     return fresh
 
 
-async def delete_user(ctx: AppContext, actor: Actor, user_id: str) -> UserRow:
+async def delete_user(ctx: UnitContext, actor: Actor, user_id: str) -> UserRow:
     """Delete a user; its sessions go with it. Never the last active owner (yourself included)."""
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -227,7 +227,7 @@ async def delete_user(ctx: AppContext, actor: Actor, user_id: str) -> UserRow:
     return user
 
 
-async def get_user_by_username(ctx: AppContext, username: str) -> UserRow:
+async def get_user_by_username(ctx: UnitContext, username: str) -> UserRow:
     async with ctx.reader() as uow:
         user = await uow.users.get_by_username_key(username_key(username))
     if user is None:
