@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opstage.app import bus
-from opstage.app.agents import register_agent
+from opstage.app.agents import AgentRegistration, register_agent
 from opstage.app.bus_batch import BusIngestWriter, UnitBatches
 from opstage.app.context import Actor
 from opstage.app.services import report_services, transfer_service
@@ -21,7 +21,7 @@ from opstage.app.tokens import create_token
 from opstage.domain.errors import DomainError
 from opstage.runtime import Runtime
 
-from ..support.clients import service
+from ..support.clients import service_report as service
 from ..support.settings import migrated_settings
 
 
@@ -36,8 +36,8 @@ async def _agent(runtime: Runtime, code: str) -> str:
     _, raw = await create_token(
         runtime.ctx, system, name=code, expires_in_seconds=None, agent_code=None
     )
-    body = {"registrationToken": raw, "agent": {"code": code}}
-    agent_id: str = (await register_agent(runtime.ctx, system, body))["agentId"]
+    body = AgentRegistration(registration_token=raw, code=code)
+    agent_id = (await register_agent(runtime.ctx, system, body)).agent_id
     return agent_id
 
 
