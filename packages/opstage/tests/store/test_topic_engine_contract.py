@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from opstage.app.topic_ports import EngineTopicExists, EngineTopicMissing, TopicEngine
 from opstage.domain.timeutil import utcnow
-from opstage.domain.topics import Delivered, OutgoingMessage, ResumePoint, Topic
+from opstage.domain.topics import (
+    Delivered,
+    OutgoingMessage,
+    ResumePoint,
+    Topic,
+    partition_for,
+)
 from opstage.pubsub.kafka import KafkaTopicEngine
 from opstage.pubsub.nats import NatsTopicEngine
 from opstage.store.engine import create_engines
@@ -32,37 +38,54 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
     server.stop()
 
 
+Node = Callable[[], TopicEngine]
+
+
 @pytest.fixture(params=ENGINES)
-async def engine(
+async def nodes(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     database_factory: Callable[[Path], str | None],
-) -> AsyncIterator[TopicEngine]:
+) -> AsyncIterator[Node]:
+    """Makes engine adapters of one kind on one store, as two Opstage nodes would have."""
+    made: list[TopicEngine] = []
+    engines = None
     if request.param == "nats":
         server: NatsServer = request.getfixturevalue("nats_server")
-        nats_engine = NatsTopicEngine(server.url, poll_seconds=0.2)
-        try:
-            yield nats_engine
-        finally:
-            await nats_engine.close()
-        return
-    if request.param == "kafka":
+
+        def make() -> TopicEngine:
+            return NatsTopicEngine(server.url, poll_seconds=0.2)
+
+    elif request.param == "kafka":
         broker: KafkaBroker = request.getfixturevalue("kafka_broker")
-        kafka_engine = KafkaTopicEngine(broker.bootstrap, poll_seconds=0.2)
-        try:
-            yield kafka_engine
-        finally:
-            await kafka_engine.close()
-        return
-    url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'engine.db'}"
-    await upgrade_async(url)
-    engines = create_engines(url)
-    adapter = EmbeddedTopicEngine(engines, poll_seconds=0.2)
+
+        def make() -> TopicEngine:
+            return KafkaTopicEngine(broker.bootstrap, poll_seconds=0.2, request_timeout_ms=3000)
+
+    else:
+        url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'engine.db'}"
+        await upgrade_async(url)
+        engines = create_engines(url)
+
+        def make() -> TopicEngine:
+            return EmbeddedTopicEngine(engines, poll_seconds=0.2)
+
+    def node() -> TopicEngine:
+        made.append(make())
+        return made[-1]
+
     try:
-        yield adapter
+        yield node
     finally:
-        await adapter.close()
-        await engines.dispose()
+        for adapter in made:
+            await adapter.close()
+        if engines is not None:
+            await engines.dispose()
+
+
+@pytest.fixture
+def engine(nodes: Node) -> TopicEngine:
+    return nodes()
 
 
 def _topic(partitions: int = 3) -> Topic:
@@ -246,3 +269,63 @@ async def test_deleting_a_topic_ends_its_streams(engine: TopicEngine) -> None:
             await asyncio.wait_for(waiting, 5)
     finally:
         await stream.aclose()
+
+
+async def test_one_keys_messages_stay_in_order_on_its_partition(engine: TopicEngine) -> None:
+    topic = _topic(3)
+    await engine.create_topic(topic)
+    keys = [f"order-{i}" for i in range(5)]
+    receipts = await asyncio.gather(
+        *(
+            engine.publish(
+                topic.wire,
+                partition_for(keys[i % 5], 3),
+                OutgoingMessage({"seq": i}, keys[i % 5]),
+            )
+            for i in range(40)
+        )
+    )
+    assert all(r.partition == partition_for(keys[i % 5], 3) for i, r in enumerate(receipts))
+    stream = await engine.subscribe(topic.wire, "keys", "earliest", None, 5)
+    try:
+        got = await _take(stream, 40)
+    finally:
+        await stream.aclose()
+    for key in keys:
+        mine = [m for m in got if m.key == key]
+        assert {m.partition for m in mine} == {partition_for(key, 3)}
+        assert [m.payload["seq"] for m in mine] == sorted(m.payload["seq"] for m in mine)
+        assert len(mine) == 8
+
+
+async def test_a_topic_deleted_through_another_node_is_refused_never_recreated(
+    nodes: Node,
+) -> None:
+    here, there = nodes(), nodes()
+    topic = _topic(1)
+    await here.create_topic(topic)
+    await there.publish(topic.wire, 0, OutgoingMessage("seen there"))  # there knows the topic
+    await here.delete_topic(topic.wire)
+    with pytest.raises(EngineTopicMissing):
+        await there.publish(topic.wire, 0, OutgoingMessage("after the delete"))
+    with pytest.raises(EngineTopicMissing):
+        await there.subscribe(topic.wire, "g", "earliest", None, 5)
+    # No engine brings a topic back by being asked about it (no shadow topics).
+    assert not await there.topic_exists(topic.wire)
+    assert not await here.topic_exists(topic.wire)
+
+
+async def test_latest_after_a_burst_starts_after_its_last_message(engine: TopicEngine) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    # Submitted together: the Kafka producer sends them as one batch.
+    await asyncio.gather(*(engine.publish(topic.wire, 0, OutgoingMessage(i)) for i in range(6)))
+    late = await engine.subscribe(topic.wire, "late", "latest", None, 5)
+    resumed = await engine.subscribe(topic.wire, "resumed", "latest", ResumePoint(0, 3), 5)
+    try:
+        await engine.publish(topic.wire, 0, OutgoingMessage("new"))
+        assert [m.payload for m in await _take(late, 1)] == ["new"]
+        assert [m.payload for m in await _take(resumed, 3)] == [4, 5, "new"]
+    finally:
+        await late.aclose()
+        await resumed.aclose()

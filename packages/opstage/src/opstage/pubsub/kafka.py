@@ -110,6 +110,7 @@ class KafkaTopicEngine(PartitionedLogGroups):
         self._append: dict[tuple[str, int], asyncio.Lock] = {}
         self._readers: dict[tuple[str, int], _Reader] = {}
         self._receipts: dict[str, tuple[float, asyncio.Future[Receipt]]] = {}
+        self._checks: dict[str, asyncio.Future[bool]] = {}
 
     # --- clients --------------------------------------------------------------------------
 
@@ -288,10 +289,32 @@ class KafkaTopicEngine(PartitionedLogGroups):
             if not await self._partitions(wire):
                 raise EngineTopicMissing(wire) from exc
             raise TopicEngineError(str(exc)) from exc
+        # Tansu acknowledges a write to a topic deleted meanwhile (through another node) as if
+        # it were stored: the receipt is a promise only once the topic is seen after the ack.
+        if not await self._confirm(wire):
+            raise EngineTopicMissing(wire)
         end = (wire, int(meta.partition))
         self._ends[end] = max(self._ends.get(end, 0), int(meta.offset) + 1)
         self._wake(wire)
         return Receipt(wire, int(meta.partition), int(meta.offset), _millis(meta.timestamp))
+
+    def _confirm(self, wire: str) -> asyncio.Future[bool]:
+        """Whether ``wire`` exists, by a metadata request sent after this call: one request
+        answers every publish acknowledged before it went out (a group commit of checks)."""
+        check = self._checks.get(wire)
+        if check is None:
+            check = self._checks[wire] = asyncio.get_running_loop().create_future()
+            asyncio.ensure_future(self._check(wire, check))
+        return check
+
+    async def _check(self, wire: str, check: asyncio.Future[bool]) -> None:
+        if self._checks.get(wire) is check:
+            del self._checks[wire]  # later acknowledgements wait for the next request
+        try:
+            check.set_result(bool(await self._partitions(wire)))
+        except BaseException as exc:
+            check.set_exception(exc)
+            check.exception()
 
     # --- read (pubsub/groups.py) ----------------------------------------------------------
 
