@@ -111,6 +111,7 @@ class KafkaTopicEngine(PartitionedLogGroups):
         self._readers: dict[tuple[str, int], _Reader] = {}
         self._receipts: dict[str, tuple[float, asyncio.Future[Receipt]]] = {}
         self._checks: dict[str, asyncio.Future[bool]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # --- clients --------------------------------------------------------------------------
 
@@ -304,7 +305,9 @@ class KafkaTopicEngine(PartitionedLogGroups):
         check = self._checks.get(wire)
         if check is None:
             check = self._checks[wire] = asyncio.get_running_loop().create_future()
-            asyncio.ensure_future(self._check(wire, check))
+            task = asyncio.ensure_future(self._check(wire, check))
+            self._tasks.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._tasks.discard)
         return check
 
     async def _check(self, wire: str, check: asyncio.Future[bool]) -> None:
