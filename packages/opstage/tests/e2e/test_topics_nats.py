@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import nats
 import pytest
@@ -16,9 +15,9 @@ from nats.js.api import StreamConfig
 from opstage.pubsub.nats import stream_name, subject
 
 from ..conftest import ServerFactory
-from ..support.clients import AdminClient, AgentClient, register
+from ..support.clients import AdminClient
 from ..support.nats import NatsServer
-from ..support.topics import TOPICS, messages, new_topic, publish, published, subscription
+from ..support.topics import TOPICS
 
 
 @pytest.fixture(scope="module")
