@@ -282,9 +282,9 @@ class KafkaTopicEngine(PartitionedLogGroups):
         # Tansu stores writes to a topic deleted through another node as if it still existed
         # (Kafka refuses them): the topic is seen again at least every VERIFY_SECONDS, so such
         # a delete is refused here within that bound, for one metadata request per second.
-        if time.monotonic() - self._verified.get(wire, 0.0) > VERIFY_SECONDS:
-            if not await self._confirm(wire):
-                raise EngineTopicMissing(wire)
+        stale = time.monotonic() - self._verified.get(wire, 0.0) > VERIFY_SECONDS
+        if stale and not await self._confirm(wire):
+            raise EngineTopicMissing(wire)
         value = orjson.dumps(message.payload)
         headers = [(k, v.encode()) for k, v in message.headers.items()]
         key = message.key.encode() if message.key is not None else None
