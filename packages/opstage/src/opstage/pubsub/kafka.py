@@ -12,16 +12,15 @@
   so a key's first receipt is kept in this process for ``DUPLICATE_WINDOW_SECONDS`` (as
   JetStream's duplicate window): a repeat within it on this node answers the first receipt.
 - Consumer groups as on the embedded and NATS engines (``pubsub/groups.py``): coordinated in
-  this process, each partition read from the group's own position by a consumer without a
-  Kafka group (manual assignment). Phase 1 commits no offsets, so a Kafka group's rebalance
-  would start a new member at ``latest`` and skip what was published during it.
+  this process, each partition read from the group's own position by fetch requests the
+  broker answers at once. Phase 1 commits no offsets, so a Kafka group's rebalance would start
+  a new member at ``latest`` and skip what was published during it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,11 +41,8 @@ from opstage.pubsub.groups import PartitionedLogGroups
 DUPLICATE_WINDOW_SECONDS = 120.0
 TOPIC_ALREADY_EXISTS = 36
 UNKNOWN_TOPIC_OR_PARTITION = 3
-# A read that knows its partition holds a message at ``start`` waits this long for the fetch.
-READ_WAIT_MS = 2000
-# How long an idle reader's fetch waits at the broker: the bound on how late a message
-# published through another node is seen (plus the groups' poll), and the cost of idle reads.
-FETCH_MAX_WAIT_MS = 100
+OFFSET_OUT_OF_RANGE = 1
+FETCH_MAX_BYTES = 1 << 20
 # How stale a publish's knowledge that its topic exists may be (see ``_send``).
 VERIFY_SECONDS = 1.0
 
@@ -77,17 +73,6 @@ def _millis(moment: int | None) -> datetime:
     return datetime.fromtimestamp(moment / 1000, tz=UTC)
 
 
-@dataclass
-class _Reader:
-    """One partition's consumer, shared by the groups reading it; ``position`` is the offset
-    its next fetch starts at (a group at another position seeks first)."""
-
-    consumer: Any
-    tp: Any
-    position: int = -1
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
 class KafkaTopicEngine(PartitionedLogGroups):
     name = "kafka"
 
@@ -109,9 +94,7 @@ class KafkaTopicEngine(PartitionedLogGroups):
         self._lock = asyncio.Lock()
         self._known: dict[str, int] = {}  # wire → partitions, of topics seen to exist
         self._verified: dict[str, float] = {}  # wire → when it was last seen to exist
-        self._ends: dict[tuple[str, int], int] = {}  # offsets past the last publish seen here
         self._append: dict[tuple[str, int], asyncio.Lock] = {}
-        self._readers: dict[tuple[str, int], _Reader] = {}
         self._receipts: dict[str, tuple[float, asyncio.Future[Receipt]]] = {}
         self._checks: dict[str, asyncio.Future[bool]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
@@ -153,7 +136,6 @@ class KafkaTopicEngine(PartitionedLogGroups):
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         try:
             await consumer.start()
@@ -165,18 +147,12 @@ class KafkaTopicEngine(PartitionedLogGroups):
     async def close(self) -> None:
         for wire in list(self._signals):
             self._wake(wire)
-        await self._close_readers(None)
         producer, admin = self._producer, self._admin
         self._producer = self._admin = None
         if producer is not None:
             await producer.stop()
         if admin is not None:
             await admin.close()
-
-    async def _close_readers(self, wire: str | None) -> None:
-        for key in [k for k in self._readers if wire is None or k[0] == wire]:
-            reader = self._readers.pop(key)
-            await reader.consumer.stop()
 
     # --- topics ---------------------------------------------------------------------------
 
@@ -222,16 +198,12 @@ class KafkaTopicEngine(PartitionedLogGroups):
 
     async def delete_topic(self, wire: str) -> None:
         _, admin = await self._clients()
-        # Readers go first: a consumer left on a deleted topic keeps asking for its metadata.
-        await self._close_readers(wire)
         try:
             response = await admin.delete_topics([wire])
         except Exception as exc:
             raise TopicEngineError(str(exc)) from exc
         self._known.pop(wire, None)
         self._verified.pop(wire, None)
-        for key in [k for k in self._ends if k[0] == wire]:
-            del self._ends[key]
         for _name, code in response.topic_error_codes:
             if code == UNKNOWN_TOPIC_OR_PARTITION:
                 raise EngineTopicMissing(wire)
@@ -303,8 +275,6 @@ class KafkaTopicEngine(PartitionedLogGroups):
             if not await self._partitions(wire):
                 raise EngineTopicMissing(wire) from exc
             raise TopicEngineError(str(exc)) from exc
-        end = (wire, int(meta.partition))
-        self._ends[end] = max(self._ends.get(end, 0), int(meta.offset) + 1)
         self._wake(wire)
         return Receipt(wire, int(meta.partition), int(meta.offset), _millis(meta.timestamp))
 
@@ -330,74 +300,70 @@ class KafkaTopicEngine(PartitionedLogGroups):
 
     # --- read (pubsub/groups.py) ----------------------------------------------------------
 
-    async def _reader(self, wire: str, partition: int) -> _Reader:
-        from aiokafka import TopicPartition
+    async def _fetch(self, wire: str, partition: int, start: int) -> tuple[list[Any], int]:
+        """One fetch of ``partition`` from ``start`` that the broker answers at once (no long
+        poll: a publish on this node wakes the readers, the others are polled, as
+        pubsub/groups.py does): its records and the partition's high watermark. A consumer would long-poll in the background from a position of its
+        own; the groups keep one position per group instead."""
+        from aiokafka.protocol.fetch import FetchRequest
+        from aiokafka.record.memory_records import MemoryRecords
+        from aiokafka.structs import TopicPartition
 
-        reader = self._readers.get((wire, partition))
-        if reader is None:
-            consumer = await self._new_consumer()
-            existing = self._readers.get((wire, partition))
-            if existing is not None:  # another read made one meanwhile
-                await consumer.stop()
-                return existing
-            tp = TopicPartition(wire, partition)
-            consumer.assign([tp])
-            reader = self._readers[(wire, partition)] = _Reader(consumer, tp)
-        return reader
+        producer, _ = await self._clients()
+        client = producer.client
+        try:
+            if client.cluster.partitions_for_topic(wire) is None:
+                await client._wait_on_metadata(wire)
+            node = client.cluster.leader_for_partition(TopicPartition(wire, partition))
+            if node is None or node == -1:
+                node = client.get_random_node()
+            # max_wait 1 ms, not 0: Tansu answers a 0 ms fetch before it has read anything.
+            request = FetchRequest(
+                1, 1, FETCH_MAX_BYTES, 0, [(wire, [(partition, start, FETCH_MAX_BYTES)])]
+            )
+            response = await client.send(node, request)
+        except Exception as exc:
+            raise TopicEngineError(str(exc)) from exc
+        for _topic, partitions in response.topics:
+            for number, error_code, highwater, *data in partitions:
+                if number != partition:
+                    continue
+                if error_code == UNKNOWN_TOPIC_OR_PARTITION:
+                    raise EngineTopicMissing(wire)
+                if error_code == OFFSET_OUT_OF_RANGE:
+                    return [], int(highwater)
+                if error_code:
+                    raise TopicEngineError(f"Kafka fetch failed: error {error_code}")
+                out: list[Any] = []
+                batches = MemoryRecords(data[-1]) if data[-1] else None
+                while batches is not None and batches.has_next():
+                    batch = batches.next_batch()
+                    if batch is None or batch.is_control_batch:
+                        continue
+                    out.extend(r for r in batch if r.offset >= start)
+                return out, int(highwater)
+        raise TopicEngineError(f"Kafka answered a fetch without {wire}/{partition}")
 
     async def read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
-        reader = await self._reader(wire, partition)
-        async with reader.lock:
-            consumer, tp = reader.consumer, reader.tp
-            if reader.position != start:
-                consumer.seek(tp, start)
-                reader.position = start
-            end = max(self._ends.get((wire, partition), 0), consumer.highwater(tp) or 0)
-            # Known to hold a message at ``start``: wait for the fetch. Otherwise take what
-            # the background fetch has (the groups' poll comes back).
-            wait = READ_WAIT_MS if start < end else 0
-            try:
-                batches = await consumer.getmany(tp, timeout_ms=wait, max_records=limit)
-            except Exception as exc:
-                reader.position = -1
-                raise TopicEngineError(str(exc)) from exc
-            records = batches.get(tp, [])
-            if records:
-                reader.position = records[-1].offset + 1
-        return [self._delivered(wire, r) for r in records]
+        records, _ = await self._fetch(wire, partition, start)
+        return [self._delivered(wire, partition, r) for r in records[:limit]]
 
     @staticmethod
-    def _delivered(wire: str, record: Any) -> Delivered:
+    def _delivered(wire: str, partition: int, record: Any) -> Delivered:
         return Delivered(
             topic=wire,
-            partition=int(record.partition),
+            partition=partition,
             offset=int(record.offset),
-            key=record.key.decode() if record.key is not None else None,
+            key=bytes(record.key).decode() if record.key is not None else None,
             payload=orjson.loads(record.value) if record.value is not None else None,
-            headers={k: (v or b"").decode() for k, v in record.headers},
+            headers={k: bytes(v or b"").decode() for k, v in record.headers},
             timestamp=_millis(record.timestamp),
         )
-
-    async def _high_watermark(self, wire: str, partition: int, listed: int, first: int) -> int:
-        """The partition's end offset. ``ListOffsets(latest)`` is taken at its word on Kafka;
-        Tansu answers the last *batch*'s base offset + 1, so a fetch of the message before
-        it reads the true high watermark (one round trip, answered at once: it holds data)."""
-        if listed <= first:
-            return listed
-        reader = await self._reader(wire, partition)
-        async with reader.lock:
-            reader.consumer.seek(reader.tp, listed - 1)
-            reader.position = -1
-            try:
-                await reader.consumer.getmany(reader.tp, timeout_ms=READ_WAIT_MS, max_records=1)
-            except Exception as exc:
-                raise TopicEngineError(str(exc)) from exc
-            return max(listed, reader.consumer.highwater(reader.tp) or 0)
 
     async def start_positions(
         self, wire: str, start: StartFrom, resume: ResumePoint | None
     ) -> dict[int, int]:
-        from aiokafka import TopicPartition
+        from aiokafka.structs import TopicPartition
 
         count = await self._partitions(wire)
         if not count:
@@ -406,7 +372,6 @@ class KafkaTopicEngine(PartitionedLogGroups):
         probe = await self._new_consumer()
         try:
             firsts = await probe.beginning_offsets(tps)
-            listed = await probe.end_offsets(tps)
         except Exception as exc:
             raise TopicEngineError(str(exc)) from exc
         finally:
@@ -418,9 +383,9 @@ class KafkaTopicEngine(PartitionedLogGroups):
             if (start == "latest" and resume is None) or (
                 resume is not None and resume.partition == tp.partition
             ):
-                ends[tp.partition] = await self._high_watermark(
-                    wire, tp.partition, int(listed[tp]), first
-                )
+                # The fetch's high watermark, not ListOffsets(latest): Tansu answers that with
+                # the last *batch*'s base offset + 1.
+                _, ends[tp.partition] = await self._fetch(wire, tp.partition, first)
                 positions[tp.partition] = ends[tp.partition]
             else:
                 positions[tp.partition] = first
