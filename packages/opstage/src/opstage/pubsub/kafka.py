@@ -301,10 +301,10 @@ class KafkaTopicEngine(PartitionedLogGroups):
     # --- read (pubsub/groups.py) ----------------------------------------------------------
 
     async def _fetch(self, wire: str, partition: int, start: int) -> tuple[list[Any], int]:
-        """One fetch of ``partition`` from ``start`` that the broker answers at once (no long
-        poll: a publish on this node wakes the readers, the others are polled, as
-        pubsub/groups.py does): its records and the partition's high watermark. A consumer would long-poll in the background from a position of its
-        own; the groups keep one position per group instead."""
+        """One fetch of ``partition`` from ``start`` that the broker answers at once: its
+        records and the partition's high watermark. No long poll: a publish on this node wakes
+        the readers and the rest is polled (pubsub/groups.py); a consumer would long-poll in
+        the background from a position of its own, where the groups keep one per group."""
         from aiokafka.protocol.fetch import FetchRequest
         from aiokafka.record.memory_records import MemoryRecords
         from aiokafka.structs import TopicPartition
