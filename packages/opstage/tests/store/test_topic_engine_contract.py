@@ -151,8 +151,17 @@ async def test_an_idempotency_key_is_stored_once(engine: TopicEngine) -> None:
         )
     )
     assert all(t.replayed and (t.partition, t.offset) == (0, first.offset) for t in twins)
+    # A replay is the first receipt, its time included.
+    assert {t.produced_at for t in twins} == {first.produced_at}
     nxt = await engine.publish(topic.wire, 0, OutgoingMessage(2))
     assert nxt.offset == first.offset + 1
+    stream = await engine.subscribe(topic.wire, "times", "earliest", None, 5)
+    try:
+        stored = await _take(stream, 2)
+    finally:
+        await stream.aclose()
+    # The receipt's time is the message's: what a subscriber sees as its timestamp.
+    assert [m.timestamp for m in stored] == [first.produced_at, nxt.produced_at]
 
 
 async def test_earliest_latest_and_message_fields(engine: TopicEngine) -> None:
