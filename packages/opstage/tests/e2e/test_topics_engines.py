@@ -35,7 +35,7 @@ def _engine_env(request: pytest.FixtureRequest, engine: str) -> dict[str, str]:
             "OPSTAGE_TOPIC_BUS_ENGINE": "kafka",
             "OPSTAGE_KAFKA_BOOTSTRAP_SERVERS": request.getfixturevalue("kafka_broker").bootstrap,
         }
-    return {}
+    return {"OPSTAGE_TOPIC_BUS_ENGINE": "embedded"}
 
 
 @pytest.mark.parametrize("engine", ["embedded", "nats", "kafka"])
