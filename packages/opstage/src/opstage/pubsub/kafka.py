@@ -104,6 +104,10 @@ class KafkaTopicEngine(PartitionedLogGroups):
         self._receipts: dict[str, tuple[float, asyncio.Future[Receipt]]] = {}
         self._checks: dict[str, asyncio.Future[bool]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
+        # One consumer, without a group or an assignment, asks for the partitions' first
+        # offsets (``ListOffsets``) for every subscribe and lag reading.
+        self._probe: Any = None
+        self._probe_lock = asyncio.Lock()
 
     # --- clients --------------------------------------------------------------------------
 
@@ -153,8 +157,10 @@ class KafkaTopicEngine(PartitionedLogGroups):
     async def close(self) -> None:
         for wire in list(self._signals):
             self._wake(wire)
-        producer, admin = self._producer, self._admin
-        self._producer = self._admin = None
+        producer, admin, probe = self._producer, self._admin, self._probe
+        self._producer = self._admin = self._probe = None
+        if probe is not None:
+            await probe.stop()
         if producer is not None:
             await producer.stop()
         if admin is not None:
@@ -369,13 +375,13 @@ class KafkaTopicEngine(PartitionedLogGroups):
         from aiokafka.structs import TopicPartition
 
         tps = [TopicPartition(wire, p) for p in partitions]
-        probe = await self._new_consumer()
-        try:
-            firsts = await probe.beginning_offsets(tps)
-        except Exception as exc:
-            raise TopicEngineError(str(exc)) from exc
-        finally:
-            await probe.stop()
+        async with self._probe_lock:
+            if self._probe is None:
+                self._probe = await self._new_consumer()
+            try:
+                firsts = await self._probe.beginning_offsets(tps)
+            except Exception as exc:
+                raise TopicEngineError(str(exc)) from exc
         out: dict[int, PartitionOffsets] = {}
         for tp in tps:
             first = int(firsts[tp])
