@@ -63,6 +63,7 @@ class SqlUnitOfWork:
         write: bool,
         wake_keys: WakeKeys | None = None,
         wake_origin: str = "",
+        relay: Callable[[Sequence[DomainEvent]], None] | None = None,
     ) -> None:
         self._engines = engines
         self._bus = bus
@@ -70,6 +71,8 @@ class SqlUnitOfWork:
         # this node's listener pass over its own.
         self._wake_keys = wake_keys if engines.kind == "postgres" else None
         self._wake_origin = wake_origin
+        # Hands committed events to a cross-node relay (NATS; ADR 0016); never blocks.
+        self._relay = relay
         self.write = write
         self.kind = engines.kind
         self.events: list[DomainEvent] = []
@@ -150,6 +153,8 @@ class SqlUnitOfWork:
                 hook()
             if self._bus is not None and self.events:
                 self._bus.publish_all(self.events)
+            if self._relay is not None and self.events:
+                self._relay(self.events)
 
     async def ping(self) -> None:
         await self.conn.execute(text("SELECT 1"))
