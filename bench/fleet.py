@@ -119,7 +119,13 @@ class LoadProcess:
         self.received: dict[str, float] = {}
         self.errors: dict[str, int] = {}
         self.reopens = 0
-        self.polls_answered_early = 0
+        # The loop keeps only weak references to tasks: hold them, or one may vanish mid-flight.
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def measuring(self, now: float) -> bool:
         return self.args.measure_at <= now < self.args.end_at
@@ -135,7 +141,7 @@ class LoadProcess:
 
     async def agent(self, k: int, agent_id: str, token: str, start: float) -> None:
         await asyncio.sleep(max(0.0, start - time.monotonic()))
-        asyncio.get_running_loop().create_task(self.heartbeats_of(k, agent_id, token))
+        self.spawn(self.heartbeats_of(k, agent_id, token))
         http = Http(self.args.host, self.args.port, self.source(k))
         path = f"/api/agents/{agent_id}/commands?waitSeconds={LONG_POLL_SECONDS}"
         while time.monotonic() < self.args.end_at:
@@ -158,9 +164,7 @@ class LoadProcess:
             commands = json.loads(body)["data"]
             for command in commands:
                 self.received.setdefault(command["id"], now)
-                asyncio.get_running_loop().create_task(
-                    self.result(k, agent_id, token, command["id"])
-                )
+                self.spawn(self.result(k, agent_id, token, command["id"]))
         http.close()
 
     async def result(self, k: int, agent_id: str, token: str, command_id: str) -> None:
