@@ -350,9 +350,8 @@ class Conductor:
         """Agents up to ``n`` in bulk: the same use cases as the API (a registration token, then
         the registration with its service), called in this process on the server's database,
         so no HTTP round trips; (added, seconds)."""
-        from opstage.app.agents import register_agent
         from opstage.app.context import Actor
-        from opstage.app.tokens import create_token
+        from opstage.domain.errors import Unavailable
         from opstage.runtime import Runtime
         from opstage.settings import Settings
 
@@ -367,22 +366,36 @@ class Conductor:
             self.runtime = await Runtime.start(settings, bootstrap=False)
         ctx, actor = self.runtime.ctx, Actor.system()
         for i in todo:
-            _row, raw = await create_token(
-                ctx, actor, name="fleet", expires_in_seconds=None, agent_code=None
-            )
-            body = {
-                "registrationToken": raw,
-                "agent": {"code": f"fleet-{i:06d}", "name": f"fleet-{i:06d}"},
-                "service": {
-                    "code": f"svc-{i:06d}",
-                    "name": f"svc-{i:06d}",
-                    "manifest": {},
-                    "actions": [{"name": "restart", "label": "Restart"}],
-                },
-            }
-            out = await register_agent(ctx, actor, body)
-            self.agents.append((out["agentId"], out["agentToken"], out["serviceId"]))
+            for attempt in range(20):  # the server writes too: wait out a busy database
+                try:
+                    self.agents.append(await self.seed_one(ctx, actor, i))
+                    break
+                except Unavailable:
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            else:
+                raise RuntimeError("the database stayed busy: could not seed the agents")
         return len(todo), time.monotonic() - started
+
+    @staticmethod
+    async def seed_one(ctx: Any, actor: Any, i: int) -> tuple[str, str, str]:
+        from opstage.app.agents import register_agent
+        from opstage.app.tokens import create_token
+
+        _row, raw = await create_token(
+            ctx, actor, name="fleet", expires_in_seconds=None, agent_code=None
+        )
+        body = {
+            "registrationToken": raw,
+            "agent": {"code": f"fleet-{i:06d}", "name": f"fleet-{i:06d}"},
+            "service": {
+                "code": f"svc-{i:06d}",
+                "name": f"svc-{i:06d}",
+                "manifest": {},
+                "actions": [{"name": "restart", "label": "Restart"}],
+            },
+        }
+        out = await register_agent(ctx, actor, body)
+        return out["agentId"], out["agentToken"], out["serviceId"]
 
     async def operator(self, measure_at: float, end_at: float) -> tuple[dict[str, float], int]:
         """An action to a random agent every second: command id -> submit time; errors."""
