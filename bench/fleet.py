@@ -351,7 +351,6 @@ class Conductor:
         the registration with its service), called in this process on the server's database,
         so no HTTP round trips; (added, seconds)."""
         from opstage.app.context import Actor
-        from opstage.domain.errors import Unavailable
         from opstage.runtime import Runtime
         from opstage.settings import Settings
 
@@ -359,12 +358,21 @@ class Conductor:
         if not todo:
             return 0, 0.0
         started = time.monotonic()
-        if self.runtime is None:
-            settings = Settings(
-                database_url=self.database_url, data_dir=self.workdir, dev_mode=True
-            )
-            self.runtime = await Runtime.start(settings, bootstrap=False)
+        settings = Settings(database_url=self.database_url, data_dir=self.workdir, dev_mode=True)
+        # Stopped before the step runs: its own WAL checkpointer must not compete with the
+        # server's during the measurement.
+        self.runtime = await Runtime.start(settings, bootstrap=False)
         ctx, actor = self.runtime.ctx, Actor.system()
+        try:
+            await self._seed(ctx, actor, todo)
+        finally:
+            await self.runtime.stop()
+            self.runtime = None
+        return len(todo), time.monotonic() - started
+
+    async def _seed(self, ctx: Any, actor: Any, todo: list[int]) -> None:
+        from opstage.domain.errors import Unavailable
+
         for i in todo:
             for attempt in range(20):  # the server writes too: wait out a busy database
                 try:
@@ -374,7 +382,6 @@ class Conductor:
                     await asyncio.sleep(0.2 * (attempt + 1))
             else:
                 raise RuntimeError("the database stayed busy: could not seed the agents")
-        return len(todo), time.monotonic() - started
 
     @staticmethod
     async def seed_one(ctx: Any, actor: Any, i: int) -> tuple[str, str, str]:
@@ -399,6 +406,8 @@ class Conductor:
 
     async def operator(self, measure_at: float, end_at: float) -> tuple[dict[str, float], int]:
         """An action to a random agent every second: command id -> submit time; errors."""
+        import httpx
+
         submitted: dict[str, float] = {}
         errors = 0
         await asyncio.sleep(max(0.0, measure_at - time.monotonic()))
@@ -407,9 +416,17 @@ class Conductor:
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             _agent_id, _token, service = random.choice(self.agents)
             started = time.monotonic()
-            r = await self.admin.post(
-                f"/api/admin/capsule-services/{service}/actions/restart", json={"payload": {}}
-            )
+            try:
+                r = await self.admin.post(
+                    f"/api/admin/capsule-services/{service}/actions/restart",
+                    json={"payload": {}},
+                    timeout=30,
+                )
+            except httpx.HTTPError as exc:
+                errors += 1
+                print(f"  operator: {type(exc).__name__}", file=sys.stderr)
+                due += 1.0 / ACTIONS_PER_SECOND
+                continue
             if r.status_code == 200:
                 submitted[r.json()["data"]["id"]] = started
             else:
@@ -448,7 +465,7 @@ class Conductor:
             ]  # fmt: skip
             procs.append(spawn(cmd))
         profiler = None
-        profile = PROFILE_DIR / f"fleet-profile-{n}.txt"
+        profile = PROFILE_DIR / f"fleet-{n}-profile.txt"
         if self.args.profile:
             await asyncio.sleep(max(0.0, measure_at - time.monotonic()))
             PROFILE_DIR.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from opstage.domain.errors import DuplicateRow, Unavailable
@@ -43,7 +44,9 @@ if TYPE_CHECKING:
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError):
+    # PoolTimeout: every pooled connection stayed busy for the pool's timeout (a starved or
+    # overloaded process): retry later, like a locked database, not an unhandled error.
+    if isinstance(exc, OperationalError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
