@@ -117,9 +117,10 @@ class Runtime:
             bus = DomainEventBus(settings.event_bus_capacity)
 
             origin = new_origin()
-            waiters = Waiters(PendingHint(enabled=engines.kind == "sqlite"))
             # One SQLite file means one node: every command is created here and seen.
-            cross = CrossNode(bus, waiters, settings.event_relay)
+            waiters = Waiters(PendingHint(enabled=engines.kind == "sqlite"))
+            agent_auth = AgentAuthCache()
+            cross = CrossNode(bus, waiters, agent_auth, settings.event_relay)
             relay = event_relay(settings, origin, cross)
             if relay is not None:
                 cross.relay_connected = lambda: relay.connected
@@ -142,7 +143,7 @@ class Runtime:
                 db_kind=engines.kind,
                 waiters=waiters,
                 heartbeats=heartbeats,
-                agent_auth=AgentAuthCache(),
+                agent_auth=agent_auth,
                 login_throttle=LoginThrottle(
                     settings.login_max_failures, settings.login_lockout_seconds
                 ),

@@ -85,3 +85,28 @@ def test_a_command_created_on_one_node_wakes_a_long_poll_on_another(
     assert [c["id"] for c in commands] == [cmd["id"]]
     assert answered_at - started < 2.0, "woken by the periodic recheck, not by the commit"
     assert heard["connected"] is True and heard["received"] >= 1 and heard["reconnects"] == 0
+
+
+def test_an_agent_disabled_or_re_registered_on_one_node_is_refused_at_once_by_another(
+    two_nodes: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """Node B caches an agent's identity (app/agents.py, 60 s); node A's change must reach it
+    as it commits (ADR 0016), or B would go on serving a disabled agent or a replaced token."""
+    a, b = two_nodes
+    with AdminClient(a.url) as admin_a:
+        admin_a.login()
+        first = register(a.url, admin_a.create_token(), "cross-auth")
+        on_b = type(first)(b.url, first.agent_id, first.token)
+        on_b.heartbeat()  # node B has it cached now
+        admin_a.data("POST", f"/api/admin/agents/{first.agent_id}/disable")
+        r = on_b.post(f"/api/agents/{first.agent_id}/heartbeat", json={})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "AGENT_DISABLED", r.text
+        admin_a.data("POST", f"/api/admin/agents/{first.agent_id}/enable")
+        r = on_b.post(f"/api/agents/{first.agent_id}/heartbeat", json={})
+        assert r.status_code == 200, r.text
+        # Re-registered on node A (a new token): the old one is refused on node B at once.
+        second = register(a.url, admin_a.create_token(), "cross-auth")
+        assert second.agent_id == first.agent_id
+        r = on_b.post(f"/api/agents/{first.agent_id}/heartbeat", json={})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "AGENT_TOKEN_REVOKED", r.text
+        on_b.close()

@@ -14,16 +14,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opstage.app.agents import AgentAuthCache
 from opstage.app.event_log import LOG_WAKE_KEY, STREAM_SUBSCRIPTION
 from opstage.app.eventbus import DomainEventBus
 from opstage.app.waiters import Waiters, wake_keys
-from opstage.domain.events import DomainEvent
+from opstage.domain.events import AgentCredentialsChanged, DomainEvent
+
+# Another node changed an agent's credentials or standing: forget its cached identity.
+AUTH_KEY_PREFIX = "agent-auth:"
 
 
 @dataclass
 class CrossNode:
     bus: DomainEventBus
     waiters: Waiters
+    agent_auth: AgentAuthCache
     # ``event_relay``: "auto" (PostgreSQL wake-ups), "nats" or "off" (the re-read alone).
     mode: str = "auto"
     # Is the NATS relay connected now? (None: no relay.)
@@ -34,6 +39,8 @@ class CrossNode:
     def keys(self, events: Sequence[DomainEvent]) -> list[str]:
         """The wake-up keys a unit that recorded ``events`` sends with its commit."""
         keys = wake_keys(events)
+        # Always by the database, in the transaction: a revoked agent must not outlive it here.
+        keys += [AUTH_KEY_PREFIX + e.agent_id for e in events if type(e) is AgentCredentialsChanged]
         if events and self._log_key_by_database():
             keys.append(LOG_WAKE_KEY)
         return keys
@@ -46,14 +53,20 @@ class CrossNode:
 
     def on_keys(self, keys: Sequence[str]) -> None:
         """Keys another node's commit sent (store/pg_wake.py)."""
-        if LOG_WAKE_KEY in keys:
-            self.log_wakeups += 1
-            self.bus.wake(STREAM_SUBSCRIPTION)
-            keys = [k for k in keys if k != LOG_WAKE_KEY]
-        self.waiters.notify_keys(keys)
+        rest = []
+        for key in keys:
+            if key.startswith(AUTH_KEY_PREFIX):
+                self.agent_auth.forget(key.removeprefix(AUTH_KEY_PREFIX))
+            elif key == LOG_WAKE_KEY:
+                self.log_wakeups += 1
+                self.bus.wake(STREAM_SUBSCRIPTION)
+            else:
+                rest.append(key)
+        self.waiters.notify_keys(rest)
 
     def on_gap(self) -> None:
         """Wake-ups may have been missed (a listener reconnected): everyone re-reads."""
+        self.agent_auth.clear()
         self.waiters.notify_all()
         self.bus.wake(STREAM_SUBSCRIPTION)
 
@@ -62,6 +75,9 @@ class CrossNode:
         this node's bus, as if committed here (waiters wake; live streams re-read the log)."""
         self.log_wakeups += 1
         self.relayed_events += len(events)
+        for event in events:
+            if isinstance(event, AgentCredentialsChanged):
+                self.agent_auth.forget(event.agent_id)
         if events:
             self.bus.publish_all(events)
         self.bus.wake(STREAM_SUBSCRIPTION)
