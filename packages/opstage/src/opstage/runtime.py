@@ -25,6 +25,7 @@ from opstage.app.heartbeats import HeartbeatWriter
 from opstage.app.ports import UnitOfWork
 from opstage.app.secrets_once import OneTimeSecrets
 from opstage.app.topic_ports import TopicEngine
+from opstage.app.topic_quota import PublishQuota
 from opstage.app.topics import TopicBus
 from opstage.app.waiters import PendingHint, Waiters
 from opstage.pubsub.event_relay import NatsEventRelay
@@ -155,6 +156,9 @@ class Runtime:
                 ctx.topics = TopicBus(
                     topic_engine(settings, engines),
                     keepalive_seconds=settings.topic_bus_keepalive_seconds,
+                    quota=PublishQuota(
+                        settings.topic_publish_rate_per_second, settings.topic_publish_burst
+                    ),
                 )
             ctx.bus_ingest = BusIngestWriter()
             if engines.kind == "sqlite":

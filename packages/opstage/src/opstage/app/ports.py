@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-from opstage.app.topic_ports import TopicRepo
+from opstage.app.topic_ports import SubscriptionRepo, TopicRepo
 from opstage.domain.events import DomainEvent
 
 
@@ -52,6 +52,9 @@ class UnitOfWork(Protocol):
 
     @property
     def topics(self) -> TopicRepo: ...
+
+    @property
+    def subscriptions(self) -> SubscriptionRepo: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -140,6 +140,19 @@ class TopicChanged(DomainEvent):
     change: str
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionChanged(DomainEvent):
+    """A durable topic subscription was created or deleted, its lag changed (an ack), or a
+    message of it went to its DLQ (ADR 0015). ``lag``: its total lag after the change."""
+
+    kind: ClassVar[str] = "topic.subscription_changed"
+    subscription_id: str
+    topic: str
+    name: str
+    change: str  # created | deleted | lag_changed | dlq
+    lag: int | None = None
+
+
 @cache
 def event_types() -> dict[str, type[DomainEvent]]:
     """Every event class by its wire ``kind``: to rebuild events another node relayed."""
