@@ -30,7 +30,7 @@ from typing import Any
 from opstage.app import maintenance_settings
 from opstage.app.audit import prune_audit, write_audit
 from opstage.app.commands import expire_due_commands
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, AppContext, UnitContext
 from opstage.app.event_log import prune_event_log
 from opstage.app.topic_retention import prune_topics
 from opstage.domain.events import (
@@ -61,7 +61,7 @@ async def _workspace_audit(uow: Any, action: str, metadata: dict[str, Any], now:
     )
 
 
-async def mark_offline_agents(ctx: AppContext, now: datetime) -> int:
+async def mark_offline_agents(ctx: UnitContext, now: datetime) -> int:
     """Agents silent past the threshold → stored OFFLINE."""
     s = ctx.settings
     cutoff = now - timedelta(seconds=s.agent_offline_threshold_seconds)
@@ -92,7 +92,7 @@ async def mark_offline_agents(ctx: AppContext, now: datetime) -> int:
     return total
 
 
-async def mark_stale_services(ctx: AppContext, now: datetime) -> int:
+async def mark_stale_services(ctx: UnitContext, now: datetime) -> int:
     """Services of OFFLINE agents → stored STALE, health UNKNOWN."""
     total = 0
     for _ in range(MAX_BATCHES):
@@ -113,7 +113,7 @@ async def mark_stale_services(ctx: AppContext, now: datetime) -> int:
     return total
 
 
-async def expire_registration_tokens(ctx: AppContext, now: datetime) -> int:
+async def expire_registration_tokens(ctx: UnitContext, now: datetime) -> int:
     async with ctx.writer() as uow:
         expired = await uow.tokens.expire_due(now)
         for token_id in expired:
@@ -121,7 +121,7 @@ async def expire_registration_tokens(ctx: AppContext, now: datetime) -> int:
     return len(expired)
 
 
-async def delete_expired_sessions(ctx: AppContext, now: datetime) -> int:
+async def delete_expired_sessions(ctx: UnitContext, now: datetime) -> int:
     async with ctx.writer() as uow:
         n: int = await uow.sessions.delete_expired(now)
     return n

@@ -242,11 +242,11 @@ async def runtime_diagnostics(ctx: AppContext) -> dict[str, Any]:
         "waiters": {
             "waiting": ctx.waiters.waiting,
             "lagWakeups": ctx.waiters.lag_wakeups,
-            "crossNode": ctx.cross_node_wake() if ctx.cross_node_wake else None,
+            "crossNode": ctx.cross_node_wake(),
         },
         "maintenance": {
             # PostgreSQL: one elected node runs the scheduled sweeps (ADR 0007).
-            "election": "postgres-advisory-lock" if ctx.leader_lock is not None else None,
+            "election": ctx.leader_lock.election,
             "leader": ctx.maintenance.leader,
             "sweeps": ctx.maintenance.sweeps,
             "lastSweepAt": iso(ctx.maintenance.last_sweep_at),

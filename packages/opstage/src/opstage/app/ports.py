@@ -119,11 +119,14 @@ class BusSession(Protocol):
 
 
 class LeaderLock(Protocol):
-    """One leader among the nodes sharing a database (``store.pg_leader``; PostgreSQL only).
+    """One leader among the nodes sharing a database: ``store.pg_leader`` on PostgreSQL,
+    ``app.context.SoleNode`` on SQLite (one node, always the leader).
 
     The leader holds a lease for as long as its connection lives; a node that dies loses it with
     its connection, and the next ``hold`` of another node takes it (ADR 0007).
     """
+
+    election: str | None  # how the leader is chosen, for diagnostics; None: no election
 
     async def hold(self) -> bool:
         """Whether this node leads now: checks the lease it holds, or tries to take it."""
