@@ -36,7 +36,7 @@ SAMPLES = 20
 # test runs; the bounds are looser so that a busier machine does not fail them, and still far
 # from the re-read's path (p50 about 1-2 s: see the control test).
 FAST_P50 = 0.200
-FAST_MAX = 1.0
+FAST_MAX = 1.5  # one scheduling hiccup on a busy machine; the re-read waits up to 2 s
 
 
 @pytest.fixture
