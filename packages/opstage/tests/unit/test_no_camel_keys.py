@@ -35,6 +35,7 @@ NOT_CONVERTED = {
     "maintenance.py": "the sweep's run report is a wire document built in the app",
     "system.py": "capabilities and system info are wire documents built in the app",
     "event_log.py": "the live stream's event documents are built in the app",
+    "cross_node.py": "the cross-node status shown by diagnostics is built in the app",
 }
 
 
