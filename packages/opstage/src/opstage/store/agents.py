@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, func, or_, select, update
 
 from opstage.store.base import Repo, Row, SortSpec, like_pattern
-from opstage.store.driver import Query
+from opstage.store.fastpath.query import Query
 from opstage.store.tables import UtcDateTime, agent_tokens, agents, capsule_services
 
 LIVE_STATUSES = ("ONLINE", "PENDING")

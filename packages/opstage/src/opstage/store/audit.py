@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, delete, or_, select
 
 from opstage.store.base import Repo, Row, SortSpec
-from opstage.store.driver import insert_rows
+from opstage.store.fastpath.execution import insert_rows
 from opstage.store.tables import audit_events as a
 
 

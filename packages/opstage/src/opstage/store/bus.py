@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opstage.store.agents import AGENT_BY_ID
 from opstage.store.base import Repo, Row
-from opstage.store.driver import Query, Sql, in_driver, insert_rows
+from opstage.store.fastpath.execution import Sql, in_driver, insert_rows
+from opstage.store.fastpath.query import Query
 from opstage.store.services import ACTION_BY_NAME, SERVICE_BY_CODE
 from opstage.store.tables import bus_events, bus_routes
 
@@ -69,7 +70,7 @@ class BusRouteRepo(Repo):
 
 @dataclass
 class RoutingReferences:
-    """What routing a batch of events reads, fetched in one hand-off (store/driver.py)."""
+    """What routing a batch of events reads, fetched in one hand-off (ADR 0003)."""
 
     services_by_code: dict[str, Row | None] = field(default_factory=dict)
     routes_by_type: dict[str, builtins.list[Row]] = field(default_factory=dict)

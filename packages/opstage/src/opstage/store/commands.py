@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, or_, select, update
 
 from opstage.store.base import Repo, Row, SortSpec
-from opstage.store.driver import insert_rows
+from opstage.store.fastpath.execution import insert_rows
 from opstage.store.tables import command_results, commands
 
 c = commands
