@@ -194,3 +194,19 @@ def test_buffered_inserts_run_in_order_in_one_hand_off(tmp_path: Path) -> None:
             await engine.dispose()
 
     assert asyncio.run(go()) == [f"w{i}" for i in range(5)]
+
+
+def test_work_for_a_stopping_connection_is_refused_not_left_waiting(tmp_path: Path) -> None:
+    """Queued behind aiosqlite's stop, work would never run and its future never resolve."""
+    import aiosqlite
+    from opstage.store.fastpath.aiosqlite_thread import on_driver_thread
+
+    async def go() -> None:
+        conn = await aiosqlite.connect(tmp_path / "s.db")
+        stopped = conn.stop()  # what close() starts with; the thread has not run it yet
+        with pytest.raises(ValueError, match="closed"):
+            on_driver_thread(conn, lambda raw: raw.execute("SELECT 1").fetchall())
+        assert stopped is not None
+        await stopped
+
+    asyncio.run(go())
