@@ -34,6 +34,13 @@ ROOT = BENCH.parent
 SRC_DIRS = ("packages/opstage/src", "packages/opstage-agent/src")
 
 Metric = tuple[str, Callable[[dict[str, Any]], float], bool]  # name, getter, higher is better
+
+
+def _cpu_us(phase: dict[str, Any]) -> float:
+    """The server's CPU time per request in a load phase, in µs."""
+    return float(phase["server_cpu_pct"]) * 1e4 / float(phase["rps"])
+
+
 AGENT_METRICS: list[Metric] = [
     ("bare req/s", lambda r: r["phases"]["bare"]["rps"], True),
     ("version req/s", lambda r: r["phases"]["version"]["rps"], True),
@@ -42,6 +49,9 @@ AGENT_METRICS: list[Metric] = [
     ("heartbeat / bare", lambda r: r["ratios"]["heartbeat_vs_bare"], True),
     ("poll / bare", lambda r: r["ratios"]["poll_vs_bare"], True),
     ("heartbeat p99 ms", lambda r: r["phases"]["heartbeat"]["p99_ms"], False),
+    # Server CPU per request: less at the mercy of other work on a shared machine than rates.
+    ("heartbeat server µs/req", lambda r: _cpu_us(r["phases"]["heartbeat"]), False),
+    ("poll server µs/req", lambda r: _cpu_us(r["phases"]["poll"]), False),
     ("submit->agent p50 ms", lambda r: r["submit_to_agent"]["p50_ms"], False),
 ]
 BUS_METRICS: list[Metric] = [
@@ -49,6 +59,7 @@ BUS_METRICS: list[Metric] = [
     ("bus ingest ev/s", lambda r: r["rows"][0]["bus"]["rps"], True),
     ("bus ingest / bare", lambda r: r["rows"][0]["ratio_pct"] / 100, True),
     ("bus ingest p99 ms", lambda r: r["rows"][0]["bus"]["p99_ms"], False),
+    ("bus server µs/event", lambda r: _cpu_us(r["rows"][0]["bus"]), False),
 ]
 
 
@@ -114,12 +125,12 @@ def _fmt(value: float) -> str:
 
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'phase':<22}{'base':>9}{'head':>9}{'head/base':>11}   base runs | head runs",
+        f"{'phase':<24}{'base':>9}{'head':>9}{'head/base':>11}   base runs | head runs",
     ]
     for r in rows:
         runs = " ".join(_fmt(v) for v in r["base"]) + " | " + " ".join(_fmt(v) for v in r["head"])
         lines.append(
-            f"{r['metric']:<22}{_fmt(r['base_median']):>9}{_fmt(r['head_median']):>9}"
+            f"{r['metric']:<24}{_fmt(r['base_median']):>9}{_fmt(r['head_median']):>9}"
             f"{r['head_vs_base']:>10.3f}{'' if r['higher_is_better'] else '*'}   {runs}"
         )
     lines.append("(* lower is better)")
