@@ -33,7 +33,12 @@ from tests.support.clients import AdminClient, register  # noqa: E402
 from tests.support.nats import NatsServer  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
-SERVER_ENV = {"OPSTAGE_ACCESS_LOG": "false", "OPSTAGE_LOG_LEVEL": "WARNING"}
+# The per-agent publish quota (ADR 0015) is off: one agent is the whole load here.
+SERVER_ENV = {
+    "OPSTAGE_ACCESS_LOG": "false",
+    "OPSTAGE_LOG_LEVEL": "WARNING",
+    "OPSTAGE_TOPIC_PUBLISH_RATE_PER_SECOND": "0",
+}
 PUBLISHERS = (16, 64)
 
 

@@ -359,8 +359,27 @@ class AsyncAgent(DeclaringMixin):
         deadline = loop.time() + self.config.request_timeout_seconds
         return await self._call(build, self._core.accept_topic_publish, deadline=deadline)
 
+    async def ack(self, subscription_id: str, *messages: TopicMessage) -> int:
+        """Commits ``messages`` of the durable subscription ``subscription_id`` (cumulative per
+        partition: acking a message acks every earlier one of its partition). Returns the
+        subscription's total lag after the commit."""
+        if not messages:
+            raise ValueError("ack needs at least one message")
+        topics = {m.topic for m in messages}
+        if len(topics) != 1:
+            raise ValueError("ack messages of one topic at a time")
+        (wire,) = topics
+        offsets = [(m.partition, m.offset) for m in messages]
+        loop = asyncio.get_running_loop()
+
+        def build() -> HttpRequest:
+            return self._core.topic_ack_request(subscription_id, wire, offsets)
+
+        deadline = loop.time() + self.config.request_timeout_seconds
+        return await self._call(build, self._core.accept_topic_ack, deadline=deadline)
+
     async def subscribe(
-        self, topic: str, subscription_id: str, *, start: str = "latest"
+        self, topic: str, subscription_id: str, *, start: str = "latest", durable: bool = False
     ) -> AsyncIterator[TopicMessage]:
         """The topic's messages for consumer group ``subscription_id`` (same id on several
         connections: the partitions are shared; distinct ids: each sees everything).
@@ -369,7 +388,19 @@ class AsyncAgent(DeclaringMixin):
         is reopened with the last id seen (``Last-Event-ID``), so nothing is lost; a message
         may come twice across a reconnect. Raises :class:`TopicNotFoundError` for a topic this
         agent cannot use.
+
+        ``durable=True``: the subscription is created on the server if it does not exist (from
+        ``start``) and keeps committed offsets there; every (re)connect resumes from them, so
+        what was not acknowledged with :meth:`ack` comes again, across restarts too.
         """
+        if durable:
+            loop = asyncio.get_running_loop()
+
+            def create() -> HttpRequest:
+                return self._core.topic_subscription_request(topic, subscription_id, start=start)
+
+            deadline = loop.time() + self.config.request_timeout_seconds
+            await self._call(create, self._core.accept_topic_subscription, deadline=deadline)
         last_id: str | None = None
         attempt = 0
         while True:
@@ -379,7 +410,11 @@ class AsyncAgent(DeclaringMixin):
                     "subscribe needs a registered agent: start() it and wait_ready() first"
                 )
             request = self._core.topic_subscribe_request(
-                topic, subscription_id, start=start, last_event_id=last_id
+                topic,
+                subscription_id,
+                start=start,
+                # Durable: the server resumes from the committed offsets, not the last id.
+                last_event_id=None if durable else last_id,
             )
             try:
                 async with client.stream(

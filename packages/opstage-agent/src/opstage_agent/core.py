@@ -69,6 +69,8 @@ Operation = Literal[
     "publish",
     "topic_publish",
     "topic_subscribe",
+    "topic_subscription",
+    "topic_ack",
 ]
 
 DEFAULT_HEARTBEAT_SECONDS = 30.0  # the contract's example and the reference's default
@@ -511,6 +513,46 @@ class AgentCore:
             headers=tuple(headers),
         )
 
+    def topic_subscription_request(
+        self, topic: str, subscription_id: str, *, start: str
+    ) -> HttpRequest:
+        """Creates the durable subscription (its committed offsets live in Opstage)."""
+        return self._request(
+            "topic_subscription",
+            "POST",
+            self._agent_path("/topics/subscriptions"),
+            {"topic": topic, "name": subscription_id, "from": start},
+        )
+
+    def topic_ack_request(
+        self, subscription_id: str, topic: str, offsets: list[tuple[int, int]]
+    ) -> HttpRequest:
+        body = {"topic": topic, "offsets": [{"partition": p, "offset": o} for p, o in offsets]}
+        return self._request(
+            "topic_ack",
+            "POST",
+            self._agent_path(f"/topics/subscriptions/{subscription_id}/ack"),
+            body,
+        )
+
+    def accept_topic_subscription(self, request: HttpRequest, response: HttpResponse) -> bool:
+        """True when created now, False when it existed already (both are fine)."""
+        try:
+            self.parse(request, response)
+        except OpstageAgentError as exc:
+            if exc.code == "TOPIC_SUBSCRIPTION_EXISTS":
+                return False
+            raise
+        return True
+
+    def accept_topic_ack(self, request: HttpRequest, response: HttpResponse) -> int:
+        """The subscription's total lag after the commit."""
+        data = self.parse(request, response)
+        lag = data.get("lag") if isinstance(data, dict) else None
+        if not isinstance(lag, int):
+            raise ServerError("Opstage's ack answer has no lag")
+        return lag
+
     def accept_topic_publish(self, request: HttpRequest, response: HttpResponse) -> TopicReceipt:
         replayed = any(
             k.lower() == "idempotent-replayed" and v == "true" for k, v in response.headers.items()
@@ -579,7 +621,7 @@ def error_for(
         return ServiceCodeTakenError(message, **kw)
     if code == "COMMAND_RESULT_TOO_LARGE" or (operation == "result" and status == 413):
         return ResultTooLargeError(message, **kw)
-    if operation in ("topic_publish", "topic_subscribe") and status == 404:
+    if operation in ("topic_publish", "topic_subscribe", "topic_subscription") and status == 404:
         return TopicNotFoundError(f"Opstage refused the publish: {said}", **kw)
     if operation == "publish" and status == 404 and not code.startswith("BUS_"):
         return BusUnavailableError(

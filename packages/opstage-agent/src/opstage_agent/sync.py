@@ -201,11 +201,15 @@ class Agent(DeclaringMixin):
             )
         ).result()
 
+    def ack(self, subscription_id: str, *messages: TopicMessage) -> int:
+        """Commits messages of a durable subscription (see :meth:`AsyncAgent.ack`)."""
+        return self._submit(self.async_agent.ack(subscription_id, *messages)).result()
+
     def subscribe(
-        self, topic: str, subscription_id: str, *, start: str = "latest"
+        self, topic: str, subscription_id: str, *, start: str = "latest", durable: bool = False
     ) -> Iterator[TopicMessage]:
         """The topic's messages (see :meth:`AsyncAgent.subscribe`), one at a time."""
-        stream = self.async_agent.subscribe(topic, subscription_id, start=start)
+        stream = self.async_agent.subscribe(topic, subscription_id, start=start, durable=durable)
 
         async def next_message() -> TopicMessage:
             return await anext(stream)

@@ -17,13 +17,15 @@ from typing import Any
 
 from opstage.app.agents import AgentAuthCache
 from opstage.app.auth import LoginThrottle, bootstrap_owner
-from opstage.app.bus_batch import BusIngestWriter
+from opstage.app.bus import outcome_subscriber
+from opstage.app.bus_batch import BusIngestWriter, PipelinedBatches, UnitBatches
 from opstage.app.context import AppContext
 from opstage.app.eventbus import DomainEventBus
 from opstage.app.heartbeats import HeartbeatWriter
 from opstage.app.ports import UnitOfWork
 from opstage.app.secrets_once import OneTimeSecrets
 from opstage.app.topic_ports import TopicEngine
+from opstage.app.topic_quota import PublishQuota
 from opstage.app.topics import TopicBus
 from opstage.app.waiters import PendingHint, Waiters, wake_keys
 from opstage.settings import Settings, SettingsError
@@ -129,11 +131,18 @@ class Runtime:
                 ctx.topics = TopicBus(
                     topic_engine(settings, engines),
                     keepalive_seconds=settings.topic_bus_keepalive_seconds,
+                    quota=PublishQuota(
+                        settings.topic_publish_rate_per_second, settings.topic_publish_burst
+                    ),
                 )
-            ctx.bus_ingest = BusIngestWriter()
-            if engines.kind == "sqlite":
-                ctx.bus_session = lambda: BusWriterSession(engines)
-            ctx.bus_ingest.bind(ctx)
+            # The one place that picks the bus's batch strategy by engine (ADR 0004).
+            bus_writer = ctx.bus_ingest = BusIngestWriter(
+                ctx,
+                PipelinedBatches(lambda: BusWriterSession(engines))
+                if engines.kind == "sqlite"
+                else UnitBatches(),
+            )
+            ctx.command_outcomes.subscribe(outcome_subscriber(ctx))
             runtime = cls(settings, engines, ctx, db_lock=db_lock)
             if bootstrap:  # one-off CLI commands (e.g. `admin create-user`) skip it
                 runtime.generated_password = await bootstrap_owner(ctx)
@@ -144,7 +153,7 @@ class Runtime:
             raise
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
-        runtime.tasks.append(asyncio.create_task(ctx.bus_ingest.run(), name="bus-ingest"))
+        runtime.tasks.append(asyncio.create_task(bus_writer.run(), name="bus-ingest"))
         if engines.kind == "postgres":  # other nodes may share the database: hear them
             listener = PgWakeListener(
                 listen_dsn(engines.writer.url),
@@ -173,8 +182,7 @@ class Runtime:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.ctx.leader_lock is not None:  # hand the lead over now, not at a timeout
-            await self.ctx.leader_lock.close()
+        await self.ctx.leader_lock.close()  # hand the lead over now, not at a timeout
         await self.engines.dispose()
         if self.db_lock is not None:
             self.db_lock.release()

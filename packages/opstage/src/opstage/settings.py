@@ -178,6 +178,16 @@ class Settings(BaseSettings):
     topic_bus_keepalive_seconds: float = Field(
         15.0, gt=0, le=300, description="Seconds between keep-alive comments on an idle stream."
     )
+    topic_publish_rate_per_second: float = Field(
+        5000.0,
+        ge=0,
+        le=1_000_000,
+        description="Each agent's topic publish quota: tokens per second of its bucket "
+        "(0: no quota). Past it, publishes answer 429 `TOPIC_RATE_LIMITED` with Retry-After.",
+    )
+    topic_publish_burst: int = Field(
+        10000, ge=1, le=10_000_000, description="Each agent's publish bucket size (a burst)."
+    )
 
     # --- logging ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -103,6 +103,10 @@ ROUTE_PERMISSIONS: dict[Op, str | None] = {
     ("POST", "/api/admin/topics"): "topics:write",
     ("GET", "/api/admin/topics/{topic}"): READ,
     ("DELETE", "/api/admin/topics/{topic}"): "topics:write",
+    ("GET", "/api/admin/topics/{topic}/subscriptions"): READ,
+    ("POST", "/api/admin/topics/{topic}/subscriptions"): "topics:write",
+    ("GET", "/api/admin/topics/{topic}/subscriptions/{name}"): READ,
+    ("DELETE", "/api/admin/topics/{topic}/subscriptions/{name}"): "topics:write",
 }
 
 
@@ -156,6 +160,10 @@ REQUESTS: dict[Op, Req] = {
     ("POST", "/api/admin/topics"): Req(body={}, allowed_status=422),
     ("GET", "/api/admin/topics/{topic}"): Req(ids="ghost", allowed_status=404),
     ("DELETE", "/api/admin/topics/{topic}"): GHOST_404,
+    ("GET", "/api/admin/topics/{topic}/subscriptions"): Req(ids="ghost", allowed_status=404),
+    ("POST", "/api/admin/topics/{topic}/subscriptions"): Req(body={}, allowed_status=422),
+    ("GET", "/api/admin/topics/{topic}/subscriptions/{name}"): Req(ids="ghost", allowed_status=404),
+    ("DELETE", "/api/admin/topics/{topic}/subscriptions/{name}"): GHOST_404,
 }
 
 GHOST_IDS = {
@@ -168,6 +176,7 @@ GHOST_IDS = {
     "auditEventId": "aud_" + "0" * 26,
     "routeId": "brt_" + "0" * 26,
     "topic": "ghost.default.none",
+    "name": "ghost-subscription",
 }
 
 

@@ -71,13 +71,13 @@ async def test_a_batch_the_database_rejects_is_replayed_event_by_event(
             return await real(c, batch)
 
         monkeypatch.setattr(bus_batch, "_ingest_batch", once_broken)
-        ctx.bus_session = None  # one unit of work per batch, as on PostgreSQL
         writer = ctx.bus_ingest
         assert writer is not None
+        writer.strategy = bus_batch.UnitBatches()  # one unit of work per batch, as on PostgreSQL
 
         def publish(i: int, key: str | None) -> Any:
             body = {"eventType": "t", "sourceServiceCode": "pub-svc", "payload": {"i": i}}
-            return writer.submit(ctx, Actor("AGENT", agent_id), agent_id, body, key)
+            return writer.submit(Actor("AGENT", agent_id), agent_id, body, key)
 
         first = await asyncio.gather(*(publish(i, f"k{i}") for i in range(5)))
         assert failed and writer.fallbacks == 1
@@ -90,7 +90,6 @@ async def test_a_batch_the_database_rejects_is_replayed_event_by_event(
         mixed = await asyncio.gather(
             publish(10, None),
             writer.submit(
-                ctx,
                 Actor("AGENT", agent_id),
                 agent_id,
                 {"eventType": "t", "sourceServiceCode": "nobody"},
@@ -132,10 +131,7 @@ async def test_a_session_batch_the_database_rejects_goes_to_a_unit_of_work(
         assert writer is not None
         body = {"eventType": "t", "sourceServiceCode": "pub-svc"}
         answers = await asyncio.gather(
-            *(
-                writer.submit(ctx, Actor("AGENT", agent_id), agent_id, dict(body), None)
-                for _ in "ab"
-            )
+            *(writer.submit(Actor("AGENT", agent_id), agent_id, dict(body), None) for _ in "ab")
         )
         assert refused, "the session never committed"
         assert len({a["eventId"] for a in answers}) == 2
@@ -191,7 +187,7 @@ async def test_a_batch_prepared_before_another_process_wrote_is_prepared_again(
         writer = ctx.bus_ingest
         assert writer is not None
         body = {"eventType": "t", "sourceServiceCode": "src-svc"}
-        answer = await writer.submit(ctx, Actor("AGENT", ids["src"]), ids["src"], body, None)
+        answer = await writer.submit(Actor("AGENT", ids["src"]), ids["src"], body, None)
         assert len(prepared) == 2 and prepared[0] != prepared[1]  # prepared again, fresh reads
         assert (writer.batches, writer.events) == (1, 1)  # counted once, when it committed
         assert answer["routedCommands"] == []  # the route was off before this event committed
@@ -214,24 +210,23 @@ async def test_a_session_keeps_the_writer_until_another_writer_waits(
     try:
         ctx = runtime.ctx
         agent_id = await _publisher(runtime)
-        factory = ctx.bus_session
-        assert factory is not None
+        writer = ctx.bus_ingest
+        assert writer is not None and isinstance(writer.strategy, bus_batch.PipelinedBatches)
+        factory = writer.strategy.sessions
         sessions: list[float] = []
 
         def counted() -> Any:
             sessions.append(asyncio.get_running_loop().time())
             return factory()
 
-        ctx.bus_session = counted
-        writer = ctx.bus_ingest
-        assert writer is not None
+        writer.strategy = bus_batch.PipelinedBatches(counted)
         loop = asyncio.get_running_loop()
         stop = loop.time() + 1.2
         body = {"eventType": "t", "sourceServiceCode": "pub-svc"}
 
         async def publisher() -> None:
             while loop.time() < stop:
-                await writer.submit(ctx, Actor("AGENT", agent_id), agent_id, dict(body), None)
+                await writer.submit(Actor("AGENT", agent_id), agent_id, dict(body), None)
 
         publishers = [asyncio.ensure_future(publisher()) for _ in range(8)]
         await asyncio.sleep(0.6)
@@ -291,7 +286,7 @@ async def test_driver_reads_equal_core_reads_on_every_table(
         writer = ctx.bus_ingest
         assert writer is not None
         body = {"eventType": "t", "sourceServiceCode": "src-svc", "payload": {"n": 1.5}}
-        answer = await writer.submit(ctx, Actor("AGENT", ids["src"]), ids["src"], body, "key-1")
+        answer = await writer.submit(Actor("AGENT", ids["src"]), ids["src"], body, "key-1")
         assert answer["routedCommands"][0]["status"] == "CREATED", answer
         async with ctx.reader() as uow:
             for table in metadata.sorted_tables:

@@ -101,3 +101,38 @@ def test_an_unreachable_nats_fails_the_create_and_rolls_back(make_server: Server
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "TOPIC_ENGINE_UNAVAILABLE"
         assert admin.get(f"{TOPICS}/t.default.down").status_code == 404
+
+
+def test_durable_subscriptions_ack_lag_and_dlq_on_nats(
+    make_server: ServerFactory, nats_server: NatsServer
+) -> None:
+    """The committed offsets live in Opstage's database; NATS only reads from them."""
+    srv = make_server(OPSTAGE_TOPIC_BUS_ENGINE="nats", OPSTAGE_NATS_URL=nats_server.url)
+    with AdminClient(srv.url) as admin:
+        admin.login()
+        topic = new_topic(admin, partitions=1)["topic"]
+        dlq = new_topic(admin, partitions=1)["topic"]
+        agent: AgentClient = register(srv.url, admin.create_token(), "d-" + secrets.token_hex(3))
+        subs = f"/api/agents/{agent.agent_id}/topics/subscriptions"
+        body = {"topic": topic, "name": "dur", "from": "earliest", "maxDeliveries": 1}
+        r = agent.post(subs, json={**body, "dlqTopic": dlq})
+        assert r.status_code == 200, r.text
+        for i in range(3):
+            published(agent, topic, i)
+        r = agent.get(f"{subs}/dur", params={"topic": topic})
+        assert r.json()["data"]["lag"] == 3
+        with subscription(agent, "dur", topic) as sse:
+            assert messages(sse, 1)[0].data["payload"] == 0  # delivered once, not acked
+        with subscription(agent, "dur", topic) as sse:  # past max deliveries: dead-lettered
+            first, second = messages(sse, 2)
+        assert (first.data["payload"], second.data["payload"]) == (1, 2)
+        ack = {"topic": topic, "offsets": [{"partition": 0, "offset": 1}]}
+        r = agent.post(f"{subs}/dur/ack", json=ack)
+        assert r.status_code == 200 and r.json()["data"]["lag"] == 1, r.text
+        with subscription(agent, "dur", topic) as sse:  # resumes at the commit
+            assert messages(sse, 1)[0].data["payload"] == 2
+        with subscription(agent, "dlq-reader", dlq, "earliest") as sse:
+            (dead,) = messages(sse, 1)
+        assert dead.data["payload"] == 0
+        assert dead.data["headers"]["opstage.origin.topic"] == topic
+        assert dead.data["headers"]["opstage.dlq.reason"] == "max_deliveries"

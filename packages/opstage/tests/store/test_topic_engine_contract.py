@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 from opstage.app.topic_ports import EngineTopicExists, EngineTopicMissing, TopicEngine
 from opstage.domain.timeutil import utcnow
-from opstage.domain.topics import Delivered, OutgoingMessage, ResumePoint, Topic
-from opstage.pubsub.nats import NatsTopicEngine
+from opstage.domain.topics import (
+    Delivered,
+    Gap,
+    OutgoingMessage,
+    PartitionOffsets,
+    ResumePoint,
+    Topic,
+)
+from opstage.pubsub.nats import NatsTopicEngine, stream_name
 from opstage.store.engine import create_engines
 from opstage.store.migrate import upgrade_async
 from opstage.store.topic_engine import EmbeddedTopicEngine
@@ -236,3 +243,61 @@ async def test_deleting_a_topic_ends_its_streams(engine: TopicEngine) -> None:
             await asyncio.wait_for(waiting, 5)
     finally:
         await stream.aclose()
+
+
+async def _drop_first(engine: TopicEngine, wire: str, partition: int, keep_from: int) -> None:
+    """Drops a partition's messages before ``keep_from``, as retention does in each engine."""
+    if isinstance(engine, NatsTopicEngine):
+        js = await engine._jetstream()
+        await js.purge_stream(stream_name(wire, partition), seq=keep_from + 1)
+        return
+    assert isinstance(engine, EmbeddedTopicEngine)
+    [cut] = await engine.read(wire, partition, keep_from, 1)
+    assert await engine.prune(wire, cut.timestamp) == keep_from
+
+
+async def test_offsets_read_and_durable_positions(engine: TopicEngine) -> None:
+    topic = _topic(2)
+    await engine.create_topic(topic)
+    assert await engine.offsets(topic.wire) == {
+        0: PartitionOffsets(0, 0),
+        1: PartitionOffsets(0, 0),
+    }
+    for i in range(5):
+        await engine.publish(topic.wire, 0, OutgoingMessage(i))
+    assert (await engine.offsets(topic.wire))[0] == PartitionOffsets(0, 5)
+    assert [m.payload for m in await engine.read(topic.wire, 0, 2, 2)] == [2, 3]
+    # Committed offsets given as positions win over ``start``.
+    stream = await engine.subscribe(topic.wire, "durable", "latest", None, 5, {0: 3, 1: 0})
+    try:
+        assert [m.payload for m in await _take(stream, 2)] == [3, 4]
+    finally:
+        await stream.aclose()
+    with pytest.raises(EngineTopicMissing):
+        await engine.offsets("c.default.none")
+
+
+async def test_a_resume_behind_retention_yields_a_gap_then_the_next_message(
+    engine: TopicEngine,
+) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    for i in range(4):
+        await engine.publish(topic.wire, 0, OutgoingMessage(i))
+        await asyncio.sleep(0.01)  # distinct timestamps: retention cuts between them
+    await _drop_first(engine, topic.wire, 0, 2)
+    assert (await engine.offsets(topic.wire))[0] == PartitionOffsets(2, 4)
+    resumed = await engine.subscribe(topic.wire, "late", "latest", ResumePoint(0, 0), 5)
+    try:
+        gap = await asyncio.wait_for(anext(resumed), 5)
+        assert gap == Gap(topic.wire, 0, 1, 2, "retention")
+        assert [m.payload for m in await _take(resumed, 2)] == [2, 3]
+    finally:
+        await resumed.aclose()
+    # From the start (earliest): nothing was asked for that is gone, so no gap.
+    early = await engine.subscribe(topic.wire, "early", "earliest", None, 5)
+    try:
+        first = await asyncio.wait_for(anext(early), 5)
+        assert isinstance(first, Delivered) and first.offset == 2
+    finally:
+        await early.aclose()

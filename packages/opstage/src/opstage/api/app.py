@@ -30,6 +30,7 @@ from opstage.api.routes import (
     services,
     system,
     tokens,
+    topic_subscriptions,
     topics,
     users,
 )
@@ -134,6 +135,7 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
         maintenance,
         backup,
         topics,
+        topic_subscriptions,
     ):
         app.include_router(module.router)
     console.install(app, settings.static_dir)

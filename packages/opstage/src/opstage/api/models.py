@@ -218,6 +218,7 @@ class TopicCreateRequest(Body):
     retention_ms: int | None = Field(None, alias="retentionMs", ge=1, le=10 * 365 * 86_400_000)
     description: str | None = Field(None, max_length=1000)
     labels: dict[str, str] = Field(default_factory=dict, max_length=20)
+    audit_publish: bool = Field(False, alias="auditPublish")
 
 
 class TopicPublishRequest(Body):
@@ -228,3 +229,39 @@ class TopicPublishRequest(Body):
     key: str | None = Field(None, min_length=1, max_length=1024)
     payload: Any  # any JSON value; required
     headers: dict[str, str] = Field(default_factory=dict)
+
+
+SubscriptionName = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+TopicWire = Field(min_length=5, max_length=242)
+
+
+class TopicSubscriptionCreateRequest(Body):
+    """A durable subscription (ADR 0015). Unknown fields are refused, not ignored: there is
+    no ack mode or ack timeout to set, and a client asking for one must learn it is absent."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    topic: str | None = Field(None, min_length=5, max_length=242)  # the agent route's topic
+    name: str = SubscriptionName
+    start: Literal["earliest", "latest"] = Field("latest", alias="from")
+    max_deliveries: int | None = Field(None, alias="maxDeliveries", ge=1, le=1000)
+    dlq_topic: str | None = Field(None, alias="dlqTopic", min_length=5, max_length=242)
+
+
+class TopicOffset(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    partition: int = Field(ge=0, le=63)
+    offset: int = Field(ge=0, le=2**62)
+
+
+class TopicAckRequest(Body):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    topic: str = TopicWire
+    offsets: list[TopicOffset] = Field(min_length=1, max_length=64)
+
+
+class TopicNackRequest(Body):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    topic: str = TopicWire
+    partition: int = Field(ge=0, le=63)
+    offset: int = Field(ge=0, le=2**62)
+    reason: str | None = Field(None, max_length=200)

@@ -176,6 +176,14 @@ class SnapshotCollector(Collector):
         yield GaugeMetricFamily(
             "opstage_uptime_seconds", "Seconds since this process started.", value=s.uptime_seconds
         )
+        lag = GaugeMetricFamily(
+            "opstage_topic_subscription_lag",
+            "Messages a durable topic subscription has not committed, per partition.",
+            labels=["topic", "subscription", "partition"],
+        )
+        for (topic, name, partition), value in sorted(s.topic_lag.items()):
+            lag.add_metric([topic, name, str(partition)], value)
+        yield lag
 
 
 class PrometheusMetrics:

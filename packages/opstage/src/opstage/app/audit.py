@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.app.ports import UnitOfWork
 from opstage.domain.errors import DomainError, NotFound
 from opstage.domain.events import AuditRecorded
@@ -37,33 +37,57 @@ async def write_audit(
     metadata: dict[str, Any] | None = None,
     now: datetime,
 ) -> str:
+    row, event = audit_row(
+        actor,
+        action,
+        target_type=target_type,
+        target_id=target_id,
+        result=result,
+        message=message,
+        metadata=metadata,
+        now=now,
+    )
+    await uow.audit.insert(row)
+    uow.record(event)
+    return event.audit_id
+
+
+def audit_row(
+    actor: Actor,
+    action: str,
+    *,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    result: str = "SUCCESS",
+    message: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    now: datetime,
+) -> tuple[dict[str, Any], AuditRecorded]:
+    """An audit row and its domain event, for a caller that writes rows in bulk."""
     audit_id = new_id("aud")
     meta: dict[str, Any] = redact(metadata or {})  # a fresh dict
     if actor.ip:
         meta.setdefault("ipAddress", actor.ip)
     if actor.user_agent:  # a header: any string a client chose, tokens included
         meta.setdefault("userAgent", mask_token_values(actor.user_agent[:300]))
-    await uow.audit.insert(
-        {
-            "id": audit_id,
-            "created_at": now,
-            "actor_type": actor.type,
-            "actor_id": actor.id,
-            "action": action,
-            "target_type": target_type,
-            "target_id": target_id,
-            "result": result,
-            "message": mask_token_values(message) if message else message,
-            "metadata": meta,
-            "request_id": actor.request_id,
-        }
-    )
-    uow.record(AuditRecorded(audit_id, action, result, target_type, target_id))
-    return audit_id
+    row = {
+        "id": audit_id,
+        "created_at": now,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "result": result,
+        "message": mask_token_values(message) if message else message,
+        "metadata": meta,
+        "request_id": actor.request_id,
+    }
+    return row, AuditRecorded(audit_id, action, result, target_type, target_id)
 
 
 async def write_failure_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     action: str,
     error: DomainError,
@@ -88,7 +112,7 @@ async def write_failure_audit(
 
 
 async def list_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     actor_types: Sequence[str] = (),
     results: Sequence[str] = (),
@@ -119,7 +143,7 @@ async def list_audit(
     return [clean(r) for r in rows], total
 
 
-async def get_audit(ctx: AppContext, audit_id: str) -> dict[str, Any]:
+async def get_audit(ctx: UnitContext, audit_id: str) -> dict[str, Any]:
     async with ctx.reader() as uow:
         row = await uow.audit.get(audit_id)
     if row is None:
@@ -169,7 +193,7 @@ def iso_or(value: Any) -> Any:
 
 
 async def export_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     filters: AuditFilters,
     *,
@@ -206,7 +230,7 @@ async def export_audit(
 
 
 async def prune_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     retention_days: int,
     *,
     now: datetime,
@@ -232,7 +256,7 @@ async def prune_audit(
 
 
 async def purge_audit(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     retention_days: int,
     *,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from opstage.app.audit import write_audit
-from opstage.app.bus import evaluate_route
-from opstage.app.context import Actor, AppContext
+from opstage.app.bus_admission import BusLimits, ReadSet, evaluate_route
+from opstage.app.context import Actor, UnitContext
 from opstage.app.ports import UnitOfWork
 from opstage.domain.actions import needs_confirmation
 from opstage.domain.bus import (
@@ -92,7 +92,7 @@ async def _approval(
     return {"pre_approved": False, "pre_approved_by_user_id": None, "pre_approved_at": None}
 
 
-async def create_route(ctx: AppContext, actor: Actor, body: Row) -> Row:
+async def create_route(ctx: UnitContext, actor: Actor, body: Row) -> Row:
     values = route_values(body)
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -104,7 +104,7 @@ async def create_route(ctx: AppContext, actor: Actor, body: Row) -> Row:
     return row
 
 
-async def replace_route(ctx: AppContext, actor: Actor, route_id: str, body: Row) -> Row:
+async def replace_route(ctx: UnitContext, actor: Actor, route_id: str, body: Row) -> Row:
     values = route_values(body)
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -122,7 +122,7 @@ async def replace_route(ctx: AppContext, actor: Actor, route_id: str, body: Row)
     return row
 
 
-async def delete_route(ctx: AppContext, actor: Actor, route_id: str) -> Row:
+async def delete_route(ctx: UnitContext, actor: Actor, route_id: str) -> Row:
     now = ctx.clock()
     async with ctx.writer() as uow:
         existing = await uow.bus_routes.get(route_id)
@@ -153,7 +153,7 @@ async def _audit_change(uow: UnitOfWork, actor: Actor, action: str, row: Row, no
     )
 
 
-async def get_route(ctx: AppContext, route_id: str) -> Row:
+async def get_route(ctx: UnitContext, route_id: str) -> Row:
     async with ctx.reader() as uow:
         row = await uow.bus_routes.get(route_id)
     if row is None:
@@ -161,19 +161,19 @@ async def get_route(ctx: AppContext, route_id: str) -> Row:
     return dict(row)
 
 
-async def list_routes(ctx: AppContext, page: int, page_size: int) -> tuple[list[Row], int]:
+async def list_routes(ctx: UnitContext, page: int, page_size: int) -> tuple[list[Row], int]:
     async with ctx.reader() as uow:
         rows, total = await uow.bus_routes.list(page=page, page_size=page_size)
     return [dict(r) for r in rows], int(total)
 
 
-async def list_events(ctx: AppContext, page: int, page_size: int) -> tuple[list[Row], int]:
+async def list_events(ctx: UnitContext, page: int, page_size: int) -> tuple[list[Row], int]:
     async with ctx.reader() as uow:
         rows, total = await uow.bus_events.list(page=page, page_size=page_size)
     return [dict(r) for r in rows], int(total)
 
 
-async def simulate(ctx: AppContext, route: Row, limit: int) -> Row:
+async def simulate(ctx: UnitContext, route: Row, limit: int) -> Row:
     """Replay the latest stored events of the route's type through it; nothing is written."""
     limit = max(1, min(limit, SIMULATE_MAX_EVENTS))
     now = ctx.clock()
@@ -188,10 +188,23 @@ async def simulate(ctx: AppContext, route: Row, limit: int) -> Row:
                 counts["UNMATCHED"] += 1
                 results.append({"eventId": event["id"], "matched": False})
                 continue
-            entry, plan = await evaluate_route(uow, ctx, live, {**event, "dry_run": False}, now)
+            reads = await _target_reads(uow, live)
+            event = {**event, "dry_run": False}
+            entry, plan = evaluate_route(live, event, reads, BusLimits.of(ctx.settings), now)
             counts[entry["status"]] += 1
             out = {"eventId": event["id"], "matched": True, **entry}
             if plan is not None:
                 out["payload"] = plan["payload"]
             results.append(out)
     return {"evaluated": len(events), "counts": counts, "results": results}
+
+
+async def _target_reads(uow: UnitOfWork, route: Row) -> ReadSet:
+    """What evaluating ``route`` reads: its target service, action and agent."""
+    code, name = route["target_service_code"], route["target_action_name"]
+    service = await uow.services.get_by_code(code)
+    reads = ReadSet(services_by_code={code: service})
+    if service is not None:
+        reads.actions[(service["id"], name)] = await uow.services.action(service["id"], name)
+        reads.agents[service["agent_id"]] = await uow.agents.get(service["agent_id"])
+    return reads

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -19,6 +19,8 @@ import orjson
 from opstage.app.agents import AgentPrincipal, record_contact
 from opstage.app.audit import write_audit
 from opstage.app.context import Actor, AppContext
+from opstage.app.dispatch import check_agent_ready, command_row
+from opstage.app.outcomes import CommandOutcome
 from opstage.app.ports import UnitOfWork
 from opstage.app.secrets_once import reveal
 from opstage.domain.actions import (
@@ -29,7 +31,7 @@ from opstage.domain.actions import (
     scrub_payload,
 )
 from opstage.domain.errors import ActionPrepareFailed, Conflict, DomainError, Forbidden, NotFound
-from opstage.domain.events import CommandCreated, CommandStatusChanged
+from opstage.domain.events import CommandStatusChanged
 from opstage.domain.ids import new_id
 from opstage.domain.redaction import mask_strings, redact
 from opstage.domain.status import (
@@ -38,7 +40,6 @@ from opstage.domain.status import (
     AgentStatus,
     CommandStatus,
     CommandType,
-    heartbeat_is_stale,
 )
 from opstage.domain.timeutil import parse_iso
 from opstage.domain.workspace import DEFAULT_WORKSPACE_ID
@@ -46,33 +47,6 @@ from opstage.domain.workspace import DEFAULT_WORKSPACE_ID
 LIVE = (CommandStatus.PENDING, CommandStatus.RUNNING)
 POLL_LIMIT_MAX = 10
 LONG_POLL_RECHECK_SECONDS = 5.0  # the last bound if a wake-up from another node was lost
-# Spelled out, not built, so the error-mapping test sees every code (ADR 0006).
-NOT_READY_CODES = {
-    AgentStatus.OFFLINE: "AGENT_OFFLINE",
-    AgentStatus.DISABLED: "AGENT_DISABLED",
-    AgentStatus.REVOKED: "AGENT_REVOKED",
-}
-
-
-def check_agent_ready(agent: dict[str, Any] | None, now: datetime, threshold: int) -> None:
-    if agent is None:
-        raise Conflict("Agent not found for Capsule Service.", code="AGENT_NOT_FOUND")
-    stored = agent["status"]
-    if stored in NOT_READY_CODES:
-        raise Conflict(
-            f"Agent is {stored.lower()}; start or reconnect the agent before running actions.",
-            code=NOT_READY_CODES[stored],
-        )
-    if agent["last_heartbeat_at"] is None:
-        raise Conflict(
-            "Agent has not sent a heartbeat yet; wait for it to connect before running actions.",
-            code="AGENT_NOT_READY",
-        )
-    if heartbeat_is_stale(agent["last_heartbeat_at"], now, threshold):
-        raise Conflict(
-            "Agent heartbeat is stale; wait for the agent to reconnect before running actions.",
-            code="AGENT_HEARTBEAT_STALE",
-        )
 
 
 async def _load_target(
@@ -149,32 +123,22 @@ async def insert_command(
     retry_of: str | None,
     timeout: float,
     now: datetime,
-    bus_event_id: str | None = None,
-    bus_route_id: str | None = None,
 ) -> dict[str, Any]:
-    row = {
-        "bus_event_id": bus_event_id,
-        "bus_route_id": bus_route_id,
-        "id": command_id,
-        "agent_id": agent_id,
-        "service_id": service_id,
-        "type": type_,
-        "action_name": action["name"],
-        "status": CommandStatus.PENDING,
-        "payload": payload,
-        "confirmed": confirmed,
-        "created_by_user_id": user_id,
-        "retry_of_command_id": retry_of,
-        "error_code": None,
-        "error_message": None,
-        "created_at": now,
-        "updated_at": now,
-        "started_at": None,
-        "completed_at": None,
-        "expires_at": now + timedelta(seconds=timeout),
-    }
+    row, created = command_row(
+        command_id=command_id,
+        agent_id=agent_id,
+        service_id=service_id,
+        type_=type_,
+        action=action,
+        payload=payload,
+        confirmed=confirmed,
+        user_id=user_id,
+        retry_of=retry_of,
+        timeout=timeout,
+        now=now,
+    )
     await uow.commands.insert(row)
-    uow.record(CommandCreated(command_id, agent_id, service_id, type_, action["name"]))
+    uow.record(created)
     return row
 
 
@@ -559,11 +523,7 @@ async def _complete(
         now,
         result="SUCCESS" if success else "FAILURE",
     )
-    if command.get("bus_event_id") and ctx.settings.capsule_bus_outcome_events:
-        # Imported here: the bus builds on this module, not the other way round.
-        from opstage.app.bus import record_outcome
-
-        await record_outcome(uow, ctx, command, status, error_code, now)
+    await ctx.command_outcomes.publish(uow, CommandOutcome(command, status, error_code, now))
     return {**result, "agent_id": command["agent_id"]}
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opstage.app.bus_window import IngestWindows
 from opstage.app.eventbus import DomainEventBus
-from opstage.app.ports import BusSession, LeaderLock, UnitOfWork, UnitOfWorkFactory
+from opstage.app.outcomes import CommandOutcomes
+from opstage.app.ports import LeaderLock, UnitOfWork, UnitOfWorkFactory
 from opstage.domain.timeutil import utcnow
 from opstage.settings import Settings
 
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from opstage.app.agents import AgentAuthCache
     from opstage.app.auth import LoginThrottle
     from opstage.app.backup import DatabaseBackup
-    from opstage.app.bus_batch import BusIngestWriter
     from opstage.app.heartbeats import HeartbeatWriter
     from opstage.app.secrets_once import OneTimeSecrets
     from opstage.app.topics import TopicBus
@@ -38,6 +38,44 @@ class Actor:
     @classmethod
     def system(cls) -> Actor:
         return cls("SYSTEM")
+
+
+class UnitContext(Protocol):
+    """What most use cases need: settings (read live: they may be overridden at runtime), the
+    clock and units of work. A use case that needs no more takes this, not ``AppContext``
+    (ADR 0010); ``AppContext`` satisfies it."""
+
+    settings: Settings
+
+    def clock(self) -> datetime: ...
+    def reader(self) -> UnitOfWork: ...
+    def writer(self) -> UnitOfWork: ...
+
+
+class BusIngest(Protocol):
+    """The group-commit writer of Capsule Bus publishes (``app/bus_batch.py``), as the rest of
+    the application sees it: not imported, so that the command use cases, which need this
+    module, never depend on the bus (ADR 0010)."""
+
+    batches: int
+    events: int
+    fallbacks: int
+
+    async def submit(
+        self, actor: Actor, agent_id: str, body: dict[str, Any], key: str | None
+    ) -> dict[str, Any]: ...
+
+
+class SoleNode:
+    """The leader lock of a database one node uses (SQLite): this node always leads."""
+
+    election: str | None = None
+
+    async def hold(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
 
 
 @dataclass
@@ -75,17 +113,19 @@ class AppContext:
     started_at: datetime = field(default_factory=utcnow)
     # Online backup of the database (SQLite only; None on PostgreSQL): see app/backup.py.
     backup: DatabaseBackup | None = None
-    # Group commit for Capsule Bus publishes (app/bus_batch.py); None: one transaction each.
-    bus_ingest: BusIngestWriter | None = None
-    # Its pipelined runs of batches on the writer (SQLite only; store/bus_session.py).
-    bus_session: Callable[[], BusSession] | None = None
-    # The cross-node wake listener's state (PostgreSQL only; store/pg_wake.py).
-    cross_node_wake: Callable[[], dict[str, Any]] | None = None
+    # Group commit for Capsule Bus publishes (app/bus_batch.py; its strategy per engine);
+    # None (one-off CLI runtimes): one transaction each.
+    bus_ingest: BusIngest | None = None
+    # In-transaction subscribers to command outcomes (app/outcomes.py; ADR 0010).
+    command_outcomes: CommandOutcomes = field(default_factory=CommandOutcomes)
+    # The cross-node wake-ups' state: the listener's on PostgreSQL (store/pg_wake.py), None
+    # on SQLite, which is one node.
+    cross_node_wake: Callable[[], dict[str, Any] | None] = lambda: None
     # The topic bus (app/topics.py); None when OPSTAGE_TOPIC_BUS_ENABLED is off.
     topics: TopicBus | None = None
     # One leader among the nodes sharing a PostgreSQL database runs the scheduled maintenance
-    # sweeps (ADR 0007); None on SQLite, which is one node.
-    leader_lock: LeaderLock | None = None
+    # sweeps (ADR 0007); on SQLite, one node, it always leads.
+    leader_lock: LeaderLock = field(default_factory=SoleNode)
     maintenance: MaintenanceState = field(default_factory=MaintenanceState)
     # The settings as started; ``settings`` may carry runtime overrides (app/maintenance_settings).
     base_settings: Settings | None = None

@@ -12,6 +12,7 @@ with ``{count}`` (plus the ids it moved) as metadata:
 - Active registration tokens past expiry become EXPIRED (counted, not audited one by one).
 - Expired admin sessions are deleted.
 - Audit older than ``auditRetentionDays`` is deleted in batches (0 keeps everything).
+- Topic messages older than their topic's ``retention_ms`` are pruned (app/topic_retention.py).
 
 Every step is its own short write transaction (batches of at most ``BATCH`` rows, one audit row
 per batch in the same transaction), so a large backlog never holds the write lock for long. A
@@ -22,14 +23,16 @@ anything.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from opstage.app import maintenance_settings
 from opstage.app.audit import prune_audit, write_audit
 from opstage.app.commands import expire_due_commands
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, AppContext, UnitContext
 from opstage.app.event_log import prune_event_log
+from opstage.app.topic_retention import prune_topics
 from opstage.domain.events import (
     AgentStatusChanged,
     RegistrationTokenChanged,
@@ -37,6 +40,8 @@ from opstage.domain.events import (
 )
 from opstage.domain.timeutil import iso
 from opstage.domain.workspace import DEFAULT_WORKSPACE_ID
+
+log = logging.getLogger("opstage.maintenance")
 
 # Results that alone do not make a run worth an audit row (they happen on nearly every run).
 HOUSEKEEPING = frozenset({"ranAt", "expiredSessions", "prunedDomainEvents"})
@@ -56,7 +61,7 @@ async def _workspace_audit(uow: Any, action: str, metadata: dict[str, Any], now:
     )
 
 
-async def mark_offline_agents(ctx: AppContext, now: datetime) -> int:
+async def mark_offline_agents(ctx: UnitContext, now: datetime) -> int:
     """Agents silent past the threshold → stored OFFLINE."""
     s = ctx.settings
     cutoff = now - timedelta(seconds=s.agent_offline_threshold_seconds)
@@ -87,7 +92,7 @@ async def mark_offline_agents(ctx: AppContext, now: datetime) -> int:
     return total
 
 
-async def mark_stale_services(ctx: AppContext, now: datetime) -> int:
+async def mark_stale_services(ctx: UnitContext, now: datetime) -> int:
     """Services of OFFLINE agents → stored STALE, health UNKNOWN."""
     total = 0
     for _ in range(MAX_BATCHES):
@@ -108,7 +113,7 @@ async def mark_stale_services(ctx: AppContext, now: datetime) -> int:
     return total
 
 
-async def expire_registration_tokens(ctx: AppContext, now: datetime) -> int:
+async def expire_registration_tokens(ctx: UnitContext, now: datetime) -> int:
     async with ctx.writer() as uow:
         expired = await uow.tokens.expire_due(now)
         for token_id in expired:
@@ -116,7 +121,7 @@ async def expire_registration_tokens(ctx: AppContext, now: datetime) -> int:
     return len(expired)
 
 
-async def delete_expired_sessions(ctx: AppContext, now: datetime) -> int:
+async def delete_expired_sessions(ctx: UnitContext, now: datetime) -> int:
     async with ctx.writer() as uow:
         n: int = await uow.sessions.delete_expired(now)
     return n
@@ -138,6 +143,10 @@ async def run_maintenance(ctx: AppContext, *, triggered_by: Actor | None = None)
     expired_sessions = await delete_expired_sessions(ctx, now)
     deleted_audit = await prune_audit(ctx, ctx.settings.audit_retention_days, now=now)
     pruned_events = await prune_event_log(ctx, now)  # the live stream's durable log
+    # Topics' retention_ms: not in the answer, whose keys the compatibility tables pin.
+    pruned_topic_messages = await prune_topics(ctx, now)
+    if pruned_topic_messages:
+        log.info("topic retention", extra={"prunedTopicMessages": pruned_topic_messages})
     result: dict[str, Any] = {
         "expiredRegistrationTokens": expired_tokens,
         "expiredCommands": expired_commands,

@@ -242,11 +242,11 @@ async def runtime_diagnostics(ctx: AppContext) -> dict[str, Any]:
         "waiters": {
             "waiting": ctx.waiters.waiting,
             "lagWakeups": ctx.waiters.lag_wakeups,
-            "crossNode": ctx.cross_node_wake() if ctx.cross_node_wake else None,
+            "crossNode": ctx.cross_node_wake(),
         },
         "maintenance": {
             # PostgreSQL: one elected node runs the scheduled sweeps (ADR 0007).
-            "election": "postgres-advisory-lock" if ctx.leader_lock is not None else None,
+            "election": ctx.leader_lock.election,
             "leader": ctx.maintenance.leader,
             "sweeps": ctx.maintenance.sweeps,
             "lastSweepAt": iso(ctx.maintenance.last_sweep_at),
@@ -286,6 +286,8 @@ class PrometheusSnapshot:
     bus_ingest_events: int = 0
     bus_ingest_fallbacks: int = 0
     uptime_seconds: float = 0.0
+    # Durable topic subscriptions' lag: (topic, subscription, partition) → messages (ADR 0015).
+    topic_lag: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
 
 async def prometheus_snapshot(ctx: AppContext) -> PrometheusSnapshot:
@@ -319,4 +321,11 @@ async def prometheus_snapshot(ctx: AppContext) -> PrometheusSnapshot:
     snap.bus_ingest_events = ingest["events"]
     snap.bus_ingest_fallbacks = ingest["fallbacks"]
     snap.uptime_seconds = (now - ctx.started_at).total_seconds()
+    if ctx.topics is not None:
+        from opstage.app.topic_subscriptions import subscription_lags
+
+        for state in await subscription_lags(ctx):
+            sub = state.subscription
+            for p in state.partitions:
+                snap.topic_lag[(sub.topic, sub.name, p.partition)] = p.lag
     return snap

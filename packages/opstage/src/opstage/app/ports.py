@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-from opstage.app.topic_ports import TopicRepo
+from opstage.app.topic_ports import SubscriptionRepo, TopicRepo
 from opstage.domain.events import DomainEvent
 
 
@@ -52,6 +52,9 @@ class UnitOfWork(Protocol):
 
     @property
     def topics(self) -> TopicRepo: ...
+
+    @property
+    def subscriptions(self) -> SubscriptionRepo: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 
@@ -116,11 +119,14 @@ class BusSession(Protocol):
 
 
 class LeaderLock(Protocol):
-    """One leader among the nodes sharing a database (``store.pg_leader``; PostgreSQL only).
+    """One leader among the nodes sharing a database: ``store.pg_leader`` on PostgreSQL,
+    ``app.context.SoleNode`` on SQLite (one node, always the leader).
 
     The leader holds a lease for as long as its connection lives; a node that dies loses it with
     its connection, and the next ``hold`` of another node takes it (ADR 0007).
     """
+
+    election: str | None  # how the leader is chosen, for diagnostics; None: no election
 
     async def hold(self) -> bool:
         """Whether this node leads now: checks the lease it holds, or tries to take it."""

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.app.ports import UnitOfWork
 from opstage.domain.actions import schema_problem
 from opstage.domain.errors import Conflict, DomainError, NotFound
@@ -210,7 +210,7 @@ async def upsert_service(
 
 
 async def report_services(
-    ctx: AppContext, actor: Actor, agent_id: str, services: list[dict[str, Any]]
+    ctx: UnitContext, actor: Actor, agent_id: str, services: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     codes = [s["code"] for s in services]
     dupes = sorted({c for c in codes if codes.count(c) > 1})
@@ -228,7 +228,7 @@ async def report_services(
 
 
 async def list_services(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     statuses: Sequence[str],
     health_statuses: Sequence[str],
@@ -255,7 +255,7 @@ async def list_services(
 
 
 async def get_service(
-    ctx: AppContext, service_id: str, *, with_children: bool = True
+    ctx: UnitContext, service_id: str, *, with_children: bool = True
 ) -> dict[str, Any]:
     async with ctx.reader() as uow:
         row = await uow.services.get(service_id)
@@ -268,7 +268,7 @@ async def get_service(
 
 
 async def transfer_service(
-    ctx: AppContext, actor: Actor, service_id: str, to_agent_id: str
+    ctx: UnitContext, actor: Actor, service_id: str, to_agent_id: str
 ) -> dict[str, Any]:
     """Move a service to another agent: the explicit operator act that reports cannot perform."""
     now = ctx.clock()

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.domain.errors import Conflict, NotFound, ValidationFailed
 from opstage.domain.events import RegistrationTokenChanged
 from opstage.domain.identity import agent_code_problem
@@ -16,7 +16,7 @@ from opstage.domain.redaction import mask_token_values
 
 
 async def create_token(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     *,
     name: str,
@@ -67,7 +67,7 @@ async def create_token(
 
 
 async def list_tokens(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     statuses: Sequence[str],
     sort: Sequence[tuple[str, bool]],
@@ -80,7 +80,7 @@ async def list_tokens(
         )
 
 
-async def revoke_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str, Any]:
+async def revoke_token(ctx: UnitContext, actor: Actor, token_id: str) -> dict[str, Any]:
     now = ctx.clock()
     async with ctx.writer() as uow:
         row = await uow.tokens.get(token_id)
@@ -110,7 +110,7 @@ async def revoke_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str
     return dict(row)
 
 
-async def delete_token(ctx: AppContext, actor: Actor, token_id: str) -> dict[str, Any]:
+async def delete_token(ctx: UnitContext, actor: Actor, token_id: str) -> dict[str, Any]:
     now = ctx.clock()
     async with ctx.writer() as uow:
         row = await uow.tokens.get(token_id)

@@ -6,14 +6,20 @@ Both are typed: the records are ``domain.topics``' dataclasses, never loose dict
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 
 from opstage.domain.topics import (
+    CommittedOffset,
     Delivered,
+    Gap,
     OutgoingMessage,
+    PartitionOffsets,
     Receipt,
     ResumePoint,
     StartFrom,
+    Subscription,
     Topic,
     TopicFilter,
 )
@@ -36,7 +42,7 @@ class TopicStream(Protocol):
 
     def __aiter__(self) -> TopicStream: ...
 
-    async def __anext__(self) -> Delivered | None: ...
+    async def __anext__(self) -> Delivered | Gap | None: ...
 
     async def aclose(self) -> None: ...
 
@@ -52,7 +58,33 @@ class TopicRepo(Protocol):
         self, where: TopicFilter, page: int, page_size: int
     ) -> tuple[list[Topic], int]: ...
 
+    async def with_retention(self) -> tuple[Topic, ...]: ...
+
     async def agent_tenants(self, agent_id: str) -> tuple[str, ...]: ...
+
+
+class SubscriptionRepo(Protocol):
+    async def insert(self, sub: Subscription, committed: dict[int, int], now: datetime) -> None: ...
+
+    async def get(self, wire: str, name: str) -> Subscription | None: ...
+
+    async def page_of(
+        self, wire: str | None, tenants: tuple[str, ...] | None, page: int, page_size: int
+    ) -> tuple[list[Subscription], int]: ...
+
+    async def all_subscriptions(self, limit: int) -> list[Subscription]: ...
+
+    async def delete(self, subscription_id: str) -> bool: ...
+
+    async def delete_of_topic(self, wire: str) -> list[str]: ...
+
+    async def offsets(self, subscription_id: str) -> dict[int, CommittedOffset]: ...
+
+    async def commit(
+        self, subscription_id: str, commits: Iterable[tuple[int, int]], now: datetime
+    ) -> None: ...
+
+    async def count_delivery(self, subscription_id: str, partition: int, now: datetime) -> None: ...
 
 
 class TopicEngine(Protocol):
@@ -81,8 +113,22 @@ class TopicEngine(Protocol):
         start: StartFrom,
         resume: ResumePoint | None,
         idle_seconds: float,
+        positions: dict[int, int] | None = None,
     ) -> TopicStream:
         """Joins consumer group ``group`` now (``EngineTopicMissing`` if the topic is gone),
         then streams this member's messages: members of one group share
         the topic's partitions, distinct groups each see every message. ``None`` is yielded
-        after ``idle_seconds`` without a message (the caller's keep-alive)."""
+        after ``idle_seconds`` without a message (the caller's keep-alive). ``positions``
+        (partition → first offset; a durable subscription's committed offsets) overrides
+        ``start`` and ``resume`` when the group starts. A ``Gap`` is yielded when the next
+        message of a partition is past the position asked for (retention pruned the rest)."""
+
+    async def offsets(self, wire: str) -> dict[int, PartitionOffsets]:
+        """Each partition's first held offset and high watermark (``EngineTopicMissing``)."""
+
+    async def read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
+        """Up to ``limit`` messages of one partition from offset ``start`` on, in order."""
+
+    async def prune(self, wire: str, older_than: datetime) -> int:
+        """Drops messages produced before ``older_than`` (the topic's retention); returns how
+        many. An engine that enforces retention itself (NATS ``max_age``) returns 0."""

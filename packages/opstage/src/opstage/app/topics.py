@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +31,15 @@ from opstage.app.topic_ports import (
     TopicEngineError,
     TopicStream,
 )
+from opstage.app.topic_quota import PublishQuota
 from opstage.domain.errors import Conflict, DomainError, NotFound, Unavailable, ValidationFailed
 from opstage.domain.events import TopicChanged
 from opstage.domain.ids import new_id
 from opstage.domain.topics import (
     DEFAULT_PARTITIONS,
     DEFAULT_REPLICATION,
+    Delivered,
+    Gap,
     OutgoingMessage,
     Receipt,
     ResumePoint,
@@ -76,9 +80,19 @@ class TopicBus:
 
     engine: TopicEngine
     keepalive_seconds: float = 15.0
+    quota: PublishQuota = field(default_factory=lambda: PublishQuota(0, 0))
     _topics: dict[str, tuple[Topic, float]] = field(default_factory=dict)
     _tenants: dict[str, tuple[tuple[str, ...], float]] = field(default_factory=dict)
     _round_robin: dict[str, itertools.count[int]] = field(default_factory=dict)
+    # Open streams of durable subscriptions on this node, by (topic, subscription).
+    _durable_streams: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def left_durable(self, key: tuple[str, str]) -> None:
+        n = self._durable_streams.get(key, 0) - 1
+        if n > 0:
+            self._durable_streams[key] = n
+        else:
+            self._durable_streams.pop(key, None)
 
     def forget(self, wire: str) -> None:
         self._topics.pop(wire, None)
@@ -106,6 +120,7 @@ class TopicSpec:
     retention_ms: int | None = None
     description: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    audit_publish: bool = False
 
 
 def _audit_meta(topic: Topic) -> dict[str, Any]:
@@ -114,6 +129,7 @@ def _audit_meta(topic: Topic) -> dict[str, Any]:
         "partitions": topic.partitions,
         "replication": topic.replication,
         "retentionMs": topic.retention_ms,
+        "auditPublish": topic.audit_publish,
     }
 
 
@@ -135,6 +151,7 @@ async def create_topic(ctx: AppContext, actor: Actor, spec: TopicSpec) -> Topic:
         labels=dict(spec.labels),
         created_at=now,
         created_by=actor.id,
+        audit_publish=spec.audit_publish,
     )
     # 1. The state row (and its audit row) first: a concurrent create of the same name fails
     #    here, before either touches the engine.
@@ -203,13 +220,15 @@ async def delete_topic(ctx: AppContext, actor: Actor, wire: str) -> tuple[Topic,
         if topic is None:
             raise topic_not_found()
         await uow.topics.delete(topic.id)
+        # Its durable subscriptions go with it (ADR 0015), audited with the topic's row.
+        dropped = await uow.subscriptions.delete_of_topic(topic.wire)
         await write_audit(
             uow,
             actor,
             "topic.deleted",
             target_type="Topic",
             target_id=topic.id,
-            metadata=_audit_meta(topic),
+            metadata={**_audit_meta(topic), "subscriptionsDeleted": dropped},
             now=now,
         )
         uow.record(TopicChanged(topic.id, topic.wire, "deleted"))
@@ -338,6 +357,7 @@ async def publish(
             code="TOPIC_HEADER_RESERVED",
             details={"headers": reserved},
         )
+    bus.quota.take(agent_id)  # before any I/O: a flood costs the server nothing more
     topic = await get_topic(ctx, wire, await agent_tenants(ctx, agent_id))
     scoped_key = f"{agent_id}:{idempotency_key}" if idempotency_key is not None else None
     if key is not None:
@@ -349,13 +369,41 @@ async def publish(
         partition = bus.next_partition(topic)
     message = OutgoingMessage(payload, key, headers, scoped_key)
     try:
-        return await bus.engine.publish(topic.wire, partition, message)
+        receipt = await bus.engine.publish(topic.wire, partition, message)
     except EngineTopicMissing as exc:
         bus.forget(wire)
         raise topic_not_found() from exc
     except TopicEngineError as exc:
         log.error("topic publish failed in the engine", extra={"topic": wire}, exc_info=True)
         raise engine_unavailable(exc) from exc
+    if topic.audit_publish and not receipt.replayed:
+        await _audit_publish(ctx, agent_id, topic, receipt, key)
+    return receipt
+
+
+async def _audit_publish(
+    ctx: AppContext, agent_id: str, topic: Topic, receipt: Receipt, key: str | None
+) -> None:
+    """One audit row per publish, only on topics flagged ``auditPublish`` (ADR 0015): the
+    message is stored already, so a failed audit write is logged, not the publish's failure."""
+    try:
+        async with ctx.writer() as uow:
+            await write_audit(
+                uow,
+                Actor("AGENT", agent_id),
+                "topic.published",
+                target_type="Topic",
+                target_id=topic.id,
+                metadata={
+                    "topic": topic.wire,
+                    "partition": receipt.partition,
+                    "offset": receipt.offset,
+                    "key": key,
+                },
+                now=ctx.clock(),
+            )
+    except DomainError:
+        log.error("could not audit a publish", extra={"topic": topic.wire}, exc_info=True)
 
 
 async def subscribe(
@@ -366,15 +414,56 @@ async def subscribe(
     start: StartFrom,
     resume: ResumePoint | None,
 ) -> TopicStream:
-    """Checks access now (404 before the stream starts), then the engine's stream."""
+    """Checks access now (404 before the stream starts), then the engine's stream. A durable
+    subscription of this name on this topic starts from its committed offsets (ADR 0015);
+    they win over ``from`` and ``Last-Event-ID``."""
+    from opstage.app.topic_subscriptions import durable_positions
+
     bus = _bus(ctx)
     topic = await get_topic(ctx, wire, await agent_tenants(ctx, agent_id))
+    async with ctx.reader() as uow:
+        durable = await uow.subscriptions.get(topic.wire, subscription_id)
+    key = (topic.wire, subscription_id)
+    positions = None
+    if durable is not None:
+        # A delivery is counted when the group starts on this node, not for each member
+        # that joins a running group (whose positions are ahead of the commit anyway).
+        first_here = bus._durable_streams.get(key, 0) == 0
+        bus._durable_streams[key] = bus._durable_streams.get(key, 0) + 1
     try:
-        return await bus.engine.subscribe(
-            topic.wire, subscription_id, start, resume, bus.keepalive_seconds
+        if durable is not None:
+            positions = await durable_positions(ctx, durable, count=first_here)
+        stream = await bus.engine.subscribe(
+            topic.wire, subscription_id, start, resume, bus.keepalive_seconds, positions
         )
-    except EngineTopicMissing as exc:
-        bus.forget(wire)
-        raise topic_not_found() from exc
-    except TopicEngineError as exc:
-        raise engine_unavailable(exc) from exc
+    except BaseException as exc:
+        if durable is not None:
+            bus.left_durable(key)
+        if isinstance(exc, EngineTopicMissing):
+            bus.forget(wire)
+            raise topic_not_found() from exc
+        if isinstance(exc, TopicEngineError):
+            raise engine_unavailable(exc) from exc
+        raise
+    if durable is None:
+        return stream
+    return _DurableStream(stream, lambda: bus.left_durable(key))
+
+
+class _DurableStream:
+    """The engine's stream, counted as one of this node's members of a durable group."""
+
+    def __init__(self, inner: TopicStream, on_close: Callable[[], None]) -> None:
+        self._inner, self._on_close, self._closed = inner, on_close, False
+
+    def __aiter__(self) -> _DurableStream:
+        return self
+
+    async def __anext__(self) -> Delivered | Gap | None:
+        return await self._inner.__anext__()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._on_close()
+        await self._inner.aclose()

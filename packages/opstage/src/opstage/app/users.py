@@ -17,7 +17,7 @@ from typing import Any
 
 from opstage.app.audit import write_audit
 from opstage.app.auth import hash_password
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.domain.errors import Conflict, NotFound, ValidationFailed
 from opstage.domain.events import UserChanged
 from opstage.domain.identity import normalize_username, password_problem, username_key
@@ -35,7 +35,7 @@ def _check_password(username: str, password: str) -> None:
 
 
 async def list_users(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     roles: Sequence[str],
     statuses: Sequence[str],
@@ -52,7 +52,7 @@ async def list_users(
 
 
 async def create_user(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     *,
     username: str,
@@ -101,7 +101,7 @@ async def create_user(
     return row
 
 
-async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: Row) -> Row:
+async def update_user(ctx: UnitContext, actor: Actor, user_id: str, changes: Row) -> Row:
     now = ctx.clock()
     async with ctx.writer() as uow:
         user = await uow.users.get(user_id)
@@ -158,7 +158,7 @@ async def update_user(ctx: AppContext, actor: Actor, user_id: str, changes: Row)
 
 
 async def reset_password(
-    ctx: AppContext, actor: Actor, user_id: str, password: str, *, keep_session: str | None = None
+    ctx: UnitContext, actor: Actor, user_id: str, password: str, *, keep_session: str | None = None
 ) -> Row:
     async with ctx.reader() as uow:
         user = await uow.users.get(user_id)
@@ -187,7 +187,7 @@ async def reset_password(
     return dict(fresh)
 
 
-async def delete_user(ctx: AppContext, actor: Actor, user_id: str) -> Row:
+async def delete_user(ctx: UnitContext, actor: Actor, user_id: str) -> Row:
     """Delete a user; its sessions go with it. Never the last active owner (yourself included)."""
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -215,7 +215,7 @@ async def delete_user(ctx: AppContext, actor: Actor, user_id: str) -> Row:
     return dict(user)
 
 
-async def get_user_by_username(ctx: AppContext, username: str) -> Row:
+async def get_user_by_username(ctx: UnitContext, username: str) -> Row:
     async with ctx.reader() as uow:
         user = await uow.users.get_by_username_key(username_key(username))
     if user is None:

@@ -137,3 +137,16 @@ class TopicChanged(DomainEvent):
     topic_id: str
     topic: str
     change: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChanged(DomainEvent):
+    """A durable topic subscription was created or deleted, its lag changed (an ack), or a
+    message of it went to its DLQ (ADR 0015). ``lag``: its total lag after the change."""
+
+    kind: ClassVar[str] = "topic.subscription_changed"
+    subscription_id: str
+    topic: str
+    name: str
+    change: str  # created | deleted | lag_changed | dlq
+    lag: int | None = None

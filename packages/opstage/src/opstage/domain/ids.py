@@ -36,6 +36,7 @@ ID_PREFIXES = frozenset(
         "brt",
         "bev",
         "top",
+        "tsb",  # a durable topic subscription
     }
 )
 

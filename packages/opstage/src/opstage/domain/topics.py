@@ -114,6 +114,8 @@ class Topic:
     labels: dict[str, str]
     created_at: datetime
     created_by: str | None = None
+    # Every publish to it is audited (ADR 0015); off, publishes are not audited one by one.
+    audit_publish: bool = False
 
     @property
     def wire(self) -> str:
@@ -176,3 +178,76 @@ def parse_event_id(value: str) -> ResumePoint | None:
     if not sep or not head.isdigit() or not tail.isdigit() or len(head) > 6 or len(tail) > 18:
         return None
     return ResumePoint(int(head), int(tail))
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Messages a subscriber asked for that the engine no longer holds: the stream jumps from
+    ``requested`` to ``first_available`` (``bus.gap``). ``retention``: pruned by the topic's
+    retention; ``buffer``: dropped from a live buffer (no engine built here keeps one)."""
+
+    topic: str
+    partition: int
+    requested: int
+    first_available: int
+    reason: Literal["retention", "buffer"] = "retention"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOffsets:
+    """One partition's bounds in the engine: the first offset it still holds (``end`` when it
+    holds none) and the next offset a publish gets (its high watermark)."""
+
+    first: int
+    end: int
+
+
+def origin_headers(
+    message: Delivered, subscription: str, reason: str, deliveries: int
+) -> dict[str, str]:
+    """The reserved headers a dead-lettered message carries (ADR 0015): where it came from,
+    why, and how often it was delivered. Publishers cannot set ``opstage.*`` headers, so these
+    are the server's word."""
+    return {
+        **message.headers,
+        f"{RESERVED_HEADER_PREFIX}origin.topic": message.topic,
+        f"{RESERVED_HEADER_PREFIX}origin.partition": str(message.partition),
+        f"{RESERVED_HEADER_PREFIX}origin.offset": str(message.offset),
+        f"{RESERVED_HEADER_PREFIX}origin.subscription": subscription,
+        f"{RESERVED_HEADER_PREFIX}dlq.reason": reason,
+        f"{RESERVED_HEADER_PREFIX}delivery.count": str(deliveries),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A durable subscription: a consumer group whose committed offsets live in Opstage's
+    database (ADR 0015), so it outlives connections, restarts and the engine's own state."""
+
+    id: str
+    topic_id: str
+    topic: str  # wire name
+    tenant: str
+    name: str  # the consumer group id, the SSE path's subscriptionId
+    max_deliveries: int | None
+    dlq_topic: str | None
+    created_at: datetime
+    created_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    partition: int
+    committed: int  # the next offset the subscription reads
+    deliveries: int  # durable stream starts at ``committed`` since it last moved
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    partition: int
+    committed: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)

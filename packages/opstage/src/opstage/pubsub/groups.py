@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from opstage.app.topic_ports import EngineTopicMissing
-from opstage.domain.topics import Delivered, ResumePoint, StartFrom
+from opstage.domain.topics import Delivered, Gap, ResumePoint, StartFrom
 
 READ_BATCH = 200
 
@@ -62,7 +62,7 @@ class _Membership:
     def __aiter__(self) -> _Membership:
         return self
 
-    async def __anext__(self) -> Delivered | None:
+    async def __anext__(self) -> Delivered | Gap | None:
         return await self._messages.__anext__()
 
     async def aclose(self) -> None:
@@ -108,7 +108,13 @@ class PartitionedLogGroups:
             signal.set()
 
     async def _join(
-        self, wire: str, group_id: str, start: StartFrom, resume: ResumePoint | None, me: object
+        self,
+        wire: str,
+        group_id: str,
+        start: StartFrom,
+        resume: ResumePoint | None,
+        me: object,
+        fixed: dict[int, int] | None = None,
     ) -> _Group:
         key = (wire, group_id)
         group = self._groups.get(key)
@@ -118,7 +124,11 @@ class PartitionedLogGroups:
             group = self._groups[key] = _Group([])
             group.members.append(me)
             try:
-                positions = await self.start_positions(wire, start, resume)
+                positions = (
+                    dict(fixed)
+                    if fixed is not None
+                    else await self.start_positions(wire, start, resume)
+                )
             except BaseException as exc:
                 group.failed = exc
                 self._groups.pop(key, None)
@@ -150,14 +160,15 @@ class PartitionedLogGroups:
         start: StartFrom,
         resume: ResumePoint | None,
         idle_seconds: float,
+        positions: dict[int, int] | None = None,
     ) -> _Membership:
         me = object()
-        state = await self._join(wire, group, start, resume, me)
+        state = await self._join(wire, group, start, resume, me, positions)
         return _Membership(self, wire, group, state, me, idle_seconds)
 
     async def _follow(
         self, wire: str, group: str, state: _Group, me: object, idle_seconds: float
-    ) -> AsyncGenerator[Delivered | None, None]:
+    ) -> AsyncGenerator[Delivered | Gap | None, None]:
         try:
             idle_since = time.monotonic()
             while True:
@@ -172,8 +183,18 @@ class PartitionedLogGroups:
                         # one was suspended at a yield): it continues from the position.
                         if partition not in state.assigned(me):
                             break
-                        if message.offset < state.positions[partition]:
+                        asked = state.positions[partition]
+                        if message.offset < asked:
                             continue  # another member delivered it after a rebalance
+                        if message.offset > asked:
+                            # Offsets are dense: the ones between were pruned (retention)
+                            # before this group read them. Said, never silently skipped.
+                            state.positions[partition] = message.offset
+                            yield Gap(wire, partition, asked, message.offset, "retention")
+                            if partition not in state.assigned(me):
+                                break
+                            if message.offset < state.positions[partition]:
+                                continue
                         state.positions[partition] = message.offset + 1
                         delivered = True
                         yield message

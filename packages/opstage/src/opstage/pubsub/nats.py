@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from opstage.domain.topics import (
     MAX_PARTITIONS,
     Delivered,
     OutgoingMessage,
+    PartitionOffsets,
     Receipt,
     ResumePoint,
     StartFrom,
@@ -201,6 +203,25 @@ class NatsTopicEngine(PartitionedLogGroups):
         except Exception as exc:
             raise TopicEngineError(str(exc)) from exc
         if resume is not None and resume.partition in positions:
-            p = resume.partition
-            positions[p] = min(max(positions[p], resume.offset + 1), ends[p])
+            # Not clamped to what is still held: a resume behind ``max_age`` gets ``bus.gap``.
+            positions[resume.partition] = min(resume.offset + 1, ends[resume.partition])
         return positions
+
+    async def offsets(self, wire: str) -> dict[int, PartitionOffsets]:
+        js = await self._jetstream()
+        found = await self._partitions(wire)
+        if not found:
+            raise EngineTopicMissing(wire)
+        out: dict[int, PartitionOffsets] = {}
+        try:
+            for p in found:
+                state = (await js.stream_info(stream_name(wire, p))).state
+                end = int(state.last_seq)
+                out[p] = PartitionOffsets(int(state.first_seq) - 1 if state.messages else end, end)
+        except Exception as exc:
+            raise TopicEngineError(str(exc)) from exc
+        return out
+
+    async def prune(self, wire: str, older_than: datetime) -> int:
+        """JetStream enforces the topic's retention itself (each stream's ``max_age``)."""
+        return 0

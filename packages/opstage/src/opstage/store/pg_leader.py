@@ -20,6 +20,8 @@ TIMEOUT_SECONDS = 5.0
 
 
 class PgLeaderLock:
+    election: str | None = "postgres-advisory-lock"
+
     def __init__(self, dsn: str, key: int = MAINTENANCE_LOCK_KEY) -> None:
         self._dsn = dsn
         self._key = key

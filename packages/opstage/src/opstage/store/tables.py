@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -358,6 +359,8 @@ topics = Table(
     Column("labels", JSON, nullable=False),
     Column("created_by", ID),
     _ts("created_at", False),
+    # Every publish to this topic is audited (ADR 0015).
+    Column("audit_publish", Boolean, nullable=False, server_default=false()),
 )
 
 # The embedded engine (store/topic_engine.py): a topic exists in the engine when it has rows
@@ -385,4 +388,38 @@ topic_log = Table(
     Column("idempotency_key", String(300)),
     _ts("produced_at", False),
     UniqueConstraint("topic", "idempotency_key"),
+)
+
+# Durable subscriptions (ADR 0015): a consumer group whose committed offsets live here, in
+# Opstage's database, whatever the engine. ``name`` is the SSE path's subscription id.
+topic_subscriptions = Table(
+    "topic_subscriptions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("topic_id", ID, ForeignKey("topics.id", ondelete="CASCADE"), nullable=False),
+    Column("topic", String(242), nullable=False),
+    Column("tenant", String(80), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("max_deliveries", Integer),
+    Column("dlq_topic", String(242)),
+    Column("created_by", ID),
+    _ts("created_at", False),
+    UniqueConstraint("topic", "name"),
+)
+
+# Per partition: the next offset the subscription reads, and how many durable streams started
+# at that offset since it last moved (max deliveries → DLQ).
+topic_subscription_offsets = Table(
+    "topic_subscription_offsets",
+    metadata,
+    Column(
+        "subscription_id",
+        ID,
+        ForeignKey("topic_subscriptions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("partition", Integer, primary_key=True),
+    Column("committed", BigInteger, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    _ts("updated_at", False),
 )

@@ -30,6 +30,7 @@ from opstage.domain.timeutil import utcnow
 from opstage.domain.topics import (
     Delivered,
     OutgoingMessage,
+    PartitionOffsets,
     Receipt,
     ResumePoint,
     StartFrom,
@@ -340,6 +341,41 @@ class EmbeddedTopicEngine(PartitionedLogGroups):
             )
             return [_delivered(r) for r in rows]
 
+    async def offsets(self, wire: str) -> dict[int, PartitionOffsets]:
+        try:
+            async with self._engines.reader.connect() as conn:
+                ends = {
+                    int(r.partition): int(r.next_offset)
+                    for r in await conn.execute(
+                        select(parts.c.partition, parts.c.next_offset).where(parts.c.topic == wire)
+                    )
+                }
+                if not ends:
+                    raise EngineTopicMissing(wire)
+                firsts = {
+                    int(r[0]): int(r[1])
+                    for r in await conn.execute(
+                        select(log.c.partition, func.min(log.c.offset))
+                        .where(log.c.topic == wire)
+                        .group_by(log.c.partition)
+                    )
+                }
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+        return {p: PartitionOffsets(firsts.get(p, end), end) for p, end in sorted(ends.items())}
+
+    async def prune(self, wire: str, older_than: datetime) -> int:
+        """Retention (run by the maintenance sweep, on PostgreSQL by its leader: ADR 0007).
+        The partitions' ``next_offset`` stays, so offsets are never reused."""
+        try:
+            async with self._engines.writer.begin() as conn:
+                gone = await conn.execute(
+                    delete(log).where(log.c.topic == wire, log.c.produced_at < older_than)
+                )
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+        return int(gone.rowcount or 0)
+
     async def start_positions(
         self, wire: str, start: StartFrom, resume: ResumePoint | None
     ) -> dict[int, int]:
@@ -382,8 +418,11 @@ class EmbeddedTopicEngine(PartitionedLogGroups):
                 out = dict(earliest)
                 if seen_at is not None:
                     out.update(await self._offsets_since(conn, wire, seen_at - RESUME_MARGIN))
-                out[resume.partition] = min(resume.offset + 1, ends[resume.partition])
-                return {p: max(out[p], earliest[p]) for p in ends}
+                clamped = {p: max(out[p], earliest[p]) for p in ends}
+                # The resumed partition is not clamped to what is still held: if retention
+                # pruned past the last seen message, the stream says so (``bus.gap``).
+                clamped[resume.partition] = min(resume.offset + 1, ends[resume.partition])
+                return clamped
             return earliest if start == "earliest" else ends
 
     @staticmethod

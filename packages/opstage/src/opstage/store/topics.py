@@ -25,6 +25,7 @@ def _topic(row: Any) -> Topic:
         labels=dict(row["labels"] or {}),
         created_at=row["created_at"],
         created_by=row["created_by"],
+        audit_publish=bool(row["audit_publish"]),
     )
 
 
@@ -44,6 +45,7 @@ class TopicRepo(Repo):
                 labels=topic.labels,
                 created_by=topic.created_by,
                 created_at=topic.created_at,
+                audit_publish=topic.audit_publish,
             )
         )
 
@@ -70,6 +72,12 @@ class TopicRepo(Repo):
             stmt.order_by(t.c.wire_name.asc()).limit(page_size).offset((page - 1) * page_size)
         )
         return [_topic(r) for r in rows], int(total)
+
+    async def with_retention(self) -> tuple[Topic, ...]:
+        rows = await self.all(
+            select(t).where(t.c.retention_ms.is_not(None)).order_by(t.c.wire_name)
+        )
+        return tuple(_topic(r) for r in rows)
 
     async def agent_tenants(self, agent_id: str) -> tuple[str, ...]:
         """The tenants an agent may publish and subscribe in (the default when none granted)."""

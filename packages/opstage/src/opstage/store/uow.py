@@ -36,6 +36,7 @@ from opstage.store.services import ServiceRepo
 from opstage.store.settings import SettingRepo
 from opstage.store.tables import metadata
 from opstage.store.tokens import RegistrationTokenRepo
+from opstage.store.topic_subscriptions import SubscriptionRepo
 from opstage.store.topics import TopicRepo
 from opstage.store.users import SessionRepo, UserRepo
 
@@ -239,3 +240,7 @@ class SqlUnitOfWork:
     @cached_property
     def topics(self) -> TopicRepo:
         return TopicRepo(self.conn, self.kind)
+
+    @cached_property
+    def subscriptions(self) -> SubscriptionRepo:
+        return SubscriptionRepo(self.conn, self.kind)

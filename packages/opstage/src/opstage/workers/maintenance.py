@@ -43,8 +43,7 @@ class MaintenanceSweeper:
             log.exception("could not load the stored maintenance settings; keeping current ones")
 
     async def _leads(self) -> bool:
-        lock = self.ctx.leader_lock
-        leader = True if lock is None else await lock.hold()
+        leader = await self.ctx.leader_lock.hold()
         self.ctx.maintenance.leader = leader
         return leader
 

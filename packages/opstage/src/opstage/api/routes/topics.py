@@ -30,6 +30,7 @@ from opstage.domain.errors import DomainError, ValidationFailed
 from opstage.domain.timeutil import iso
 from opstage.domain.topics import (
     Delivered,
+    Gap,
     ResumePoint,
     Topic,
     TopicFilter,
@@ -58,6 +59,7 @@ def topic_view(t: Topic) -> dict[str, Any]:
         "retentionMs": t.retention_ms,
         "description": t.description,
         "labels": t.labels,
+        "auditPublish": t.audit_publish,
         "createdAt": iso(t.created_at),
     }
 
@@ -85,6 +87,7 @@ async def create_topic(request: Request, ctx: Ctx, session: Writer) -> Response:
         body.retention_ms,
         body.description,
         body.labels,
+        body.audit_publish,
     )
     topic = await topics.create_topic(ctx, admin_actor(request, session), spec)
     return ok(topic_view(topic))
@@ -191,6 +194,18 @@ def message_frame(m: Delivered) -> bytes:
     )
 
 
+def gap_frame(g: Gap) -> bytes:
+    """No ``id``: the stream's last id stays the last message delivered."""
+    data = {
+        "topic": g.topic,
+        "partition": g.partition,
+        "fromOffset": g.requested,
+        "firstAvailableOffset": g.first_available,
+        "reason": g.reason,
+    }
+    return b"event: bus.gap\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
 def error_frame(code: str, message: str) -> bytes:
     return b"event: bus.error\ndata: " + orjson.dumps({"code": code, "message": message}) + b"\n\n"
 
@@ -231,6 +246,8 @@ async def subscribe(
             async for item in stream:
                 if item is None:
                     yield b": keep-alive\n\n"
+                elif isinstance(item, Gap):
+                    yield gap_frame(item)
                 else:
                     yield message_frame(item)
         except DomainError as exc:
