@@ -215,15 +215,46 @@ test("a bus route turns the demo's event into a routed command", async () => {
   await page.goto("/bus?tab=events");
   await expect(page.getByRole("row").filter({ hasText: "demo.announced" })).toBeVisible();
   await shot("bus-events");
+  await axe("bus events");
+});
+
+test("an existing bus route is edited: mode, filters and target", async () => {
+  await page.goto("/bus?tab=routes");
+  const row = page.getByRole("row").filter({ hasText: "announce to echo" });
+  await row.getByRole("button", { name: "Edit" }).click();
+  const form = page.getByRole("dialog");
+  await expect(form.getByLabel("Name")).toHaveValue("announce to echo");
+  await expect(form.getByLabel("Target action")).toHaveValue("echo");
+  await axe("bus route editor");
+  await form.getByLabel("Target action").fill("announce");
+  await form.getByLabel("Filters (JSON)").fill('[{"path": "/payload/text", "op": "exists"}]');
+  await form.getByLabel("Status").click({ force: true }); // the selected value covers the input
+  await page.locator(".ant-select-item-option", { hasText: "DRY_RUN" }).click();
+  await form.getByRole("button", { name: "Save" }).click();
+  await expect(form).toBeHidden();
+  await expect(row.locator('[data-status="DRY_RUN"]')).toBeVisible();
+  await expect(row).toContainText("demo-service → announce");
+  // What the server stored, not only what the table shows.
+  const stored = await page.evaluate(async () => {
+    const r = await fetch("/api/admin/bus/routes?pageSize=100", { credentials: "same-origin" });
+    return ((await r.json()) as { data: { name: string; status: string; filters: unknown; target: { actionName: string } }[] }).data;
+  });
+  const route = stored.find((r) => r.name === "announce to echo");
+  expect(route?.status).toBe("DRY_RUN");
+  expect(route?.target.actionName).toBe("announce");
+  expect(route?.filters).toMatchObject([{ path: "/payload/text", op: "exists" }]);
+  await axe("bus routes");
 });
 
 test("users and settings pages", async () => {
   await openMenu("Users");
   await expect(page.getByRole("row").filter({ hasText: "admin" }).first()).toBeVisible();
   await shot("users");
+  await axe("users");
   await openMenu("Settings");
   await expect(page.getByRole("tab", { name: "Maintenance" })).toBeVisible();
   await shot("settings");
+  await axe("settings");
 });
 
 test("filters live in the URL and survive a reload", async () => {

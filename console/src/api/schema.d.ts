@@ -4,6 +4,176 @@
  */
 
 export interface paths {
+    "/api/agents/{agentId}/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Heartbeat */
+        post: operations["heartbeat_api_agents__agentId__heartbeat_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/commands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Poll */
+        get: operations["poll_api_agents__agentId__commands_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/bus/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Bus Publish */
+        post: operations["bus_publish_api_agents__agentId__bus_events_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/topics/publish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Topic Publish */
+        post: operations["topic_publish_api_agents__agentId__topics_publish_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Register */
+        post: operations["register_api_agents_register_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/services/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Report */
+        post: operations["report_api_agents__agentId__services_report_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/commands/{commandId}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Result */
+        post: operations["result_api_agents__agentId__commands__commandId__result_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness */
+        get: operations["liveness_health_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** System Health */
+        get: operations["system_health_api_system_health_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/version": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** System Version */
+        get: operations["system_version_api_system_version_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/auth/login": {
         parameters: {
             query?: never;
@@ -13,16 +183,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Log in an admin user.
-         * @description Validates credentials and starts an admin session. On success the
-         *     Backend MUST set the `opstage_session` cookie (HttpOnly, Secure,
-         *     SameSite=Lax, Path=/, Max-Age per ADR 0004) and return a fresh
-         *     `csrfToken` in the response body. All subsequent state-changing
-         *     Admin API calls (POST/PUT/PATCH/DELETE) MUST include the same value
-         *     in the `X-CSRF-Token` header (double-submit token pattern).
-         */
-        post: operations["adminLogin"];
+        /** Login */
+        post: operations["login_api_admin_auth_login_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -38,12 +200,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Log out current admin session.
-         * @description Invalidates the current admin session and clears the
-         *     `opstage_session` cookie. Requires a valid CSRF header.
-         */
-        post: operations["adminLogout"];
+        /** Logout */
+        post: operations["logout_api_admin_auth_logout_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -57,12 +215,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Get current admin user.
-         * @description Returns the current admin session. Useful for UI bootstrap to detect
-         *     whether the user is logged in and to refresh the CSRF token.
-         */
-        get: operations["adminMe"];
+        /** Me */
+        get: operations["me_api_admin_auth_me_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -78,14 +232,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Refresh the CSRF token for the current session.
-         * @description Returns a new CSRF token bound to the current `opstage_session`
-         *     cookie. The Backend MUST rotate the stored token on every call so
-         *     old tokens stop validating. Used by the UI right before
-         *     long-form interactions, or after a 403 `CSRF_INVALID` response.
-         */
-        get: operations["adminCsrf"];
+        /** Csrf */
+        get: operations["csrf_api_admin_auth_csrf_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -101,19 +249,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * List admin users.
-         * @description Owner-only endpoint. Filters `role`, `status`, and `q` narrow the list;
-         *     invalid enum values or empty search values return `422 VALIDATION_FAILED`.
-         */
-        get: operations["listUsers"];
+        /** List */
+        get: operations["list__api_admin_users_get"];
         put?: never;
-        /**
-         * Create an admin user.
-         * @description Owner-only endpoint. Creates an ACTIVE user with role `owner`,
-         *     `operator`, or `viewer`; duplicate usernames return `409`.
-         */
-        post: operations["createUser"];
+        /** Create */
+        post: operations["create_api_admin_users_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -130,16 +270,12 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete */
+        delete: operations["delete_api_admin_users__userId__delete"];
         options?: never;
         head?: never;
-        /**
-         * Update an admin user.
-         * @description Owner-only endpoint. Updates display name, role, and/or status.
-         *     Disabling or demoting the last active owner returns
-         *     `409 LAST_OWNER_REQUIRED`.
-         */
-        patch: operations["updateUser"];
+        /** Update */
+        patch: operations["update_api_admin_users__userId__patch"];
         trace?: never;
     };
     "/api/admin/users/{userId}/reset-password": {
@@ -151,51 +287,61 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Reset an admin user's password.
-         * @description Owner-only endpoint. Replaces the target user's password hash.
-         */
-        post: operations["resetUserPassword"];
+        /** Reset Password */
+        post: operations["reset_password_api_admin_users__userId__reset_password_post"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/admin/dashboard/summary": {
+    "/api/admin/registration-tokens": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Get CE dashboard summary. */
-        get: operations["getDashboardSummary"];
+        /** List */
+        get: operations["list__api_admin_registration_tokens_get"];
         put?: never;
-        post?: never;
+        /** Create */
+        post: operations["create_api_admin_registration_tokens_post"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/admin/metrics": {
+    "/api/admin/registration-tokens/{tokenId}/revoke": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /**
-         * Get CE operational metrics.
-         * @description Returns aggregate state counters plus operational counters used by the
-         *     Settings diagnostics view and incident response runbooks. Some
-         *     operational counters are in-memory and reset when the backend restarts.
-         */
-        get: operations["getAdminMetrics"];
+        get?: never;
+        put?: never;
+        /** Revoke */
+        post: operations["revoke_api_admin_registration_tokens__tokenId__revoke_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/registration-tokens/{tokenId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete */
+        delete: operations["delete_api_admin_registration_tokens__tokenId__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -208,13 +354,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * List Agents.
-         * @description Allowed `sort` fields: `createdAt`, `lastSeenAt`, `name`. Default
-         *     sort: `-createdAt`. Filters `status` and `q` narrow the list; invalid
-         *     enum values return `422 VALIDATION_FAILED`.
-         */
-        get: operations["listAgents"];
+        /** List */
+        get: operations["list__api_admin_agents_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -230,8 +371,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Agent detail. */
-        get: operations["getAgent"];
+        /** Get */
+        get: operations["get_api_admin_agents__agentId__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -249,8 +390,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Disable an Agent. */
-        post: operations["disableAgent"];
+        /** Disable */
+        post: operations["disable_api_admin_agents__agentId__disable_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -266,8 +407,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Enable an Agent. */
-        post: operations["enableAgent"];
+        /** Enable */
+        post: operations["enable_api_admin_agents__agentId__enable_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -283,52 +424,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke an Agent. */
-        post: operations["revokeAgent"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/registration-tokens": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * List registration tokens without raw token values.
-         * @description Allowed `sort` fields: `createdAt`, `expiresAt`. Default: `-createdAt`.
-         *     Filter `status` accepts multiple values (OR'ed).
-         */
-        get: operations["listRegistrationTokens"];
-        put?: never;
-        /**
-         * Create a registration token.
-         * @description Creates a single-use registration token. The raw token is returned
-         *     ONCE in `data.rawToken`; only its SHA-256 hash is persisted. Subsequent
-         *     list calls do not include `rawToken`.
-         */
-        post: operations["createRegistrationToken"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/registration-tokens/{tokenId}/revoke": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Revoke a registration token. */
-        post: operations["revokeRegistrationToken"];
+        /** Revoke */
+        post: operations["revoke_api_admin_agents__agentId__revoke_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -342,13 +439,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * List Capsule Services.
-         * @description Allowed `sort` fields: `createdAt`, `lastReportedAt`, `code`, `name`.
-         *     Default sort: `-createdAt`. Filter `status` accepts multiple values
-         *     (OR'ed); `agentId` filters services owned by a specific Agent.
-         */
-        get: operations["listCapsuleServices"];
+        /** List */
+        get: operations["list__api_admin_capsule_services_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -364,8 +456,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Capsule Service detail. */
-        get: operations["getCapsuleService"];
+        /** Get */
+        get: operations["get_api_admin_capsule_services__serviceId__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -381,8 +473,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Capsule Service manifest JSON. */
-        get: operations["getCapsuleServiceManifest"];
+        /** Manifest */
+        get: operations["manifest_api_admin_capsule_services__serviceId__manifest_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -398,8 +490,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get latest health report. */
-        get: operations["getCapsuleServiceHealth"];
+        /** Health */
+        get: operations["health_api_admin_capsule_services__serviceId__health_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -415,8 +507,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List config metadata. */
-        get: operations["listCapsuleServiceConfigs"];
+        /** Configs */
+        get: operations["configs_api_admin_capsule_services__serviceId__configs_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -432,8 +524,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List action definitions. */
-        get: operations["listCapsuleServiceActions"];
+        /** Actions */
+        get: operations["actions_api_admin_capsule_services__serviceId__actions_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -449,24 +541,31 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Prepare action panel.
-         * @description Creates an `ACTION_PREPARE` Command and waits for the Agent to return
-         *     dynamic action metadata, `inputSchema`, `initialPayload`, and optional
-         *     current state. Prepare handlers must be side-effect free with respect
-         *     to the service business operation.
-         */
-        get: operations["prepareActionPanel"];
+        /** Prepare */
+        get: operations["prepare_api_admin_capsule_services__serviceId__actions__actionName__get"];
+        put?: never;
+        /** Execute */
+        post: operations["execute_api_admin_capsule_services__serviceId__actions__actionName__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/capsule-services/{serviceId}/transfer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
         put?: never;
         /**
-         * Request predefined action execution.
-         * @description Validates the action and creates a `Command` row in `PENDING` state.
-         *     Returns the freshly created Command. UI MAY then poll
-         *     `GET /api/admin/commands/{commandId}` for terminal status.
-         *     See `04-opstage/04-command-and-action-model.md` §23 for the
-         *     canonical sequence and validation rules.
+         * Transfer
+         * @description Extension (docs/compatibility.md): move a service to another agent, audited.
          */
-        post: operations["createActionCommand"];
+        post: operations["transfer_api_admin_capsule_services__serviceId__transfer_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -480,14 +579,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * List Commands.
-         * @description Allowed `sort` fields: `createdAt`, `finishedAt`. Default: `-createdAt`.
-         *     Filter `type`, `status`, `actionName`, `serviceId`, and `agentId` narrow
-         *     the command history. The CE UI defaults to `type=ACTION_EXECUTE` so
-         *     internal prepare commands do not dominate the operator view.
-         */
-        get: operations["listCommands"];
+        /** List */
+        get: operations["list__api_admin_commands_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -503,10 +596,44 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Command detail. */
-        get: operations["getCommand"];
+        /** Get */
+        get: operations["get_api_admin_commands__commandId__get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/commands/{commandId}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel */
+        post: operations["cancel_api_admin_commands__commandId__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/commands/{commandId}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Retry */
+        post: operations["retry_api_admin_commands__commandId__retry_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -520,13 +647,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * List AuditEvents.
-         * @description Allowed `sort` fields: `createdAt`. Default: `-createdAt`.
-         *     Filters: `actorType`, `targetType`, `targetId`, `result`, `from`/`to`
-         *     (ISO-8601, applied to `createdAt`).
-         */
-        get: operations["listAuditEvents"];
+        /** List */
+        get: operations["list__api_admin_audit_events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/audit-events/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export */
+        get: operations["export_api_admin_audit_events_export_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -542,8 +681,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get AuditEvent detail. */
-        get: operations["getAuditEvent"];
+        /** Get */
+        get: operations["get_api_admin_audit_events__auditEventId__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -552,7 +691,25 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/agents/register": {
+    "/api/admin/bus/routes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Routes */
+        get: operations["list_routes_api_admin_bus_routes_get"];
+        put?: never;
+        /** Create Route */
+        post: operations["create_route_api_admin_bus_routes_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/bus/routes/simulate": {
         parameters: {
             query?: never;
             header?: never;
@@ -561,22 +718,34 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Register an Agent with a registration token.
-         * @description Consumes a single-use registration token and creates an Agent row.
-         *     The Backend returns a fresh Agent bearer token in `data.agentToken`
-         *     ONCE — only its hash is persisted. Agent SDK MUST persist the token
-         *     in a write-once secure file or in-memory and supply it in
-         *     `Authorization: Bearer <token>` for all subsequent calls.
-         */
-        post: operations["registerAgent"];
+        /** Simulate Draft */
+        post: operations["simulate_draft_api_admin_bus_routes_simulate_post"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/agents/{agentId}/heartbeat": {
+    "/api/admin/bus/routes/{routeId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Route */
+        get: operations["get_route_api_admin_bus_routes__routeId__get"];
+        /** Replace Route */
+        put: operations["replace_route_api_admin_bus_routes__routeId__put"];
+        post?: never;
+        /** Delete Route */
+        delete: operations["delete_route_api_admin_bus_routes__routeId__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/bus/routes/{routeId}/simulate": {
         parameters: {
             query?: never;
             header?: never;
@@ -585,58 +754,23 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Send Agent heartbeat and optional health report.
-         * @description Updates `Agent.lastSeenAt`. Optional body fields allow the Agent to
-         *     report its overall health and any transient diagnostic info. The
-         *     response echoes the current authoritative timing defaults so an Agent
-         *     can converge on Backend-side changes without a redeploy.
-         */
-        post: operations["agentHeartbeat"];
+        /** Simulate */
+        post: operations["simulate_api_admin_bus_routes__routeId__simulate_post"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/agents/{agentId}/services/report": {
+    "/api/admin/bus/events": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get?: never;
-        put?: never;
-        /**
-         * Report Capsule Service manifest, configs, actions, and health.
-         * @description Idempotent upsert keyed by `(workspaceId, code)`. The Agent SHOULD
-         *     report once at startup and again when its manifest changes, NOT on
-         *     every heartbeat. Backend persists `manifest`, `configs`, `actions`,
-         *     and the latest `health` snapshot.
-         */
-        post: operations["reportAgentServices"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/agents/{agentId}/commands": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Poll Commands assigned to the Agent.
-         * @description Returns at most `limit` commands in `PENDING` status, ordered by
-         *     `createdAt ASC`, atomically transitioning each to `RUNNING` before
-         *     returning. Idempotent at the protocol level (a poll that returns no
-         *     commands is identical to a missed poll).
-         */
-        get: operations["pollAgentCommands"];
+        /** List Events */
+        get: operations["list_events_api_admin_bus_events_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -645,7 +779,110 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/agents/{agentId}/commands/{commandId}/result": {
+    "/api/admin/bus/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Audit */
+        get: operations["list_audit_api_admin_bus_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/dashboard/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Dashboard Summary */
+        get: operations["dashboard_summary_api_admin_dashboard_summary_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Admin Metrics */
+        get: operations["admin_metrics_api_admin_metrics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/runtime": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Runtime Diagnostics */
+        get: operations["runtime_diagnostics_api_admin_diagnostics_runtime_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Stream */
+        get: operations["stream_api_admin_events_stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/settings/maintenance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Settings */
+        get: operations["get_settings_api_admin_settings_maintenance_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Update Settings */
+        patch: operations["update_settings_api_admin_settings_maintenance_patch"];
+        trace?: never;
+    };
+    "/api/admin/maintenance/run": {
         parameters: {
             query?: never;
             header?: never;
@@ -654,31 +891,76 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Report CommandResult.
-         * @description Reports terminal CommandResult. Backend transitions the Command to
-         *     `SUCCEEDED` (when `success: true`) or `FAILED`. A second result for
-         *     the same Command is a `409 COMMAND_TERMINAL`. A result reported after
-         *     the TTL has expired is a `410 COMMAND_EXPIRED` and is ignored.
-         *     Payloads larger than `OPSTAGE_COMMAND_RESULT_MAX_BYTES` are rejected
-         *     with `413 COMMAND_RESULT_TOO_LARGE`.
-         */
-        post: operations["reportCommandResult"];
+        /** Run Now */
+        post: operations["run_now_api_admin_maintenance_run_post"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/system/health": {
+    "/api/admin/backup/sqlite": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Get system health. */
-        get: operations["getSystemHealth"];
+        get?: never;
+        put?: never;
+        /** Backup Sqlite */
+        post: operations["backup_sqlite_api_admin_backup_sqlite_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/topics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Topics */
+        get: operations["list_topics_api_admin_topics_get"];
+        put?: never;
+        /** Create Topic */
+        post: operations["create_topic_api_admin_topics_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/topics/{topic}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Topic */
+        get: operations["get_topic_api_admin_topics__topic__get"];
+        put?: never;
+        post?: never;
+        /** Delete Topic */
+        delete: operations["delete_topic_api_admin_topics__topic__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/topics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Agent List Topics */
+        get: operations["agent_list_topics_api_agents__agentId__topics_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -687,17 +969,123 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/system/version": {
+    "/api/agents/{agentId}/topics/subscribe/{subscriptionId}": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Get system version. */
-        get: operations["getSystemVersion"];
+        /** Subscribe */
+        get: operations["subscribe_api_agents__agentId__topics_subscribe__subscriptionId__get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/topics/{topic}/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Admin List */
+        get: operations["admin_list_api_admin_topics__topic__subscriptions_get"];
+        put?: never;
+        /** Admin Create */
+        post: operations["admin_create_api_admin_topics__topic__subscriptions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/topics/{topic}/subscriptions/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Admin Get */
+        get: operations["admin_get_api_admin_topics__topic__subscriptions__name__get"];
+        put?: never;
+        post?: never;
+        /** Admin Delete */
+        delete: operations["admin_delete_api_admin_topics__topic__subscriptions__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/topics/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Agent List */
+        get: operations["agent_list_api_agents__agentId__topics_subscriptions_get"];
+        put?: never;
+        /** Agent Create */
+        post: operations["agent_create_api_agents__agentId__topics_subscriptions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/topics/subscriptions/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Agent Get */
+        get: operations["agent_get_api_agents__agentId__topics_subscriptions__name__get"];
+        put?: never;
+        post?: never;
+        /** Agent Delete */
+        delete: operations["agent_delete_api_agents__agentId__topics_subscriptions__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/topics/subscriptions/{name}/ack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Agent Ack */
+        post: operations["agent_ack_api_agents__agentId__topics_subscriptions__name__ack_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/topics/subscriptions/{name}/nack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Agent Nack */
+        post: operations["agent_nack_api_agents__agentId__topics_subscriptions__name__nack_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -708,779 +1096,3150 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        SuccessEnvelope: {
-            /** @constant */
-            success: true;
-        };
-        ErrorEnvelope: {
-            /** @constant */
-            success: false;
-            error: components["schemas"]["ErrorInfo"];
-        };
-        ErrorInfo: {
-            code: string;
-            message: string;
-            details?: {
+        /** ActionDefinition */
+        ActionDefinition: {
+            /** Id */
+            id: string;
+            /** Serviceid */
+            serviceId: string;
+            /** Name */
+            name: string;
+            /** Label */
+            label: string;
+            /** Description */
+            description: string | null;
+            /**
+             * Dangerlevel
+             * @enum {string}
+             */
+            dangerLevel: "LOW" | "MEDIUM" | "HIGH" | "CRITICAL";
+            /** Requiresconfirmation */
+            requiresConfirmation: boolean;
+            /** Inputschema */
+            inputSchema: {
                 [key: string]: unknown;
             };
-        };
-        Pagination: {
-            page: number;
-            pageSize: number;
-            total: number;
-        };
-        AdminLoginRequest: {
-            username: string;
-            /** Format: password */
-            password: string;
-        };
-        AdminSession: {
-            user: components["schemas"]["User"];
+            /** Enabled */
+            enabled: boolean;
+            /** Createdat */
+            createdAt: string | null;
+            /** Updatedat */
+            updatedAt: string | null;
             /**
-             * @description Token to be echoed in the `X-CSRF-Token` header for any
-             *     state-changing Admin API call. Rotated on `/api/admin/auth/csrf`.
+             * Timeoutseconds
+             * @default null
              */
-            csrfToken: string;
+            timeoutSeconds: number | null;
             /**
-             * Format: date-time
-             * @description Absolute expiry of the current session cookie. UI may use this
-             *     to schedule a silent refresh or warn the user before logout.
+             * Category
+             * @default null
              */
-            expiresAt: string;
+            category: string | null;
+            /**
+             * Order
+             * @default null
+             */
+            order: number | null;
+            /**
+             * Outputschema
+             * @default null
+             */
+            outputSchema: {
+                [key: string]: unknown;
+            } | null;
+        } & {
+            [key: string]: unknown;
         };
-        CreateUserRequest: {
-            username: string;
-            /** Format: password */
-            password: string;
-            displayName?: string;
-            /** @enum {string} */
-            role: "owner" | "operator" | "viewer";
+        /** ActionInput */
+        ActionInput: {
+            /** Name */
+            name: string;
+            /** Label */
+            label: string;
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /**
+             * Dangerlevel
+             * @default null
+             */
+            dangerLevel: ("LOW" | "MEDIUM" | "HIGH" | "CRITICAL") | null;
+            /**
+             * Requiresconfirmation
+             * @default null
+             */
+            requiresConfirmation: boolean | null;
+            /**
+             * Inputschema
+             * @default null
+             */
+            inputSchema: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Outputschema
+             * @default null
+             */
+            outputSchema: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Timeoutseconds
+             * @default null
+             */
+            timeoutSeconds: number | null;
+            /**
+             * Category
+             * @default null
+             */
+            category: string | null;
+            /**
+             * Order
+             * @default null
+             */
+            order: number | null;
         };
-        UpdateUserRequest: {
-            displayName?: string;
-            /** @enum {string} */
-            role?: "owner" | "operator" | "viewer";
-            /** @enum {string} */
-            status?: "ACTIVE" | "DISABLED";
-        };
-        ResetUserPasswordRequest: {
-            /** Format: password */
-            password: string;
-        };
-        User: {
-            id: string;
-            username: string;
-            displayName?: string | null;
-            /** @enum {string} */
-            role: "owner" | "operator" | "viewer";
-            /** @enum {string} */
-            status: "ACTIVE" | "DISABLED";
-        };
-        DashboardSummary: {
-            agentCounts: {
-                [key: string]: number;
+        /** ActionPrepare */
+        ActionPrepare: {
+            action: components["schemas"]["ActionDefinition"];
+            /** Initialpayload */
+            initialPayload: {
+                [key: string]: unknown;
             };
-            serviceCounts: {
-                [key: string]: number;
+            /** Currentstate */
+            currentState: {
+                [key: string]: unknown;
             };
-            commandCounts: {
-                [key: string]: number;
-            };
-            recentCommands?: components["schemas"]["Command"][];
-            recentAuditEvents?: components["schemas"]["AuditEvent"][];
+            prepareCommand: components["schemas"]["CommandDetail"];
+        } & {
+            [key: string]: unknown;
         };
+        /** AdminMetrics */
         AdminMetrics: {
+            workspace: components["schemas"]["Workspace"];
+            /** Totals */
             totals: {
                 [key: string]: number;
             };
+            /** Bystatus */
             byStatus: {
                 [key: string]: {
                     [key: string]: number;
                 };
             };
-            operational: components["schemas"]["OperationalMetrics"];
+            /** Operational */
+            operational: {
+                [key: string]: number;
+            };
+            /** Commanddurations */
+            commandDurations: {
+                [key: string]: unknown;
+            };
+            /** Topcommanderrors */
+            topCommandErrors: {
+                [key: string]: unknown;
+            }[];
+            /** Toperrorcodes */
+            topErrorCodes: {
+                [key: string]: unknown;
+            };
+            /** Staleagents */
+            staleAgents: {
+                [key: string]: unknown;
+            };
+            /**
+             * Generatedat
+             * Format: date-time
+             */
+            generatedAt: string;
+        } & {
+            [key: string]: unknown;
         };
-        OperationalMetrics: {
-            /** @description In-memory Agent command poll count since backend start. */
-            agentCommandPolls: number;
-            /** @description Commands dispatched to Agents, derived from audit events. */
-            commandsDispatched: number;
-            /** @description Successful CommandResult count, derived from audit events. */
-            commandsCompleted: number;
-            /** @description Failed CommandResult count, derived from audit events. */
-            commandsFailed: number;
-            /** @description Action panel prepare request count, derived from audit events. */
-            actionPrepareRequested: number;
-            /** @description ACTION_PREPARE timeout count. */
-            actionPrepareTimeouts: number;
-            /** @description Failed ACTION_PREPARE command count. */
-            actionPrepareFailures: number;
-            /** @description In-memory count of CommandResults rejected for exceeding OPSTAGE_COMMAND_RESULT_MAX_BYTES since backend start. */
-            oversizedCommandResultsRejected: number;
+        /** AdminSession */
+        AdminSession: {
+            user: components["schemas"]["User"];
+            /** Csrftoken */
+            csrfToken: string;
+            /** Expiresat */
+            expiresAt: string | null;
+        } & {
+            [key: string]: unknown;
         };
-        /** @enum {string} */
-        AgentStatus: "PENDING" | "ONLINE" | "OFFLINE" | "DISABLED" | "REVOKED";
-        /** @enum {string} */
-        CapsuleServiceStatus: "UNKNOWN" | "HEALTHY" | "UNHEALTHY" | "STALE" | "OFFLINE";
-        /** @enum {string} */
-        HealthStatus: "UP" | "DEGRADED" | "DOWN" | "UNKNOWN";
-        /** @enum {string} */
-        CommandStatus: "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "EXPIRED" | "CANCELLED";
-        /** @enum {string} */
-        DangerLevel: "LOW" | "MEDIUM" | "HIGH";
-        /** @enum {string} */
-        AuditActorType: "USER" | "AGENT" | "SYSTEM";
-        /** @enum {string} */
-        AuditResult: "SUCCESS" | "FAILURE";
+        /** Agent */
         Agent: {
+            /** Id */
             id: string;
+            /** Code */
             code: string;
-            name?: string | null;
-            /** @enum {string} */
-            mode: "embedded" | "sidecar" | "external";
-            runtime?: string | null;
+            /** Name */
+            name: string | null;
+            /** Mode */
+            mode: string;
+            /** Runtime */
+            runtime: string | null;
             status: components["schemas"]["AgentStatus"];
-            /** Format: date-time */
-            lastHeartbeatAt?: string | null;
-            /** Format: date-time */
+            storedStatus: components["schemas"]["AgentStatus"];
+            /** Lastheartbeatat */
+            lastHeartbeatAt: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
             createdAt: string;
-            /** Format: date-time */
+            /**
+             * Updatedat
+             * Format: date-time
+             */
             updatedAt: string;
+            /**
+             * Servicecount
+             * @default null
+             */
+            serviceCount: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** AgentDetail */
+        AgentDetail: {
+            /** Id */
+            id: string;
+            /** Code */
+            code: string;
+            /** Name */
+            name: string | null;
+            /** Mode */
+            mode: string;
+            /** Runtime */
+            runtime: string | null;
+            status: components["schemas"]["AgentStatus"];
+            storedStatus: components["schemas"]["AgentStatus"];
+            /** Lastheartbeatat */
+            lastHeartbeatAt: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /**
+             * Updatedat
+             * Format: date-time
+             */
+            updatedAt: string;
+            /**
+             * Servicecount
+             * @default null
+             */
+            serviceCount: number | null;
+            /** Services */
+            services: components["schemas"]["CapsuleService"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /** AgentIdentity */
+        AgentIdentity: {
+            /** Code */
+            code: string;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Mode
+             * @default embedded
+             * @enum {string}
+             */
+            mode: "embedded" | "ophub";
+            /**
+             * Runtime
+             * @default null
+             */
+            runtime: string | null;
         };
         /**
-         * @description Lifecycle of a registration or agent token. CE v0.1 enum.
+         * AgentStatus
          * @enum {string}
          */
-        TokenStatus: "ACTIVE" | "USED" | "REVOKED" | "EXPIRED";
-        RegistrationToken: {
+        AgentStatus: "PENDING" | "ONLINE" | "OFFLINE" | "DISABLED" | "REVOKED";
+        /** AgentTiming */
+        AgentTiming: {
+            /** Heartbeatintervalseconds */
+            heartbeatIntervalSeconds: number;
+            /** Commandpollintervalseconds */
+            commandPollIntervalSeconds: number;
+            capabilities: components["schemas"]["Capabilities"];
+        } & {
+            [key: string]: unknown;
+        };
+        /** AuditEvent */
+        AuditEvent: {
+            /** Id */
             id: string;
+            /**
+             * Actortype
+             * @enum {string}
+             */
+            actorType: "USER" | "AGENT" | "SYSTEM";
+            /** Actorid */
+            actorId: string | null;
+            /** Action */
+            action: string;
+            /** Targettype */
+            targetType: string | null;
+            /** Targetid */
+            targetId: string | null;
+            /**
+             * Result
+             * @enum {string}
+             */
+            result: "SUCCESS" | "FAILURE" | "DENIED";
+            /** Message */
+            message: string | null;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Ipaddress */
+            ipAddress: string | null;
+            /** Useragent */
+            userAgent: string | null;
+            /** Requestid */
+            requestId: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** BusEvent */
+        BusEvent: {
+            /** Id */
+            id: string;
+            /** Agentid */
+            agentId: string;
+            /** Sourceserviceid */
+            sourceServiceId: string | null;
+            /** Sourceservicecode */
+            sourceServiceCode: string;
+            /** Eventtype */
+            eventType: string;
+            /** Payload */
+            payload: {
+                [key: string]: unknown;
+            } | null;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /** Correlationid */
+            correlationId: string | null;
+            /** Causationid */
+            causationId: string | null;
+            /** Depth */
+            depth: number;
+            /** Dryrun */
+            dryRun: boolean;
+            /** Routecount */
+            routeCount: number;
+            /** Occurredat */
+            occurredAt: string | null;
+            /**
+             * Acceptedat
+             * Format: date-time
+             */
+            acceptedAt: string;
+            /**
+             * Experimental
+             * @constant
+             */
+            experimental: "v0.4-experimental";
+        } & {
+            [key: string]: unknown;
+        };
+        /** BusEventRequest */
+        BusEventRequest: {
+            /**
+             * Eventid
+             * @default null
+             */
+            eventId: string | null;
+            /** Eventtype */
+            eventType: string;
+            /** Sourceservicecode */
+            sourceServiceCode: string;
+            /**
+             * Payload
+             * @default null
+             */
+            payload: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Metadata
+             * @default null
+             */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Correlationid
+             * @default null
+             */
+            correlationId: string | null;
+            /**
+             * Causationid
+             * @default null
+             */
+            causationId: string | null;
+            /**
+             * Occurredat
+             * @default null
+             */
+            occurredAt: string | null;
+            /** @default null */
+            routePolicy: components["schemas"]["BusRoutePolicy"] | null;
+        };
+        /** BusPublishReceipt */
+        BusPublishReceipt: {
+            /** Eventid */
+            eventId: string;
+            /**
+             * Experimental
+             * @constant
+             */
+            experimental: "v0.4-experimental";
+            /** Routedcommands */
+            routedCommands: components["schemas"]["RoutedCommand"][];
+            /**
+             * Replay
+             * @description true when the idempotency key was seen
+             * @default null
+             */
+            replay: boolean | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** BusRoute */
+        BusRoute: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ENABLED" | "DRY_RUN" | "DISABLED";
+            match: components["schemas"]["BusRouteMatchView"];
+            target: components["schemas"]["BusRouteTargetView"];
+            /** Inputmapping */
+            inputMapping: {
+                [key: string]: string;
+            };
+            /** Filters */
+            filters: {
+                [key: string]: unknown;
+            }[];
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Preapproved */
+            preApproved: boolean;
+            /** Preapprovedbyuserid */
+            preApprovedByUserId: string | null;
+            /** Preapprovedat */
+            preApprovedAt: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /**
+             * Updatedat
+             * Format: date-time
+             */
+            updatedAt: string;
+            /**
+             * Experimental
+             * @constant
+             */
+            experimental: "v0.4-experimental";
+        } & {
+            [key: string]: unknown;
+        };
+        /** BusRouteFilter */
+        BusRouteFilter: {
+            /** Path */
+            path: string;
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: "equals" | "in" | "exists";
+            /**
+             * Value
+             * @default null
+             */
+            value: unknown;
+        };
+        /** BusRouteMatch */
+        BusRouteMatch: {
+            /** Eventtype */
+            eventType: string;
+            /**
+             * Sourceservicecode
+             * @default null
+             */
+            sourceServiceCode: string | null;
+        };
+        /** BusRouteMatchView */
+        BusRouteMatchView: {
+            /** Eventtype */
+            eventType: string;
+            /** Sourceservicecode */
+            sourceServiceCode: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** BusRoutePolicy */
+        BusRoutePolicy: {
+            /**
+             * Dryrun
+             * @default null
+             */
+            dryRun: boolean | null;
+        };
+        /** BusRouteRequest */
+        BusRouteRequest: {
+            /** Name */
+            name: string;
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /**
+             * Status
+             * @default null
+             */
+            status: ("ENABLED" | "DRY_RUN" | "DISABLED") | null;
+            match: components["schemas"]["BusRouteMatch"];
+            target: components["schemas"]["BusRouteTarget"];
+            /** Inputmapping */
+            inputMapping?: {
+                [key: string]: string;
+            };
+            /** Filters */
+            filters?: components["schemas"]["BusRouteFilter"][];
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Preapproved
+             * @default false
+             */
+            preApproved: boolean;
+        };
+        /** BusRouteTarget */
+        BusRouteTarget: {
+            /** Servicecode */
+            serviceCode: string;
+            /** Actionname */
+            actionName: string;
+        };
+        /** BusRouteTargetView */
+        BusRouteTargetView: {
+            /** Servicecode */
+            serviceCode: string;
+            /** Actionname */
+            actionName: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** BusSimulation */
+        BusSimulation: {
+            /** Evaluated */
+            evaluated: number;
+            /** Counts */
+            counts: {
+                [key: string]: number;
+            };
+            /** Results */
+            results: {
+                [key: string]: unknown;
+            }[];
+        } & {
+            [key: string]: unknown;
+        };
+        /** Capabilities */
+        Capabilities: {
+            /** Longpoll */
+            longPoll: boolean;
+            /** Longpollmaxseconds */
+            longPollMaxSeconds: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** CapsuleService */
+        CapsuleService: {
+            /** Id */
+            id: string;
+            /** Agentid */
+            agentId: string;
+            /** Code */
+            code: string;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string | null;
+            /** Version */
+            version: string | null;
+            /** Runtime */
+            runtime: string | null;
+            status: components["schemas"]["ServiceStatus"];
+            effectiveStatus: components["schemas"]["ServiceStatus"];
+            /** Storedstatus */
+            storedStatus: string;
+            healthStatus: components["schemas"]["HealthStatus"] | null;
+            agentStatus: components["schemas"]["AgentStatus"];
+            /** Lastreportedat */
+            lastReportedAt: string | null;
+            /** Lasthealthat */
+            lastHealthAt: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /**
+             * Updatedat
+             * Format: date-time
+             */
+            updatedAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** CapsuleServiceDetail */
+        CapsuleServiceDetail: {
+            /** Id */
+            id: string;
+            /** Agentid */
+            agentId: string;
+            /** Code */
+            code: string;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string | null;
+            /** Version */
+            version: string | null;
+            /** Runtime */
+            runtime: string | null;
+            status: components["schemas"]["ServiceStatus"];
+            effectiveStatus: components["schemas"]["ServiceStatus"];
+            /** Storedstatus */
+            storedStatus: string;
+            healthStatus: components["schemas"]["HealthStatus"] | null;
+            agentStatus: components["schemas"]["AgentStatus"];
+            /** Lastreportedat */
+            lastReportedAt: string | null;
+            /** Lasthealthat */
+            lastHealthAt: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /**
+             * Updatedat
+             * Format: date-time
+             */
+            updatedAt: string;
+            /** Manifest */
+            manifest: {
+                [key: string]: unknown;
+            };
+            /** Configs */
+            configs: components["schemas"]["ConfigItem"][];
+            /** Actions */
+            actions: components["schemas"]["ActionDefinition"][];
+            /**
+             * @description absent until the first report
+             * @default null
+             */
+            health: components["schemas"]["HealthReport"] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** Command */
+        Command: {
+            /** Id */
+            id: string;
+            /** Agentid */
+            agentId: string;
+            /** Serviceid */
+            serviceId: string | null;
+            type: components["schemas"]["CommandType"];
+            /** Actionname */
+            actionName: string | null;
+            status: components["schemas"]["CommandStatus"];
+            /**
+             * Payload
+             * @description sensitive values redacted, except for the agent
+             */
+            payload: {
+                [key: string]: unknown;
+            } | null;
+            /** Createdbyuserid */
+            createdByUserId: string | null;
+            /** Retryofcommandid */
+            retryOfCommandId: string | null;
+            /** Buseventid */
+            busEventId: string | null;
+            /** Busrouteid */
+            busRouteId: string | null;
+            /** Errorcode */
+            errorCode: string | null;
+            /** Errormessage */
+            errorMessage: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /**
+             * Updatedat
+             * Format: date-time
+             */
+            updatedAt: string;
+            /** Startedat */
+            startedAt: string | null;
+            /** Completedat */
+            completedAt: string | null;
+            /** Expiresat */
+            expiresAt: string | null;
+            /** Durationms */
+            durationMs: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** CommandDetail */
+        CommandDetail: {
+            /** Id */
+            id: string;
+            /** Agentid */
+            agentId: string;
+            /** Serviceid */
+            serviceId: string | null;
+            type: components["schemas"]["CommandType"];
+            /** Actionname */
+            actionName: string | null;
+            status: components["schemas"]["CommandStatus"];
+            /**
+             * Payload
+             * @description sensitive values redacted, except for the agent
+             */
+            payload: {
+                [key: string]: unknown;
+            } | null;
+            /** Createdbyuserid */
+            createdByUserId: string | null;
+            /** Retryofcommandid */
+            retryOfCommandId: string | null;
+            /** Buseventid */
+            busEventId: string | null;
+            /** Busrouteid */
+            busRouteId: string | null;
+            /** Errorcode */
+            errorCode: string | null;
+            /** Errormessage */
+            errorMessage: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /**
+             * Updatedat
+             * Format: date-time
+             */
+            updatedAt: string;
+            /** Startedat */
+            startedAt: string | null;
+            /** Completedat */
+            completedAt: string | null;
+            /** Expiresat */
+            expiresAt: string | null;
+            /** Durationms */
+            durationMs: number | null;
+            /**
+             * @description absent until the agent reports
+             * @default null
+             */
+            result: components["schemas"]["CommandResult"] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** CommandResult */
+        CommandResult: {
+            /** Id */
+            id: string;
+            /** Commandid */
+            commandId: string;
+            /** Agentid */
+            agentId: string | null;
+            /** Success */
+            success: boolean;
+            /** Message */
+            message: string | null;
+            /** Data */
+            data: {
+                [key: string]: unknown;
+            };
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            };
+            /** Startedat */
+            startedAt: string | null;
+            /** Finishedat */
+            finishedAt: string | null;
+            /**
+             * Reportedat
+             * Format: date-time
+             */
+            reportedAt: string;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** CommandResultRequest */
+        CommandResultRequest: {
+            /** Success */
+            success: boolean;
+            /**
+             * Message
+             * @default null
+             */
+            message: string | null;
+            /**
+             * Data
+             * @default null
+             */
+            data: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Error
+             * @default null
+             */
+            error: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Startedat
+             * @default null
+             */
+            startedAt: string | null;
+            /**
+             * Finishedat
+             * @default null
+             */
+            finishedAt: string | null;
+        };
+        /**
+         * CommandStatus
+         * @enum {string}
+         */
+        CommandStatus: "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "EXPIRED" | "CANCELLED";
+        /**
+         * CommandType
+         * @enum {string}
+         */
+        CommandType: "ACTION_EXECUTE" | "ACTION_PREPARE";
+        /** ConfigInput */
+        ConfigInput: {
+            /** Key */
+            key: string;
+            /**
+             * Label
+             * @default null
+             */
+            label: string | null;
+            /** Type */
+            type: string;
+            /**
+             * Source
+             * @default null
+             */
+            source: string | null;
+            /**
+             * Editable
+             * @default null
+             */
+            editable: boolean | null;
+            /**
+             * Sensitive
+             * @default null
+             */
+            sensitive: boolean | null;
+            /**
+             * Valuepreview
+             * @default null
+             */
+            valuePreview: string | null;
+            /**
+             * Defaultvalue
+             * @default null
+             */
+            defaultValue: string | null;
+            /**
+             * Secretref
+             * @default null
+             */
+            secretRef: string | null;
+        };
+        /** ConfigItem */
+        ConfigItem: {
+            /** Id */
+            id: string;
+            /** Serviceid */
+            serviceId: string;
+            /** Key */
+            key: string;
+            /** Configkey */
+            configKey: string;
+            /** Workspaceid */
+            workspaceId: string;
+            /** Label */
+            label: string | null;
+            /** Type */
+            type: string;
+            /** Source */
+            source: string | null;
+            /** Editable */
+            editable: boolean | null;
+            /** Sensitive */
+            sensitive: boolean | null;
+            /**
+             * Valuepreview
+             * @description masked when sensitive
+             */
+            valuePreview: string | null;
+            /** Defaultvalue */
+            defaultValue: string | null;
+            /** Secretref */
+            secretRef: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** CreateActionCommandRequest */
+        CreateActionCommandRequest: {
+            /** Payload */
+            payload?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Confirmation
+             * @default null
+             */
+            confirmation: boolean | null;
+        };
+        /** CreateRegistrationTokenRequest */
+        CreateRegistrationTokenRequest: {
+            /**
+             * Name
+             * @default Default registration token
+             */
+            name: string;
+            /**
+             * Expiresinseconds
+             * @default null
+             */
+            expiresInSeconds: number | null;
+            /**
+             * Agentcode
+             * @default null
+             */
+            agentCode: string | null;
+            /**
+             * Topictenants
+             * @default null
+             */
+            topicTenants: string[] | null;
+        };
+        /** CreateUserRequest */
+        CreateUserRequest: {
+            /** Username */
+            username: string;
+            /** Password */
+            password: string;
+            /**
+             * Displayname
+             * @default null
+             */
+            displayName: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "owner" | "operator" | "viewer";
+        };
+        /** CreatedRegistrationToken */
+        CreatedRegistrationToken: {
+            /** Id */
+            id: string;
+            /** Name */
             name: string;
             status: components["schemas"]["TokenStatus"];
-            /** Format: date-time */
-            expiresAt?: string | null;
-            /** Format: date-time */
-            usedAt?: string | null;
-            /** Format: date-time */
+            /** Agentcode */
+            agentCode: string | null;
+            /** Agentid */
+            agentId: string | null;
+            /** Expiresat */
+            expiresAt: string | null;
+            /** Usedat */
+            usedAt: string | null;
+            /** Revokedat */
+            revokedAt: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
             createdAt: string;
-        };
-        CreateRegistrationTokenRequest: {
-            /** @default Default registration token */
-            name: string;
-            expiresInSeconds?: number;
-        };
-        CreateRegistrationTokenResponse: components["schemas"]["RegistrationToken"] & {
-            /** @description Raw token shown only once. Persisted only as a SHA-256 hash. */
-            rawToken: string;
-        };
-        CapsuleService: {
-            id: string;
-            agentId?: string;
-            code: string;
-            name: string;
-            description?: string | null;
-            version?: string | null;
-            runtime?: string | null;
-            status: components["schemas"]["CapsuleServiceStatus"];
-            healthStatus?: components["schemas"]["HealthStatus"];
-            /** Format: date-time */
-            lastReportedAt?: string | null;
-            /** Format: date-time */
-            lastHealthAt?: string | null;
-            /** Format: date-time */
-            createdAt: string;
-            /** Format: date-time */
+            /**
+             * Updatedat
+             * Format: date-time
+             */
             updatedAt: string;
+            /**
+             * Topictenants
+             * @description only where granted (docs/topics.md)
+             * @default null
+             */
+            topicTenants: string[] | null;
+            /**
+             * Rawtoken
+             * @description shown once; only its hash is stored
+             */
+            rawToken: string;
+            /**
+             * Token
+             * @description the same value as rawToken
+             */
+            token: string;
+        } & {
+            [key: string]: unknown;
         };
-        CapsuleServiceDetail: components["schemas"]["CapsuleService"] & {
-            manifest?: {
-                [key: string]: unknown;
+        /** CsrfToken */
+        CsrfToken: {
+            /** Csrftoken */
+            csrfToken: string;
+            /** Expiresat */
+            expiresAt: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** DashboardSummary */
+        DashboardSummary: {
+            workspace: components["schemas"]["Workspace"];
+            /** Agentcounts */
+            agentCounts: {
+                [key: string]: number;
             };
-            health?: components["schemas"]["HealthReport"];
-            configs?: components["schemas"]["ConfigItem"][];
-            actions?: components["schemas"]["ActionDefinition"][];
+            /** Servicecounts */
+            serviceCounts: {
+                [key: string]: number;
+            };
+            /** Commandcounts */
+            commandCounts: {
+                [key: string]: number;
+            };
+            /** Auditeventcount */
+            auditEventCount: number;
+            /** Recentcommands */
+            recentCommands: components["schemas"]["Command"][];
+            /** Recentauditevents */
+            recentAuditEvents: components["schemas"]["AuditEvent"][];
+            /**
+             * Generatedat
+             * Format: date-time
+             */
+            generatedAt: string;
+        } & {
+            [key: string]: unknown;
         };
-        HealthReport: {
-            id: string;
-            serviceId: string;
-            agentId?: string;
+        /** DatabaseProbe */
+        DatabaseProbe: {
             status: components["schemas"]["HealthStatus"];
-            message?: string | null;
+            /** Kind */
+            kind: string;
+            /** Latencyms */
+            latencyMs: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** DeletedSubscription */
+        DeletedSubscription: {
+            /** Id */
+            id: string;
+            /** Topic */
+            topic: string;
+            /** Name */
+            name: string;
+            /**
+             * Deleted
+             * @constant
+             */
+            deleted: true;
+        } & {
+            [key: string]: unknown;
+        };
+        /** DeletedTopic */
+        DeletedTopic: {
+            /** Id */
+            id: string;
+            /**
+             * Topic
+             * @description namespace.tenant.name
+             */
+            topic: string;
+            /** Namespace */
+            namespace: string;
+            /** Tenant */
+            tenant: string;
+            /** Name */
+            name: string;
+            /** Partitions */
+            partitions: number;
+            /** Replication */
+            replication: number;
+            /** Retentionms */
+            retentionMs: number | null;
+            /** Description */
+            description: string | null;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /**
+             * Auditpublish
+             * @description every publish to it is audited (ADR 0015)
+             */
+            auditPublish: boolean;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /** Enginedeleted */
+            engineDeleted: boolean;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ErrorEnvelope */
+        ErrorEnvelope: {
+            /**
+             * Success
+             * @constant
+             */
+            success: false;
+            error: components["schemas"]["ErrorInfo"];
+            /**
+             * Experimental
+             * @default null
+             */
+            experimental: "v0.4-experimental" | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ErrorInfo */
+        ErrorInfo: {
+            /**
+             * Code
+             * @description a code of contracts/errors.json or docs/compatibility.md
+             */
+            code: string;
+            /** Message */
+            message: string;
+            /**
+             * Details
+             * @description redacted specifics (validation issues, ids); a 5xx carries only requestId
+             */
             details?: {
                 [key: string]: unknown;
-            };
-            /** Format: date-time */
-            reportedAt: string;
-        };
-        ConfigItem: {
-            id: string;
-            serviceId: string;
-            key: string;
-            label?: string | null;
-            type: string;
-            source?: string | null;
-            editable?: boolean;
-            sensitive: boolean;
-            valuePreview?: string | null;
-            defaultValue?: string | null;
-            secretRef?: string | null;
-        };
-        ActionDefinition: {
-            id: string;
-            serviceId: string;
-            name: string;
-            label: string;
-            description?: string | null;
-            dangerLevel: components["schemas"]["DangerLevel"];
-            requiresConfirmation: boolean;
-            inputSchema?: {
-                [key: string]: unknown;
-            };
-            timeoutSeconds?: number;
-        };
-        ActionPrepareResponse: {
-            action: components["schemas"]["ActionDefinition"];
-            initialPayload: {
-                [key: string]: unknown;
-            };
-            currentState?: {
-                [key: string]: unknown;
-            };
-            prepareCommand?: components["schemas"]["CommandDetail"];
-        };
-        CreateActionCommandRequest: {
-            payload?: {
-                [key: string]: unknown;
-            };
-            /**
-             * @description Required to be `true` when `ActionDefinition.requiresConfirmation`
-             *     is true. Backend rejects with `409 ACTION_REQUIRES_CONFIRMATION`
-             *     otherwise. UI MUST show an explicit confirmation dialog before
-             *     sending.
-             */
-            confirmation?: boolean;
-        };
-        Command: {
-            id: string;
-            agentId: string;
-            serviceId: string;
-            /** @enum {string} */
-            type: "ACTION_PREPARE" | "ACTION_EXECUTE";
-            actionName: string;
-            status: components["schemas"]["CommandStatus"];
-            payload?: {
-                [key: string]: unknown;
-            };
-            createdByUserId?: string | null;
-            /** Format: date-time */
-            createdAt: string;
-            /** Format: date-time */
-            startedAt?: string | null;
-            /** Format: date-time */
-            completedAt?: string | null;
-            /** Format: date-time */
-            expiresAt?: string | null;
-        };
-        CommandDetail: components["schemas"]["Command"] & {
-            result?: components["schemas"]["CommandResult"];
-        };
-        CommandResult: {
-            id: string;
-            commandId: string;
-            success: boolean;
-            message?: string | null;
-            data?: {
-                [key: string]: unknown;
-            };
-            error?: {
-                [key: string]: unknown;
-            };
-            /** Format: date-time */
-            reportedAt: string;
-        };
-        /**
-         * @description Agent-reported terminal result. Backend enforces a maximum serialized
-         *     `message` + `data` + `error` payload size via
-         *     `OPSTAGE_COMMAND_RESULT_MAX_BYTES` (CE default: 1000000 bytes).
-         */
-        ReportCommandResultRequest: {
-            success: boolean;
-            message?: string;
-            data?: {
-                [key: string]: unknown;
-            };
-            /**
-             * @description Structured error payload. SHOULD include at minimum
-             *     `{ code: string, message: string }`. Backend stores it as JSON.
-             */
-            error?: {
-                [key: string]: unknown;
-            };
-            /**
-             * Format: date-time
-             * @description When the Agent began executing the action handler.
-             */
-            startedAt?: string;
-            /**
-             * Format: date-time
-             * @description When the Agent finished executing. Defaults to receipt time.
-             */
-            finishedAt?: string;
-        };
-        RegisterAgentRequest: {
-            registrationToken: string;
-            agent: {
-                code: string;
-                name?: string;
-                /** @enum {string} */
-                mode: "embedded";
-                runtime?: string;
-            };
-            service?: components["schemas"]["ReportedService"];
-        };
-        RegisterAgentResponse: {
-            agentId: string;
-            /** @description Raw Agent token shown only once to the Agent. */
-            agentToken: string;
-            heartbeatIntervalSeconds: number;
-            commandPollIntervalSeconds: number;
-        };
-        AgentHeartbeatRequest: {
-            serviceId?: string;
-            health?: components["schemas"]["HealthReportInput"];
-        };
-        AgentHeartbeatResponse: {
-            heartbeatIntervalSeconds: number;
-            commandPollIntervalSeconds: number;
-        };
-        ServiceReportRequest: {
-            services: components["schemas"]["ReportedService"][];
-        };
-        ReportedService: {
-            code: string;
-            name: string;
-            description?: string;
-            version?: string;
-            /** @enum {string} */
-            runtime?: "nodejs" | "java" | "python" | "go" | "other";
-            manifest: components["schemas"]["CapsuleManifest"];
-            health?: components["schemas"]["HealthReportInput"];
-            configs?: components["schemas"]["ConfigItemInput"][];
-            actions?: components["schemas"]["ActionDefinitionInput"][];
-        };
-        /**
-         * @description Authoritative shape of a Capsule Service manifest reported by the Agent.
-         *     Backend stores the full object as `CapsuleService.manifestJson` and validates
-         *     the listed required fields. Unknown fields are preserved (forward-compat).
-         */
-        CapsuleManifest: {
-            /** @constant */
-            kind: "CapsuleService";
-            /**
-             * @description Manifest schema version. Defaults to "1.0" if omitted.
-             * @default 1.0
-             */
-            schemaVersion: string;
-            code: string;
-            name: string;
-            description?: string;
-            version: string;
-            /** @enum {string} */
-            runtime: "nodejs" | "java" | "python" | "go" | "other";
-            /** @enum {string} */
-            agentMode: "embedded" | "sidecar" | "external";
-            capabilities?: string[];
-            labels?: {
-                [key: string]: string;
             };
         } & {
             [key: string]: unknown;
         };
-        HealthReportInput: {
-            status: components["schemas"]["HealthStatus"];
-            message?: string;
-            details?: {
-                [key: string]: unknown;
-            };
-        };
-        ConfigItemInput: {
-            key: string;
-            label?: string;
-            type: string;
-            source?: string;
-            editable?: boolean;
-            sensitive?: boolean;
-            valuePreview?: string;
-            defaultValue?: string;
-            secretRef?: string;
-        };
-        ActionDefinitionInput: {
-            name: string;
-            label: string;
-            description?: string;
-            dangerLevel?: components["schemas"]["DangerLevel"];
-            requiresConfirmation?: boolean;
-            inputSchema?: {
-                [key: string]: unknown;
-            };
-            timeoutSeconds?: number;
-        };
-        AuditEvent: {
-            id: string;
-            actorType: components["schemas"]["AuditActorType"];
-            actorId?: string | null;
-            action: string;
-            targetType?: string | null;
-            targetId?: string | null;
-            result: components["schemas"]["AuditResult"];
-            message?: string | null;
-            metadata?: {
-                [key: string]: unknown;
-            };
-            /** Format: date-time */
-            createdAt: string;
-        };
-        SystemHealth: {
+        /** HealthInput */
+        HealthInput: {
             /**
-             * @description Overall Backend status. DOWN when any critical dependency is unreachable.
+             * Status
              * @enum {string}
              */
-            status: "UP" | "DEGRADED" | "DOWN";
+            status: "UP" | "DEGRADED" | "DOWN" | "UNKNOWN";
             /**
+             * Message
+             * @default null
+             */
+            message: string | null;
+            /**
+             * Details
+             * @default null
+             */
+            details: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** HealthReport */
+        HealthReport: {
+            /** Id */
+            id: string | null;
+            /** Serviceid */
+            serviceId: string;
+            /** Agentid */
+            agentId: string;
+            status: components["schemas"]["HealthStatus"];
+            /** Message */
+            message: string | null;
+            /** Details */
+            details: {
+                [key: string]: unknown;
+            };
+            /**
+             * Reportedat
              * Format: date-time
-             * @description Backend server clock at the time of the response.
+             */
+            reportedAt: string;
+            /** Workspaceid */
+            workspaceId: string;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * HealthStatus
+         * @enum {string}
+         */
+        HealthStatus: "UP" | "DEGRADED" | "DOWN" | "UNKNOWN";
+        /** HeartbeatRequest */
+        HeartbeatRequest: {
+            /**
+             * Serviceid
+             * @default null
+             */
+            serviceId: string | null;
+            /** @default null */
+            health: components["schemas"]["HealthInput"] | null;
+        };
+        /** Liveness */
+        Liveness: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "UP";
+        } & {
+            [key: string]: unknown;
+        };
+        /** LoginRequest */
+        LoginRequest: {
+            /** Username */
+            username: string;
+            /** Password */
+            password: string;
+        };
+        /** MaintenanceRun */
+        MaintenanceRun: {
+            /** Expiredregistrationtokens */
+            expiredRegistrationTokens: number;
+            /** Expiredcommands */
+            expiredCommands: number;
+            /** Offlineagents */
+            offlineAgents: number;
+            /** Offlineservices */
+            offlineServices: number;
+            /** Deletedauditevents */
+            deletedAuditEvents: number;
+            /** Expiredsessions */
+            expiredSessions: number;
+            /** Pruneddomainevents */
+            prunedDomainEvents: number;
+            /**
+             * Ranat
+             * Format: date-time
+             */
+            ranAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** MaintenanceSettings */
+        MaintenanceSettings: {
+            /** Agentofflinethresholdseconds */
+            agentOfflineThresholdSeconds: number;
+            /** Auditretentiondays */
+            auditRetentionDays: number;
+            /** Maintenanceintervalseconds */
+            maintenanceIntervalSeconds: number;
+            /** Sources */
+            sources: {
+                [key: string]: "environment" | "stored";
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * MaintenanceSettingsPatch
+         * @description Known keys only; an integer in the key's range, or ``null`` to go back to the environment.
+         */
+        MaintenanceSettingsPatch: {
+            /**
+             * Agentofflinethresholdseconds
+             * @default null
+             */
+            agentOfflineThresholdSeconds: number | null;
+            /**
+             * Auditretentiondays
+             * @default null
+             */
+            auditRetentionDays: number | null;
+            /**
+             * Maintenanceintervalseconds
+             * @default null
+             */
+            maintenanceIntervalSeconds: number | null;
+        };
+        /** Pagination */
+        Pagination: {
+            /** Page */
+            page: number;
+            /** Pagesize */
+            pageSize: number;
+            /** Total */
+            total: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** PartitionPosition */
+        PartitionPosition: {
+            /** Partition */
+            partition: number;
+            /** Committed */
+            committed: number;
+            /** End */
+            end: number;
+            /** Lag */
+            lag: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** RegisterAgentRequest */
+        RegisterAgentRequest: {
+            /** Registrationtoken */
+            registrationToken: string;
+            agent: components["schemas"]["AgentIdentity"];
+            /** @default null */
+            service: components["schemas"]["ReportedService"] | null;
+        };
+        /** RegisteredAgent */
+        RegisteredAgent: {
+            /** Heartbeatintervalseconds */
+            heartbeatIntervalSeconds: number;
+            /** Commandpollintervalseconds */
+            commandPollIntervalSeconds: number;
+            capabilities: components["schemas"]["Capabilities"];
+            /** Agentid */
+            agentId: string;
+            /**
+             * Agenttoken
+             * @description shown once; only its hash is stored
+             */
+            agentToken: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** RegistrationToken */
+        RegistrationToken: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            status: components["schemas"]["TokenStatus"];
+            /** Agentcode */
+            agentCode: string | null;
+            /** Agentid */
+            agentId: string | null;
+            /** Expiresat */
+            expiresAt: string | null;
+            /** Usedat */
+            usedAt: string | null;
+            /** Revokedat */
+            revokedAt: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /**
+             * Updatedat
+             * Format: date-time
+             */
+            updatedAt: string;
+            /**
+             * Topictenants
+             * @description only where granted (docs/topics.md)
+             * @default null
+             */
+            topicTenants: string[] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ReportedService */
+        ReportedService: {
+            /** Code */
+            code: string;
+            /** Name */
+            name: string;
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /**
+             * Version
+             * @default null
+             */
+            version: string | null;
+            /**
+             * Runtime
+             * @default null
+             */
+            runtime: ("nodejs" | "java" | "python" | "go" | "other") | null;
+            /** Manifest */
+            manifest: {
+                [key: string]: unknown;
+            };
+            /** @default null */
+            health: components["schemas"]["HealthInput"] | null;
+            /**
+             * Configs
+             * @default null
+             */
+            configs: components["schemas"]["ConfigInput"][] | null;
+            /**
+             * Actions
+             * @default null
+             */
+            actions: components["schemas"]["ActionInput"][] | null;
+        };
+        /** ResetUserPasswordRequest */
+        ResetUserPasswordRequest: {
+            /** Password */
+            password: string;
+        };
+        /** RetryCommandRequest */
+        RetryCommandRequest: {
+            /**
+             * Confirmation
+             * @default null
+             */
+            confirmation: boolean | null;
+        };
+        /**
+         * Role
+         * @enum {string}
+         */
+        Role: "owner" | "operator" | "viewer";
+        /** RoutedCommand */
+        RoutedCommand: {
+            /** Routeid */
+            routeId: string | null;
+            /** Routename */
+            routeName: string;
+            /** Dryrun */
+            dryRun: boolean;
+            /** Targetservicecode */
+            targetServiceCode: string;
+            /** Actionname */
+            actionName: string;
+            /** Status */
+            status: string;
+            /**
+             * Commandid
+             * @default null
+             */
+            commandId: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** RuntimeDiagnostics */
+        RuntimeDiagnostics: {
+            /** Version */
+            version: string;
+            /**
+             * Edition
+             * @constant
+             */
+            edition: "ce";
+            /** Python */
+            python: string;
+            /** Platform */
+            platform: string;
+            /** Arch */
+            arch: string;
+            /** Pid */
+            pid: number;
+            /**
+             * Startedat
+             * Format: date-time
+             */
+            startedAt: string;
+            /** Uptimeseconds */
+            uptimeSeconds: number;
+            /** Memory */
+            memory: {
+                [key: string]: unknown;
+            };
+            /** Database */
+            database: {
+                [key: string]: unknown;
+            };
+            /** Eventbus */
+            eventBus: {
+                [key: string]: unknown;
+            };
+            /** Eventlog */
+            eventLog: {
+                [key: string]: unknown;
+            };
+            /** Heartbeats */
+            heartbeats: {
+                [key: string]: unknown;
+            };
+            /** Busingest */
+            busIngest: {
+                [key: string]: unknown;
+            };
+            /** Waiters */
+            waiters: {
+                [key: string]: unknown;
+            };
+            /** Maintenance */
+            maintenance: {
+                [key: string]: unknown;
+            };
+            /**
+             * Config
+             * @description the effective settings, secrets masked
+             */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Generatedat
+             * Format: date-time
+             */
+            generatedAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ServiceReport */
+        ServiceReport: {
+            /** Services */
+            services: components["schemas"]["CapsuleService"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /** ServiceReportRequest */
+        ServiceReportRequest: {
+            /** Services */
+            services: components["schemas"]["ReportedService"][];
+        };
+        /**
+         * ServiceStatus
+         * @description Effective status of a Capsule Service as the OpenAPI names it.
+         * @enum {string}
+         */
+        ServiceStatus: "UNKNOWN" | "HEALTHY" | "UNHEALTHY" | "STALE" | "OFFLINE";
+        /** SimulateRequest */
+        SimulateRequest: {
+            /**
+             * Limit
+             * @default 50
+             */
+            limit: number;
+            /** @default null */
+            route: components["schemas"]["BusRouteRequest"] | null;
+        };
+        /** SystemHealth */
+        SystemHealth: {
+            status: components["schemas"]["HealthStatus"];
+            /**
+             * Timestamp
+             * Format: date-time
              */
             timestamp: string;
-            /** @description Backend semantic version (matches package.json version). */
+            /** Version */
             version: string;
             /**
-             * @description Build edition. Always "ce" for CE v0.1.
-             * @enum {string}
+             * Edition
+             * @constant
              */
             edition: "ce";
-            database: {
-                /** @enum {string} */
-                status: "UP" | "DEGRADED" | "DOWN";
-                /**
-                 * @description Database driver in use. Always "sqlite" in CE v0.1.
-                 * @enum {string}
-                 */
-                kind?: "sqlite" | "postgres" | "mysql";
-                /** @description Round-trip time of the health probe query (e.g. SELECT 1). */
-                latencyMs?: number;
-            };
-            /** @description Seconds since the Backend process started. */
-            uptimeSeconds?: number;
+            database: components["schemas"]["DatabaseProbe"];
+            /** Uptimeseconds */
+            uptimeSeconds: number;
+        } & {
+            [key: string]: unknown;
         };
+        /** SystemVersion */
         SystemVersion: {
+            /** Version */
             version: string;
-            /** @enum {string} */
-            edition: "ce";
-            /** @description Optional git commit short SHA when available at build time. */
-            commit?: string;
             /**
+             * Edition
+             * @constant
+             */
+            edition: "ce";
+            /**
+             * Commit
+             * @default null
+             */
+            commit: string | null;
+            /**
+             * Buildtime
+             * @default null
+             */
+            buildTime: string | null;
+            capabilities: components["schemas"]["Capabilities"];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TokenStatus
+         * @enum {string}
+         */
+        TokenStatus: "ACTIVE" | "USED" | "REVOKED" | "EXPIRED";
+        /** Topic */
+        Topic: {
+            /** Id */
+            id: string;
+            /**
+             * Topic
+             * @description namespace.tenant.name
+             */
+            topic: string;
+            /** Namespace */
+            namespace: string;
+            /** Tenant */
+            tenant: string;
+            /** Name */
+            name: string;
+            /** Partitions */
+            partitions: number;
+            /** Replication */
+            replication: number;
+            /** Retentionms */
+            retentionMs: number | null;
+            /** Description */
+            description: string | null;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /**
+             * Auditpublish
+             * @description every publish to it is audited (ADR 0015)
+             */
+            auditPublish: boolean;
+            /**
+             * Createdat
              * Format: date-time
-             * @description Optional ISO-8601 timestamp captured at build time.
+             */
+            createdAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** TopicAckRequest */
+        TopicAckRequest: {
+            /** Topic */
+            topic: string;
+            /** Offsets */
+            offsets: components["schemas"]["TopicOffset"][];
+        };
+        /** TopicCreateRequest */
+        TopicCreateRequest: {
+            /** Namespace */
+            namespace: string;
+            /** Tenant */
+            tenant: string;
+            /** Name */
+            name: string;
+            /**
+             * Partitions
+             * @default 3
+             */
+            partitions: number;
+            /**
+             * Replication
+             * @default 1
+             */
+            replication: number;
+            /**
+             * Retentionms
+             * @default null
+             */
+            retentionMs: number | null;
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /** Labels */
+            labels?: {
+                [key: string]: string;
+            };
+            /**
+             * Auditpublish
+             * @default false
+             */
+            auditPublish: boolean;
+        };
+        /** TopicNackRequest */
+        TopicNackRequest: {
+            /** Topic */
+            topic: string;
+            /** Partition */
+            partition: number;
+            /** Offset */
+            offset: number;
+            /**
+             * Reason
+             * @default null
+             */
+            reason: string | null;
+        };
+        /** TopicOffset */
+        TopicOffset: {
+            /** Partition */
+            partition: number;
+            /** Offset */
+            offset: number;
+        };
+        /** TopicPublishRequest */
+        TopicPublishRequest: {
+            /**
+             * Topic
+             * @default null
+             */
+            topic: string | null;
+            /**
+             * Namespace
+             * @default null
+             */
+            namespace: string | null;
+            /**
+             * Tenant
+             * @default null
+             */
+            tenant: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+            /**
+             * Key
+             * @default null
+             */
+            key: string | null;
+            /** Payload */
+            payload: unknown;
+            /** Headers */
+            headers?: {
+                [key: string]: string;
+            };
+        };
+        /** TopicReceipt */
+        TopicReceipt: {
+            /** Topic */
+            topic: string;
+            /** Partition */
+            partition: number;
+            /** Offset */
+            offset: number;
+            /**
+             * Produced At
+             * Format: date-time
+             */
+            produced_at: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TopicSubscription
+         * @description A durable subscription and how far its committed offsets trail the topic (ADR 0015).
+         */
+        TopicSubscription: {
+            /** Id */
+            id: string;
+            /** Topic */
+            topic: string;
+            /** Tenant */
+            tenant: string;
+            /** Name */
+            name: string;
+            /** Maxdeliveries */
+            maxDeliveries: number | null;
+            /** Dlqtopic */
+            dlqTopic: string | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /** Lag */
+            lag: number;
+            /** Partitions */
+            partitions: components["schemas"]["PartitionPosition"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TopicSubscriptionCreateRequest
+         * @description A durable subscription (ADR 0015). Unknown fields are refused, not ignored: there is
+         *     no ack mode or ack timeout to set, and a client asking for one must learn it is absent.
+         */
+        TopicSubscriptionCreateRequest: {
+            /**
+             * Topic
+             * @default null
+             */
+            topic: string | null;
+            /** Name */
+            name: string;
+            /**
+             * From
+             * @default latest
              * @enum {string}
              */
-            buildTime?: "CE";
+            from: "earliest" | "latest";
+            /**
+             * Maxdeliveries
+             * @default null
+             */
+            maxDeliveries: number | null;
+            /**
+             * Dlqtopic
+             * @default null
+             */
+            dlqTopic: string | null;
         };
-    };
-    responses: {
-        /** @description Operation succeeded. */
-        Ok: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["SuccessEnvelope"];
-            };
+        /** TransferServiceRequest */
+        TransferServiceRequest: {
+            /** Agentid */
+            agentId: string;
         };
-        /** @description Invalid request. */
-        BadRequest: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"];
-            };
+        /** UpdateUserRequest */
+        UpdateUserRequest: {
+            /**
+             * Displayname
+             * @default null
+             */
+            displayName: string | null;
+            /**
+             * Role
+             * @default null
+             */
+            role: ("owner" | "operator" | "viewer") | null;
+            /**
+             * Status
+             * @default null
+             */
+            status: ("ACTIVE" | "DISABLED") | null;
         };
-        /** @description Authentication failed (missing or invalid session/token). */
-        Unauthorized: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"];
-            };
+        /** User */
+        User: {
+            /** Id */
+            id: string;
+            /** Username */
+            username: string;
+            /** Displayname */
+            displayName: string | null;
+            role: components["schemas"]["Role"];
+            status: components["schemas"]["UserStatus"];
+            /** Lastloginat */
+            lastLoginAt: string | null;
+            /** Createdat */
+            createdAt: string | null;
+            /** Updatedat */
+            updatedAt: string | null;
+        } & {
+            [key: string]: unknown;
         };
-        /** @description Authenticated but not allowed (includes CSRF token mismatch and disabled/revoked Agents). */
-        Forbidden: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"];
-            };
-        };
-        /** @description Resource not found. */
-        NotFound: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"];
-            };
-        };
-        /** @description State conflict (duplicate resource, terminal Command, etc.). */
-        Conflict: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"];
-            };
-        };
-        /** @description Resource is no longer available (expired Command). */
-        Gone: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"];
-            };
-        };
-        /** @description Validation failed. */
-        UnprocessableEntity: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"];
-            };
-        };
-        /** @description Request payload or serialized CommandResult exceeds the configured limit. */
-        PayloadTooLarge: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"];
-            };
-        };
-        /** @description Unexpected server error. */
-        InternalError: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["ErrorEnvelope"];
-            };
-        };
-    };
-    parameters: {
-        Page: number;
-        PageSize: number;
-        UserId: string;
-        AgentId: string;
-        ServiceId: string;
-        CommandId: string;
-        TokenId: string;
-        AuditEventId: string;
-        ActionName: string;
         /**
-         * @description Double-submit CSRF token bound to the active `opstage_session`
-         *     cookie. Required for all state-changing Admin API calls
-         *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-         *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
+         * UserStatus
+         * @enum {string}
          */
-        CsrfToken: string;
-        /**
-         * @description Sort expression. Format: `field` (ascending) or `-field` (descending).
-         *     Multiple fields are comma-separated and applied left-to-right. The
-         *     set of allowed fields is documented per endpoint; unknown fields
-         *     return 422 `VALIDATION_FAILED`.
-         */
-        Sort: string;
+        UserStatus: "ACTIVE" | "DISABLED";
+        /** Workspace */
+        Workspace: {
+            /** Id */
+            id: string;
+            /** Code */
+            code: string;
+            /** Name */
+            name: string;
+            /** Status */
+            status: string;
+        } & {
+            [key: string]: unknown;
+        };
     };
+    responses: never;
+    parameters: never;
     requestBodies: never;
     headers: never;
     pathItems: never;
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    adminLogin: {
+    heartbeat_api_agents__agentId__heartbeat_post: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                agentId: string;
+            };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
-                /**
-                 * @example {
-                 *       "username": "admin",
-                 *       "password": "change-on-first-login"
-                 *     }
-                 */
-                "application/json": components["schemas"]["AdminLoginRequest"];
+                "application/json": components["schemas"]["HeartbeatRequest"];
             };
         };
         responses: {
-            /** @description Login succeeded. Session cookie is set and CSRF token returned. */
+            /** @description Success */
             200: {
                 headers: {
-                    /**
-                     * @description Sets the admin session cookie. Format:
-                     *     `opstage_session=<opaque>; Path=/; HttpOnly; Secure;
-                     *     SameSite=Lax; Max-Age=<sessionTtlSeconds>`.
-                     */
-                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": {
-                     *         "user": {
-                     *           "id": "usr_01HXYZABC1234567",
-                     *           "username": "admin",
-                     *           "displayName": "Admin",
-                     *           "role": "owner",
-                     *           "status": "ACTIVE"
-                     *         },
-                     *         "csrfToken": "7f3c1e8e9b2c4a8c91a0a7c2e1d3b5f6",
-                     *         "expiresAt": "2026-05-01T13:30:00.000Z"
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["AdminSession"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["AgentTiming"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            422: components["responses"]["UnprocessableEntity"];
-        };
-    };
-    adminLogout: {
-        parameters: {
-            query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Logout succeeded. Session cookie is cleared. */
-            200: {
-                headers: {
-                    /**
-                     * @description Clears the admin session cookie. Format:
-                     *     `opstage_session=; Path=/; HttpOnly; Secure;
-                     *     SameSite=Lax; Max-Age=0`.
-                     */
-                    "Set-Cookie"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-        };
-    };
-    adminMe: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Current admin user. */
-            200: {
+            /** @description Not authenticated */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": {
-                     *         "user": {
-                     *           "id": "usr_01HXYZABC1234567",
-                     *           "username": "admin",
-                     *           "displayName": "Admin",
-                     *           "role": "owner",
-                     *           "status": "ACTIVE"
-                     *         },
-                     *         "csrfToken": "7f3c1e8e9b2c4a8c91a0a7c2e1d3b5f6",
-                     *         "expiresAt": "2026-05-01T13:30:00.000Z"
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["AdminSession"];
-                    };
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
-        };
-    };
-    adminCsrf: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description New CSRF token for the active session. */
-            200: {
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": {
-                     *         "csrfToken": "7f3c1e8e9b2c4a8c91a0a7c2e1d3b5f6"
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: {
-                            csrfToken: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    listUsers: {
+    poll_api_agents__agentId__commands_get: {
         parameters: {
             query?: {
-                page?: components["parameters"]["Page"];
-                pageSize?: components["parameters"]["PageSize"];
-                role?: "owner" | "operator" | "viewer";
-                status?: "ACTIVE" | "DISABLED";
-                /** @description Case-sensitive SQLite LIKE search over username/displayName. */
-                q?: string;
+                /** @description clamped to 1..10, as the reference */
+                limit?: number | null;
+                /** @description long-poll; capped by the server */
+                waitSeconds?: number;
+            };
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Command"][];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    bus_publish_api_agents__agentId__bus_events_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BusEventRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["BusPublishReceipt"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    topic_publish_api_agents__agentId__topics_publish_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopicPublishRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicReceipt"];
+                    };
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    register_api_agents_register_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterAgentRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["RegisteredAgent"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    report_api_agents__agentId__services_report_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServiceReportRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["ServiceReport"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    result_api_agents__agentId__commands__commandId__result_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                commandId: string;
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommandResultRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["CommandResult"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Gone (expired) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    liveness_health_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Liveness"];
+                    };
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    system_health_api_system_health_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["SystemHealth"];
+                    };
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The database is down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["SystemHealth"];
+                    };
+                };
+            };
+        };
+    };
+    system_version_api_system_version_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["SystemVersion"];
+                    };
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    login_api_admin_auth_login_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["AdminSession"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    logout_api_admin_auth_logout_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    me_api_admin_auth_me_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["AdminSession"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    csrf_api_admin_auth_csrf_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["CsrfToken"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list__api_admin_users_get: {
+        parameters: {
+            query?: {
+                page?: number;
+                pageSize?: number;
+                sort?: string | null;
+                role?: ("owner" | "operator" | "viewer")[] | null;
+                status?: ("ACTIVE" | "DISABLED")[] | null;
+                q?: string | null;
             };
             header?: never;
             path?: never;
@@ -1488,222 +4247,476 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description User list. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["User"][];
-                        pagination?: components["schemas"]["Pagination"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["User"][];
+                        pagination: components["schemas"]["Pagination"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            422: components["responses"]["UnprocessableEntity"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    createUser: {
+    create_api_admin_users_post: {
         parameters: {
             query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "username": "operator@example.local",
-                 *       "password": "change-me-before-running",
-                 *       "displayName": "Operator",
-                 *       "role": "operator"
-                 *     }
-                 */
                 "application/json": components["schemas"]["CreateUserRequest"];
             };
         };
         responses: {
-            /** @description User created. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["User"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["User"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["UnprocessableEntity"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    updateUser: {
+    delete_api_admin_users__userId__delete: {
         parameters: {
             query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
+            header?: never;
             path: {
-                userId: components["parameters"]["UserId"];
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["User"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_api_admin_users__userId__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "displayName": "Operator 1",
-                 *       "role": "operator",
-                 *       "status": "ACTIVE"
-                 *     }
-                 */
                 "application/json": components["schemas"]["UpdateUserRequest"];
             };
         };
         responses: {
-            /** @description User updated. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["User"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["User"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["UnprocessableEntity"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    resetUserPassword: {
+    reset_password_api_admin_users__userId__reset_password_post: {
         parameters: {
             query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
+            header?: never;
             path: {
-                userId: components["parameters"]["UserId"];
+                userId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "password": "another-change-me-password"
-                 *     }
-                 */
                 "application/json": components["schemas"]["ResetUserPasswordRequest"];
             };
         };
         responses: {
-            /** @description Password reset. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["User"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["User"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            422: components["responses"]["UnprocessableEntity"];
-        };
-    };
-    getDashboardSummary: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Dashboard summary. */
-            200: {
+            /** @description Not authenticated */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["DashboardSummary"];
-                    };
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-        };
-    };
-    getAdminMetrics: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Metrics snapshot. */
-            200: {
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["AdminMetrics"];
-                    };
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    listAgents: {
+    list__api_admin_registration_tokens_get: {
         parameters: {
             query?: {
-                page?: components["parameters"]["Page"];
-                pageSize?: components["parameters"]["PageSize"];
-                /**
-                 * @description Sort expression. Format: `field` (ascending) or `-field` (descending).
-                 *     Multiple fields are comma-separated and applied left-to-right. The
-                 *     set of allowed fields is documented per endpoint; unknown fields
-                 *     return 422 `VALIDATION_FAILED`.
-                 */
-                sort?: components["parameters"]["Sort"];
-                status?: components["schemas"]["AgentStatus"][];
-                /** @description Case-sensitive SQLite LIKE search over Agent code/name. */
-                q?: string;
+                page?: number;
+                pageSize?: number;
+                sort?: string | null;
+                status?: components["schemas"]["TokenStatus"][] | null;
             };
             header?: never;
             path?: never;
@@ -1711,279 +4724,344 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Agent list. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": [
-                     *         {
-                     *           "id": "agt_01HXYZAGT1234567",
-                     *           "code": "demo-prod-1",
-                     *           "name": "Demo Prod Agent 1",
-                     *           "mode": "embedded",
-                     *           "runtime": "nodejs",
-                     *           "status": "ONLINE",
-                     *           "lastHeartbeatAt": "2026-05-01T12:00:00.000Z",
-                     *           "createdAt": "2026-04-30T10:00:00.000Z",
-                     *           "updatedAt": "2026-05-01T12:00:00.000Z"
-                     *         }
-                     *       ],
-                     *       "pagination": {
-                     *         "page": 1,
-                     *         "pageSize": 20,
-                     *         "total": 1
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["Agent"][];
-                        pagination?: components["schemas"]["Pagination"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["RegistrationToken"][];
+                        pagination: components["schemas"]["Pagination"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            422: components["responses"]["UnprocessableEntity"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    getAgent: {
+    create_api_admin_registration_tokens_post: {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                agentId: components["parameters"]["AgentId"];
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Agent detail. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["Agent"];
-                    };
-                };
-            };
-            404: components["responses"]["NotFound"];
-        };
-    };
-    disableAgent: {
-        parameters: {
-            query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
-            path: {
-                agentId: components["parameters"]["AgentId"];
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: components["responses"]["Ok"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-        };
-    };
-    enableAgent: {
-        parameters: {
-            query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
-            path: {
-                agentId: components["parameters"]["AgentId"];
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: components["responses"]["Ok"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-        };
-    };
-    revokeAgent: {
-        parameters: {
-            query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
-            path: {
-                agentId: components["parameters"]["AgentId"];
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: components["responses"]["Ok"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-        };
-    };
-    listRegistrationTokens: {
-        parameters: {
-            query?: {
-                page?: components["parameters"]["Page"];
-                pageSize?: components["parameters"]["PageSize"];
-                /**
-                 * @description Sort expression. Format: `field` (ascending) or `-field` (descending).
-                 *     Multiple fields are comma-separated and applied left-to-right. The
-                 *     set of allowed fields is documented per endpoint; unknown fields
-                 *     return 422 `VALIDATION_FAILED`.
-                 */
-                sort?: components["parameters"]["Sort"];
-                status?: components["schemas"]["TokenStatus"][];
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Registration token list. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["RegistrationToken"][];
-                        pagination?: components["schemas"]["Pagination"];
-                    };
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            422: components["responses"]["UnprocessableEntity"];
-        };
-    };
-    createRegistrationToken: {
-        parameters: {
-            query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
             path?: never;
             cookie?: never;
         };
         requestBody?: {
             content: {
-                /**
-                 * @example {
-                 *       "name": "demo-host-1",
-                 *       "expiresInSeconds": 3600
-                 *     }
-                 */
                 "application/json": components["schemas"]["CreateRegistrationTokenRequest"];
             };
         };
         responses: {
-            /** @description Registration token created. Raw token is shown only once. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": {
-                     *         "id": "tok_01HXYZTOK1234567",
-                     *         "name": "demo-host-1",
-                     *         "status": "ACTIVE",
-                     *         "expiresAt": "2026-05-01T13:00:00.000Z",
-                     *         "createdAt": "2026-05-01T12:00:00.000Z",
-                     *         "rawToken": "opstage_reg_4xKj8mNpQ2rT5v7yA9bC1dF3gH6iJ0kL"
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["CreateRegistrationTokenResponse"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["CreatedRegistrationToken"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            422: components["responses"]["UnprocessableEntity"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    revokeRegistrationToken: {
+    revoke_api_admin_registration_tokens__tokenId__revoke_post: {
         parameters: {
             query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
+            header?: never;
             path: {
-                tokenId: components["parameters"]["TokenId"];
+                tokenId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            200: components["responses"]["Ok"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["RegistrationToken"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    listCapsuleServices: {
+    delete_api_admin_registration_tokens__tokenId__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tokenId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["RegistrationToken"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list__api_admin_agents_get: {
         parameters: {
             query?: {
-                page?: components["parameters"]["Page"];
-                pageSize?: components["parameters"]["PageSize"];
-                /**
-                 * @description Sort expression. Format: `field` (ascending) or `-field` (descending).
-                 *     Multiple fields are comma-separated and applied left-to-right. The
-                 *     set of allowed fields is documented per endpoint; unknown fields
-                 *     return 422 `VALIDATION_FAILED`.
-                 */
-                sort?: components["parameters"]["Sort"];
-                status?: components["schemas"]["CapsuleServiceStatus"][];
-                healthStatus?: components["schemas"]["HealthStatus"];
-                agentId?: string;
-                /** @description Case-sensitive SQLite LIKE search over Capsule Service code/name. */
-                q?: string;
+                page?: number;
+                pageSize?: number;
+                sort?: string | null;
+                status?: components["schemas"]["AgentStatus"][] | null;
+                q?: string | null;
             };
             header?: never;
             path?: never;
@@ -1991,197 +5069,947 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Capsule Service list. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": [
-                     *         {
-                     *           "id": "svc_01HXYZSVC1234567",
-                     *           "agentId": "agt_01HXYZAGT1234567",
-                     *           "code": "demo-billing",
-                     *           "name": "Demo Billing Service",
-                     *           "runtime": "nodejs",
-                     *           "status": "HEALTHY",
-                     *           "healthStatus": "UP",
-                     *           "lastReportedAt": "2026-05-01T12:00:00.000Z",
-                     *           "lastHealthAt": "2026-05-01T12:00:00.000Z",
-                     *           "createdAt": "2026-04-30T10:00:00.000Z",
-                     *           "updatedAt": "2026-05-01T12:00:00.000Z"
-                     *         }
-                     *       ],
-                     *       "pagination": {
-                     *         "page": 1,
-                     *         "pageSize": 20,
-                     *         "total": 1
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["CapsuleService"][];
-                        pagination?: components["schemas"]["Pagination"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Agent"][];
+                        pagination: components["schemas"]["Pagination"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            422: components["responses"]["UnprocessableEntity"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    getCapsuleService: {
+    get_api_admin_agents__agentId__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                serviceId: components["parameters"]["ServiceId"];
+                agentId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Capsule Service detail. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["CapsuleServiceDetail"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["AgentDetail"];
                     };
                 };
             };
-            404: components["responses"]["NotFound"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    getCapsuleServiceManifest: {
+    disable_api_admin_agents__agentId__disable_post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                serviceId: components["parameters"]["ServiceId"];
+                agentId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Manifest JSON. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Agent"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    enable_api_admin_agents__agentId__enable_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Agent"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    revoke_api_admin_agents__agentId__revoke_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Agent"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list__api_admin_capsule_services_get: {
+        parameters: {
+            query?: {
+                page?: number;
+                pageSize?: number;
+                sort?: string | null;
+                status?: components["schemas"]["ServiceStatus"][] | null;
+                healthStatus?: components["schemas"]["HealthStatus"][] | null;
+                agentId?: string[] | null;
+                q?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["CapsuleService"][];
+                        pagination: components["schemas"]["Pagination"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_api_admin_capsule_services__serviceId__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                serviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["CapsuleServiceDetail"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    manifest_api_admin_capsule_services__serviceId__manifest_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                serviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: {
                             [key: string]: unknown;
                         };
                     };
                 };
             };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    getCapsuleServiceHealth: {
+    health_api_admin_capsule_services__serviceId__health_get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                serviceId: components["parameters"]["ServiceId"];
+                serviceId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Latest health report. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["HealthReport"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["HealthReport"];
                     };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
     };
-    listCapsuleServiceConfigs: {
+    configs_api_admin_capsule_services__serviceId__configs_get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                serviceId: components["parameters"]["ServiceId"];
+                serviceId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Config metadata list. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["ConfigItem"][];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["ConfigItem"][];
                     };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
     };
-    listCapsuleServiceActions: {
+    actions_api_admin_capsule_services__serviceId__actions_get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                serviceId: components["parameters"]["ServiceId"];
+                serviceId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Action definition list. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["ActionDefinition"][];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["ActionDefinition"][];
                     };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
     };
-    prepareActionPanel: {
+    prepare_api_admin_capsule_services__serviceId__actions__actionName__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                serviceId: components["parameters"]["ServiceId"];
-                actionName: components["parameters"]["ActionName"];
+                serviceId: string;
+                actionName: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Prepared action metadata. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["ActionPrepareResponse"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["ActionPrepare"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            /** @description Prepare timed out waiting for Agent. */
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The agent did not answer in time */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -2190,8 +6018,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            409: components["responses"]["Conflict"];
-            /** @description Agent failed to prepare the action panel. */
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The agent failed the prepare */
             424: {
                 headers: {
                     [name: string]: unknown;
@@ -2200,510 +6045,1696 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            default: components["responses"]["InternalError"];
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    createActionCommand: {
+    execute_api_admin_capsule_services__serviceId__actions__actionName__post: {
         parameters: {
             query?: never;
-            header: {
-                /**
-                 * @description Double-submit CSRF token bound to the active `opstage_session`
-                 *     cookie. Required for all state-changing Admin API calls
-                 *     (POST/PUT/PATCH/DELETE). Obtain it from `POST /api/admin/auth/login`,
-                 *     `GET /api/admin/auth/me`, or `GET /api/admin/auth/csrf`.
-                 */
-                "X-CSRF-Token": components["parameters"]["CsrfToken"];
-            };
+            header?: never;
             path: {
-                serviceId: components["parameters"]["ServiceId"];
-                actionName: components["parameters"]["ActionName"];
+                serviceId: string;
+                actionName: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
-                /**
-                 * @example {
-                 *       "payload": {
-                 *         "graceful": true
-                 *       },
-                 *       "confirmation": true
-                 *     }
-                 */
                 "application/json": components["schemas"]["CreateActionCommandRequest"];
             };
         };
         responses: {
-            /** @description Command created. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": {
-                     *         "id": "cmd_01HXYZCMD1234567",
-                     *         "agentId": "agt_01HXYZAGT1234567",
-                     *         "serviceId": "svc_01HXYZSVC1234567",
-                     *         "type": "ACTION_EXECUTE",
-                     *         "actionName": "restart",
-                     *         "payload": {
-                     *           "graceful": true
-                     *         },
-                     *         "status": "PENDING",
-                     *         "createdAt": "2026-05-01T12:00:00.000Z",
-                     *         "expiresAt": "2026-05-01T12:05:00.000Z",
-                     *         "createdByUserId": "usr_01HXYZABC1234567"
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["Command"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Command"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["UnprocessableEntity"];
-            default: components["responses"]["InternalError"];
-        };
-    };
-    listCommands: {
-        parameters: {
-            query?: {
-                page?: components["parameters"]["Page"];
-                pageSize?: components["parameters"]["PageSize"];
-                /**
-                 * @description Sort expression. Format: `field` (ascending) or `-field` (descending).
-                 *     Multiple fields are comma-separated and applied left-to-right. The
-                 *     set of allowed fields is documented per endpoint; unknown fields
-                 *     return 422 `VALIDATION_FAILED`.
-                 */
-                sort?: components["parameters"]["Sort"];
-                status?: components["schemas"]["CommandStatus"][];
-                type?: "ACTION_EXECUTE" | "ACTION_PREPARE";
-                actionName?: string;
-                serviceId?: string;
-                agentId?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Command list. */
-            200: {
+            /** @description Not authenticated */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": [
-                     *         {
-                     *           "id": "cmd_01HXYZCMD1234567",
-                     *           "agentId": "agt_01HXYZAGT1234567",
-                     *           "serviceId": "svc_01HXYZSVC1234567",
-                     *           "type": "ACTION_EXECUTE",
-                     *           "actionName": "restart",
-                     *           "status": "SUCCEEDED",
-                     *           "createdAt": "2026-05-01T12:00:00.000Z",
-                     *           "startedAt": "2026-05-01T12:00:00.500Z",
-                     *           "completedAt": "2026-05-01T12:00:03.500Z"
-                     *         }
-                     *       ],
-                     *       "pagination": {
-                     *         "page": 1,
-                     *         "pageSize": 20,
-                     *         "total": 1
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["Command"][];
-                        pagination?: components["schemas"]["Pagination"];
-                    };
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            422: components["responses"]["UnprocessableEntity"];
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    getCommand: {
+    transfer_api_admin_capsule_services__serviceId__transfer_post: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                commandId: components["parameters"]["CommandId"];
+                serviceId: string;
             };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Command detail. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["CommandDetail"];
-                    };
-                };
-            };
-        };
-    };
-    listAuditEvents: {
-        parameters: {
-            query?: {
-                page?: components["parameters"]["Page"];
-                pageSize?: components["parameters"]["PageSize"];
-                /**
-                 * @description Sort expression. Format: `field` (ascending) or `-field` (descending).
-                 *     Multiple fields are comma-separated and applied left-to-right. The
-                 *     set of allowed fields is documented per endpoint; unknown fields
-                 *     return 422 `VALIDATION_FAILED`.
-                 */
-                sort?: components["parameters"]["Sort"];
-                actorType?: components["schemas"]["AuditActorType"];
-                targetType?: string;
-                targetId?: string;
-                result?: components["schemas"]["AuditResult"];
-                /** @description Inclusive lower bound applied to `createdAt`. */
-                from?: string;
-                /** @description Inclusive upper bound applied to `createdAt`. */
-                to?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description AuditEvent list. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": [
-                     *         {
-                     *           "id": "aud_01HXYZAUD1234567",
-                     *           "createdAt": "2026-05-01T12:00:00.000Z",
-                     *           "actorType": "USER",
-                     *           "actorId": "usr_01HXYZABC1234567",
-                     *           "action": "agent.disabled",
-                     *           "targetType": "Agent",
-                     *           "targetId": "agt_01HXYZAGT1234567",
-                     *           "result": "SUCCESS",
-                     *           "message": "Disabled by admin."
-                     *         }
-                     *       ],
-                     *       "pagination": {
-                     *         "page": 1,
-                     *         "pageSize": 20,
-                     *         "total": 1
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["AuditEvent"][];
-                        pagination?: components["schemas"]["Pagination"];
-                    };
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            422: components["responses"]["UnprocessableEntity"];
-        };
-    };
-    getAuditEvent: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                auditEventId: components["parameters"]["AuditEventId"];
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description AuditEvent detail. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["AuditEvent"];
-                    };
-                };
-            };
-        };
-    };
-    registerAgent: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "registrationToken": "opstage_reg_4xKj8mNpQ2rT5v7yA9bC1dF3gH6iJ0kL",
-                 *       "agent": {
-                 *         "code": "demo-prod-1",
-                 *         "name": "Demo Prod Agent 1",
-                 *         "mode": "embedded",
-                 *         "runtime": "nodejs"
-                 *       }
-                 *     }
-                 */
-                "application/json": components["schemas"]["RegisterAgentRequest"];
+                "application/json": components["schemas"]["TransferServiceRequest"];
             };
         };
         responses: {
-            /** @description Agent registered. Agent token is returned once. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": {
-                     *         "agentId": "agt_01HXYZAGT1234567",
-                     *         "agentToken": "opstage_agent_3v7yA9bC1dF3gH6iJ0kL4xKj8mNpQ2rT",
-                     *         "heartbeatIntervalSeconds": 30,
-                     *         "commandPollIntervalSeconds": 5
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["RegisterAgentResponse"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["CapsuleServiceDetail"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["UnprocessableEntity"];
-            default: components["responses"]["InternalError"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    agentHeartbeat: {
+    list__api_admin_commands_get: {
+        parameters: {
+            query?: {
+                page?: number;
+                pageSize?: number;
+                sort?: string | null;
+                status?: components["schemas"]["CommandStatus"][] | null;
+                type?: components["schemas"]["CommandType"][] | null;
+                actionName?: string[] | null;
+                serviceId?: string[] | null;
+                agentId?: string[] | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Command"][];
+                        pagination: components["schemas"]["Pagination"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_api_admin_commands__commandId__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                agentId: components["parameters"]["AgentId"];
+                commandId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["CommandDetail"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    cancel_api_admin_commands__commandId__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                commandId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Command"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    retry_api_admin_commands__commandId__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                commandId: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
-                /**
-                 * @example {
-                 *       "health": {
-                 *         "status": "UP",
-                 *         "message": "ok"
-                 *       }
-                 *     }
-                 */
-                "application/json": components["schemas"]["AgentHeartbeatRequest"];
+                "application/json": components["schemas"]["RetryCommandRequest"];
             };
         };
         responses: {
-            /** @description Heartbeat accepted. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": {
-                     *         "heartbeatIntervalSeconds": 30,
-                     *         "commandPollIntervalSeconds": 5
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["AgentHeartbeatResponse"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Command"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            422: components["responses"]["UnprocessableEntity"];
-            default: components["responses"]["InternalError"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    reportAgentServices: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                agentId: components["parameters"]["AgentId"];
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                /**
-                 * @example {
-                 *       "services": [
-                 *         {
-                 *           "code": "demo-billing",
-                 *           "name": "Demo Billing Service",
-                 *           "runtime": "nodejs",
-                 *           "manifest": {
-                 *             "kind": "CapsuleService",
-                 *             "schemaVersion": "1.0",
-                 *             "code": "demo-billing",
-                 *             "name": "Demo Billing Service",
-                 *             "version": "0.1.0",
-                 *             "runtime": "nodejs",
-                 *             "agentMode": "embedded"
-                 *           },
-                 *           "configs": [
-                 *             {
-                 *               "key": "BILLING_API_URL",
-                 *               "type": "string",
-                 *               "valuePreview": "https://billing.example.com",
-                 *               "sensitive": false
-                 *             }
-                 *           ],
-                 *           "actions": [
-                 *             {
-                 *               "name": "restart",
-                 *               "label": "Restart service",
-                 *               "dangerLevel": "MEDIUM",
-                 *               "requiresConfirmation": true
-                 *             }
-                 *           ],
-                 *           "health": {
-                 *             "status": "UP",
-                 *             "message": "5 dependencies up"
-                 *           }
-                 *         }
-                 *       ]
-                 *     }
-                 */
-                "application/json": components["schemas"]["ServiceReportRequest"];
-            };
-        };
-        responses: {
-            200: components["responses"]["Ok"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            422: components["responses"]["UnprocessableEntity"];
-            default: components["responses"]["InternalError"];
-        };
-    };
-    pollAgentCommands: {
+    list__api_admin_audit_events_get: {
         parameters: {
             query?: {
-                /** @description Maximum number of commands to return per poll. Default 10, max 10. Backend clamps invalid values to the safe range 1..10. */
-                limit?: number;
+                page?: number;
+                pageSize?: number;
+                sort?: string | null;
+                actorType?: ("USER" | "AGENT" | "SYSTEM")[] | null;
+                result?: ("SUCCESS" | "FAILURE" | "DENIED")[] | null;
+                action?: string[] | null;
+                targetType?: string | null;
+                targetId?: string | null;
+                from?: string | null;
+                to?: string | null;
             };
             header?: never;
-            path: {
-                agentId: components["parameters"]["AgentId"];
-            };
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Commands assigned to this Agent. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "success": true,
-                     *       "data": [
-                     *         {
-                     *           "id": "cmd_01HXYZCMD1234567",
-                     *           "agentId": "agt_01HXYZAGT1234567",
-                     *           "serviceId": "svc_01HXYZSVC1234567",
-                     *           "type": "ACTION_EXECUTE",
-                     *           "actionName": "restart",
-                     *           "payload": {},
-                     *           "status": "RUNNING",
-                     *           "createdAt": "2026-05-01T12:00:00.000Z",
-                     *           "startedAt": "2026-05-01T12:00:00.500Z",
-                     *           "expiresAt": "2026-05-01T12:05:00.000Z"
-                     *         }
-                     *       ]
-                     *     }
-                     */
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["Command"][];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["AuditEvent"][];
+                        pagination: components["schemas"]["Pagination"];
                     };
                 };
             };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            default: components["responses"]["InternalError"];
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    reportCommandResult: {
+    export_api_admin_audit_events_export_get: {
+        parameters: {
+            query?: {
+                format?: "csv" | "json";
+                sort?: string | null;
+                actorType?: ("USER" | "AGENT" | "SYSTEM")[] | null;
+                result?: ("SUCCESS" | "FAILURE" | "DENIED")[] | null;
+                action?: string[] | null;
+                targetType?: string | null;
+                targetId?: string | null;
+                from?: string | null;
+                to?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["AuditEvent"][];
+                    };
+                    "text/csv": string;
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_api_admin_audit_events__auditEventId__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                agentId: components["parameters"]["AgentId"];
-                commandId: components["parameters"]["CommandId"];
+                auditEventId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["AuditEvent"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_routes_api_admin_bus_routes_get: {
+        parameters: {
+            query?: {
+                page?: number;
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["BusRoute"][];
+                        pagination: components["schemas"]["Pagination"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_route_api_admin_bus_routes_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BusRouteRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["BusRoute"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    simulate_draft_api_admin_bus_routes_simulate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulateRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["BusSimulation"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_route_api_admin_bus_routes__routeId__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                routeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["BusRoute"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    replace_route_api_admin_bus_routes__routeId__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                routeId: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "success": true,
-                 *       "message": "Service restarted in 3.2s",
-                 *       "data": {
-                 *         "pidBefore": 1024,
-                 *         "pidAfter": 1097
-                 *       },
-                 *       "startedAt": "2026-05-01T12:00:00.500Z",
-                 *       "finishedAt": "2026-05-01T12:00:03.700Z"
-                 *     }
-                 */
-                "application/json": components["schemas"]["ReportCommandResultRequest"];
+                "application/json": components["schemas"]["BusRouteRequest"];
             };
         };
         responses: {
-            200: components["responses"]["Ok"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            410: components["responses"]["Gone"];
-            413: components["responses"]["PayloadTooLarge"];
-            422: components["responses"]["UnprocessableEntity"];
-            default: components["responses"]["InternalError"];
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["BusRoute"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
-    getSystemHealth: {
+    delete_route_api_admin_bus_routes__routeId__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                routeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["BusRoute"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    simulate_api_admin_bus_routes__routeId__simulate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                routeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SimulateRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["BusSimulation"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_events_api_admin_bus_events_get: {
+        parameters: {
+            query?: {
+                page?: number;
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["BusEvent"][];
+                        pagination: components["schemas"]["Pagination"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_audit_api_admin_bus_audit_get: {
+        parameters: {
+            query?: {
+                page?: number;
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["AuditEvent"][];
+                        pagination: components["schemas"]["Pagination"];
+                        /** @constant */
+                        experimental: "v0.4-experimental";
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    dashboard_summary_api_admin_dashboard_summary_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -2712,20 +7743,67 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description System health. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["SystemHealth"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["DashboardSummary"];
                     };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };
     };
-    getSystemVersion: {
+    admin_metrics_api_admin_metrics_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -2734,15 +7812,1966 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description System version. */
+            /** @description Success */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SuccessEnvelope"] & {
-                        data?: components["schemas"]["SystemVersion"];
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["AdminMetrics"];
                     };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    runtime_diagnostics_api_admin_diagnostics_runtime_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["RuntimeDiagnostics"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    stream_api_admin_events_stream_get: {
+        parameters: {
+            query?: {
+                lastEventId?: number | null;
+                kind?: string[] | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_settings_api_admin_settings_maintenance_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["MaintenanceSettings"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_settings_api_admin_settings_maintenance_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MaintenanceSettingsPatch"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["MaintenanceSettings"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    run_now_api_admin_maintenance_run_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["MaintenanceRun"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    backup_sqlite_api_admin_backup_sqlite_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_topics_api_admin_topics_get: {
+        parameters: {
+            query?: {
+                namespace?: string | null;
+                tenant?: string | null;
+                namePrefix?: string | null;
+                page?: number;
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Topic"][];
+                        pagination: components["schemas"]["Pagination"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_topic_api_admin_topics_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopicCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Topic"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_topic_api_admin_topics__topic__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Topic"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_topic_api_admin_topics__topic__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["DeletedTopic"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    agent_list_topics_api_agents__agentId__topics_get: {
+        parameters: {
+            query?: {
+                namespace?: string | null;
+                tenant?: string | null;
+                namePrefix?: string | null;
+                page?: number;
+                pageSize?: number;
+            };
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["Topic"][];
+                        pagination: components["schemas"]["Pagination"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    subscribe_api_agents__agentId__topics_subscribe__subscriptionId__get: {
+        parameters: {
+            query: {
+                topic: string;
+                from?: "earliest" | "latest";
+            };
+            header?: never;
+            path: {
+                subscriptionId: string;
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_list_api_admin_topics__topic__subscriptions_get: {
+        parameters: {
+            query?: {
+                page?: number;
+                pageSize?: number;
+            };
+            header?: never;
+            path: {
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicSubscription"][];
+                        pagination: components["schemas"]["Pagination"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_create_api_admin_topics__topic__subscriptions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopicSubscriptionCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicSubscription"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_get_api_admin_topics__topic__subscriptions__name__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                topic: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicSubscription"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    admin_delete_api_admin_topics__topic__subscriptions__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                topic: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["DeletedSubscription"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    agent_list_api_agents__agentId__topics_subscriptions_get: {
+        parameters: {
+            query?: {
+                topic?: string | null;
+                page?: number;
+                pageSize?: number;
+            };
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicSubscription"][];
+                        pagination: components["schemas"]["Pagination"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    agent_create_api_agents__agentId__topics_subscriptions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopicSubscriptionCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicSubscription"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    agent_get_api_agents__agentId__topics_subscriptions__name__get: {
+        parameters: {
+            query: {
+                topic: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicSubscription"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    agent_delete_api_agents__agentId__topics_subscriptions__name__delete: {
+        parameters: {
+            query: {
+                topic: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["DeletedSubscription"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    agent_ack_api_agents__agentId__topics_subscriptions__name__ack_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopicAckRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicSubscription"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    agent_nack_api_agents__agentId__topics_subscriptions__name__nack_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TopicNackRequest"];
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicSubscription"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };

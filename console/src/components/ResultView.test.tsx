@@ -5,7 +5,18 @@ import { inferFormat, ResultView, resultDetail, resultSecrets, resultTable } fro
 import { SchemaForm } from "./SchemaForm";
 import { schemaFields } from "../lib/schemaFields";
 
-const base = { id: "res_1", commandId: "cmd_1", reportedAt: "2026-01-01T00:00:00Z" };
+const base = {
+  id: "res_1",
+  commandId: "cmd_1",
+  agentId: "agt_1",
+  message: null,
+  data: {},
+  error: {},
+  startedAt: null,
+  finishedAt: null,
+  reportedAt: "2026-01-01T00:00:00Z",
+  createdAt: "2026-01-01T00:00:00Z",
+};
 const wrap = (node: React.ReactNode) => render(<I18nProvider lang="en">{node}</I18nProvider>);
 
 describe("result parsing", () => {

@@ -1,8 +1,8 @@
 import { useState } from "react";
 import { Alert, App, Button, Form, Input, Modal, Popconfirm, Select, Space, Switch, Table, Tabs, Typography } from "antd";
 import { useSearchParams } from "react-router-dom";
-import { ApiError, del, post } from "../api/client";
-import type { AuditEvent, BusEvent, BusRoute } from "../api/types";
+import { ApiError, del, post, put } from "../api/client";
+import type { AuditEvent, BusEvent, BusRoute, BusRouteRequest } from "../api/types";
 import { ErrorAlert, JsonBlock, PageTitle, ShortId, Status, Time } from "../components/common";
 import { useI18n } from "../i18n";
 import { useServerTable } from "../lib/useServerTable";
@@ -17,20 +17,51 @@ interface RouteForm {
   serviceCode: string;
   actionName: string;
   inputMapping: string;
+  filters: string;
   preApproved: boolean;
 }
 
-function routeBody(v: RouteForm) {
+const json = (text: string | undefined, empty: unknown): unknown => (text?.trim() ? JSON.parse(text) : empty);
+
+// The PUT replaces the whole route: what the form does not show (metadata) is sent back as it was.
+export function routeBody(v: RouteForm, metadata: Record<string, unknown> = {}): BusRouteRequest {
   return {
     name: v.name,
-    description: v.description || undefined,
+    description: v.description || null,
     status: v.status,
-    match: { eventType: v.eventType, sourceServiceCode: v.sourceServiceCode || undefined },
+    match: { eventType: v.eventType, sourceServiceCode: v.sourceServiceCode || null },
     target: { serviceCode: v.serviceCode, actionName: v.actionName },
-    inputMapping: v.inputMapping.trim() ? (JSON.parse(v.inputMapping) as Record<string, string>) : {},
+    inputMapping: json(v.inputMapping, {}) as BusRouteRequest["inputMapping"],
+    filters: json(v.filters, []) as BusRouteRequest["filters"],
+    metadata,
     preApproved: v.preApproved,
   };
 }
+
+export function routeForm(r: BusRoute): RouteForm {
+  return {
+    name: r.name,
+    description: r.description ?? undefined,
+    status: r.status,
+    eventType: r.match.eventType,
+    sourceServiceCode: r.match.sourceServiceCode ?? undefined,
+    serviceCode: r.target.serviceCode,
+    actionName: r.target.actionName,
+    inputMapping: JSON.stringify(r.inputMapping, null, 2),
+    filters: JSON.stringify(r.filters, null, 2),
+    preApproved: r.preApproved,
+  };
+}
+
+const jsonRule = (isArray: boolean) => ({
+  validator: async (_: unknown, v: string) => {
+    if (!v?.trim()) return;
+    const parsed: unknown = JSON.parse(v);
+    if (Array.isArray(parsed) !== isArray || typeof parsed !== "object" || parsed === null) {
+      throw new Error(isArray ? "[ … ]" : "{ … }");
+    }
+  },
+});
 
 function RouteFields() {
   const { t } = useI18n();
@@ -44,9 +75,12 @@ function RouteFields() {
       <Form.Item
         name="inputMapping"
         label={t("Input mapping (JSON)")}
-        rules={[{ validator: async (_, v: string) => { if (v?.trim()) JSON.parse(v); } }]}
+        rules={[jsonRule(false)]}
       >
         <Input.TextArea rows={3} placeholder={`{"message": "/payload/text"}`} style={{ fontFamily: "monospace" }} />
+      </Form.Item>
+      <Form.Item name="filters" label={t("Filters (JSON)")} rules={[jsonRule(true)]}>
+        <Input.TextArea rows={3} placeholder={`[{"path": "/payload/level", "op": "equals", "value": "error"}]`} style={{ fontFamily: "monospace" }} />
       </Form.Item>
       <Form.Item name="status" label={t("Status")}>
         <Select options={["ENABLED", "DRY_RUN", "DISABLED"].map((s) => ({ value: s, label: s }))} />
@@ -56,23 +90,33 @@ function RouteFields() {
   );
 }
 
-const EMPTY: Partial<RouteForm> = { status: "ENABLED", inputMapping: "{}", preApproved: false };
+const EMPTY: Partial<RouteForm> = { status: "ENABLED", inputMapping: "{}", filters: "[]", preApproved: false };
 
 function RoutesTab() {
   const { t } = useI18n();
   const { message } = App.useApp();
   const canWrite = useCan("bus:write");
   const table = useServerTable<BusRoute>("/api/admin/bus/routes", [], ["bus.route."]);
-  const [creating, setCreating] = useState(false);
+  // The modal creates a route (null) or edits one (the route being changed).
+  const [editing, setEditing] = useState<BusRoute | null | undefined>(undefined);
   const [simulation, setSimulation] = useState<unknown>(null);
   const [form] = Form.useForm<RouteForm>();
-  const create = async () => {
+  const open = (route: BusRoute | null) => {
+    form.resetFields();
+    form.setFieldsValue(route ? routeForm(route) : EMPTY);
+    setEditing(route);
+  };
+  const save = async () => {
     const values = await form.validateFields();
     try {
-      await post("/api/admin/bus/routes", routeBody(values));
-      setCreating(false);
-      form.resetFields();
-      message.success(t("Route created"));
+      if (editing) {
+        await put(`/api/admin/bus/routes/${editing.id}`, routeBody(values, editing.metadata));
+        message.success(t("Route saved"));
+      } else {
+        await post("/api/admin/bus/routes", routeBody(values));
+        message.success(t("Route created"));
+      }
+      setEditing(undefined);
       table.reload();
     } catch (e) {
       message.error((e as Error).message);
@@ -83,7 +127,7 @@ function RoutesTab() {
   }
   return (
     <>
-      {canWrite && <Button type="primary" onClick={() => setCreating(true)} style={{ marginBottom: 12 }}>{t("New route")}</Button>}
+      {canWrite && <Button type="primary" onClick={() => open(null)} style={{ marginBottom: 12 }}>{t("New route")}</Button>}
       <ErrorAlert error={table.error} />
       <Table<BusRoute>
         rowKey="id"
@@ -103,6 +147,7 @@ function RoutesTab() {
                 key: "actions",
                 render: (_: unknown, r: BusRoute) => (
                   <Space>
+                    <Button size="small" onClick={() => open(r)}>{t("Edit")}</Button>
                     <Button size="small" onClick={() => post(`/api/admin/bus/routes/${r.id}/simulate`, { limit: 50 }).then(setSimulation, (e: Error) => message.error(e.message))}>
                       {t("Simulate")}
                     </Button>
@@ -116,7 +161,15 @@ function RoutesTab() {
         ]}
       />
       {simulation ? <JsonBlock value={simulation} /> : null}
-      <Modal open={creating} title={t("New route")} onOk={() => void create()} onCancel={() => setCreating(false)} okText={t("Create")} width={640}>
+      <Modal
+        open={editing !== undefined}
+        title={editing ? `${t("Edit route")} ${editing.name}` : t("New route")}
+        onOk={() => void save()}
+        onCancel={() => setEditing(undefined)}
+        okText={editing ? t("Save") : t("Create")}
+        width={640}
+        forceRender
+      >
         <Form form={form} layout="vertical" initialValues={EMPTY}>
           <RouteFields />
         </Form>
@@ -136,7 +189,21 @@ function EventsTab() {
         loading={table.loading}
         dataSource={table.rows}
         pagination={table.pagination}
-        expandable={{ expandedRowRender: (e) => <JsonBlock value={e.payload} /> }}
+        expandable={{
+          expandedRowRender: (e) => <JsonBlock value={e.payload} />,
+          // Ant Design's own expand button has no accessible name (axe: button-name).
+          expandIcon: ({ expanded, onExpand, record }) => (
+            <Button
+              size="small"
+              type="text"
+              aria-expanded={expanded}
+              aria-label={expanded ? t("Hide payload") : t("Show payload")}
+              onClick={(e) => onExpand(record, e)}
+            >
+              {expanded ? "−" : "+"}
+            </Button>
+          ),
+        }}
         columns={[
           { title: t("Id"), dataIndex: "id", render: (v: string) => <ShortId id={v} /> },
           { title: t("Event type"), dataIndex: "eventType", render: (v: string) => <Typography.Text code>{v}</Typography.Text> },

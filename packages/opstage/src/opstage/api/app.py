@@ -15,6 +15,7 @@ from opstage import __version__
 from opstage.api import console, errors
 from opstage.api.hotpath import AgentHotPath
 from opstage.api.middleware import RequestContext
+from opstage.api.openapi import document
 from opstage.api.prometheus import PrometheusMetrics
 from opstage.api.routes import (
     agent_api,
@@ -25,6 +26,7 @@ from opstage.api.routes import (
     bus,
     commands,
     events_stream,
+    hot_docs,
     maintenance,
     observability,
     services,
@@ -39,6 +41,26 @@ from opstage.settings import Settings
 
 log = logging.getLogger("opstage")
 SWITCH_INTERVAL_SECONDS = 0.001
+# Routes match in this order.
+ROUTE_MODULES = (
+    hot_docs,  # documentation only: api/hotpath.py answers these first (ADR 0001)
+    agent_api,
+    system,
+    auth,
+    users,
+    tokens,
+    agents,
+    services,
+    commands,
+    audit,
+    bus,
+    observability,
+    events_stream,
+    maintenance,
+    backup,
+    topics,
+    topic_subscriptions,
+)
 
 
 class OpstageApi(FastAPI):
@@ -118,27 +140,10 @@ def create_app(settings: Settings, *, background: Sequence[BackgroundService] = 
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
-    # Routes match in order: the agents' hot paths (heartbeat, poll) come first.
-    for module in (
-        agent_api,
-        system,
-        auth,
-        users,
-        tokens,
-        agents,
-        services,
-        commands,
-        audit,
-        bus,
-        observability,
-        events_stream,
-        maintenance,
-        backup,
-        topics,
-        topic_subscriptions,
-    ):
+    for module in ROUTE_MODULES:
         app.include_router(module.router)
     console.install(app, settings.static_dir)
+    document.install(app)
     app.state.prometheus = PrometheusMetrics() if settings.metrics_enabled else None
     metrics = app.state.prometheus.http if app.state.prometheus else None
     hot = AgentHotPath(app.behind_front)

@@ -3,10 +3,10 @@
 Every agent calls these every few seconds (publish: in bursts), so per-request cost decides
 how many agents one node carries (bench/README.md). This ASGI layer answers exactly
 ``POST /api/agents/{id}/heartbeat``, ``GET /api/agents/{id}/commands`` and
-``POST /api/agents/{id}/bus/events`` with the same use cases, models, error codes and
-envelopes as the FastAPI routes in ``routes/agent_api.py`` and ``routes/bus.py`` (which stay,
-for the OpenAPI document and as the reference behaviour the tests pin), and passes every other
-request through untouched.
+``POST /api/agents/{id}/bus/events`` and ``POST /api/agents/{id}/topics/publish`` with the same
+use cases, models, error codes and envelopes as the rest of the API, and passes every other
+request through untouched. It is their only implementation: ``routes/hot_docs.py`` only
+describes them to the OpenAPI document (ADR 0001, ADR 0012).
 """
 
 from __future__ import annotations
@@ -47,16 +47,18 @@ EXPERIMENTAL_MARK = {"experimental": EXPERIMENTAL}  # every bus response, as CE 
 
 
 @dataclass(frozen=True, slots=True)
-class _Route:
+class HotRoute:
     """What the access log and the HTTP metrics read as ``scope["route"].path``."""
 
+    method: str
     path: str
 
 
-HEARTBEAT = _Route("/api/agents/{agentId}/heartbeat")
-POLL = _Route("/api/agents/{agentId}/commands")
-PUBLISH = _Route("/api/agents/{agentId}/bus/events")
-TOPIC_PUBLISH = _Route("/api/agents/{agentId}/topics/publish")
+HEARTBEAT = HotRoute("POST", "/api/agents/{agentId}/heartbeat")
+POLL = HotRoute("GET", "/api/agents/{agentId}/commands")
+PUBLISH = HotRoute("POST", "/api/agents/{agentId}/bus/events")
+TOPIC_PUBLISH = HotRoute("POST", "/api/agents/{agentId}/topics/publish")
+ROUTES = (HEARTBEAT, POLL, PUBLISH, TOPIC_PUBLISH)  # everything this layer serves
 Handler = Callable[[AppContext, Scope, Receive, str], Awaitable[Any]]
 
 
@@ -91,7 +93,7 @@ class AgentHotPath:
         receive: Receive,
         send: Send,
         agent_id: str,
-        route: _Route,
+        route: HotRoute,
         handler: Handler,
         extra: dict[str, str] | None = None,
     ) -> None:

@@ -12,7 +12,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from opstage.domain.identity import AGENT_CODE_MAX_LENGTH, AGENT_CODE_PATTERN
+from opstage.domain.identity import (
+    AGENT_CODE_MAX_LENGTH,
+    AGENT_CODE_PATTERN,
+    MIN_PASSWORD_LENGTH,
+)
 
 HealthStatusIn = Literal["UP", "DEGRADED", "DOWN", "UNKNOWN"]
 DangerLevelIn = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
@@ -135,10 +139,14 @@ RoleIn = Literal["owner", "operator", "viewer"]
 
 
 # Passwords: the length rule (12) and its message live in domain.identity, once, for the API,
-# the CLI and the bootstrap alike; the model only bounds the size.
+# the CLI and the bootstrap alike; the model only bounds the size, and documents the rule
+# (json_schema_extra: the OpenAPI document says it, the domain checks it; ADR 0012).
+NewPassword = Field(max_length=1024, json_schema_extra={"minLength": MIN_PASSWORD_LENGTH})
+
+
 class CreateUserRequest(Body):
     username: str = Field(min_length=1, max_length=320)
-    password: str = Field(max_length=1024)
+    password: str = NewPassword
     displayName: str | None = Field(None, max_length=200)
     role: RoleIn
 
@@ -150,7 +158,7 @@ class UpdateUserRequest(Body):
 
 
 class ResetUserPasswordRequest(Body):
-    password: str = Field(max_length=1024)
+    password: str = NewPassword
 
 
 class TransferServiceRequest(Body):

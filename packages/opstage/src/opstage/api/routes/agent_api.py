@@ -1,21 +1,21 @@
-"""The agent-facing API (bearer agent token): register, heartbeat, report, poll, result."""
+"""The agent-facing API (bearer agent token): register, report, result.
+
+Heartbeat and poll are served by ``api/hotpath.py`` alone (ADR 0001).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from opstage.api.deps import Agent, Ctx, read_json, request_actor
 from opstage.api.envelope import ok
 from opstage.api.models import (
     CommandResultRequest,
-    HeartbeatRequest,
     RegisterAgentRequest,
     ServiceReportRequest,
 )
-from opstage.api.views import command_view, result_view, service_view
+from opstage.api.views import result_view, service_view
 from opstage.app import agents, commands, services
 from opstage.app.context import AppContext
 from opstage.app.system import capabilities
@@ -39,14 +39,6 @@ async def register(request: Request, ctx: Ctx) -> Response:
     return ok({**data, **timing(ctx)})
 
 
-@router.post("/{agentId}/heartbeat")
-async def heartbeat(request: Request, ctx: Ctx, agent: Agent) -> Response:
-    body = await read_json(request, HeartbeatRequest, required=False)
-    health = body.health.dump() if body.health is not None else None
-    await agents.record_contact(ctx, agent, health, body.serviceId)
-    return ok(timing(ctx))
-
-
 @router.post("/{agentId}/services/report")
 async def report(request: Request, ctx: Ctx, agent: Agent) -> Response:
     body = await read_json(request, ServiceReportRequest)
@@ -56,22 +48,6 @@ async def report(request: Request, ctx: Ctx, agent: Agent) -> Response:
     )
     now = ctx.clock()
     return ok({"services": [service_view(r, now, ctx.settings) for r in rows]})
-
-
-@router.get("/{agentId}/commands")
-async def poll(
-    ctx: Ctx,
-    agent: Agent,
-    limit: Annotated[str | None, Query()] = None,
-    wait_seconds: Annotated[float, Query(alias="waitSeconds", ge=0)] = 0,
-) -> Response:
-    wait = (
-        min(wait_seconds, ctx.settings.long_poll_max_seconds)
-        if ctx.settings.long_poll_enabled
-        else 0
-    )
-    claimed = await commands.poll_commands(ctx, agent, commands.clamp_poll_limit(limit), wait)
-    return ok([command_view(c, for_agent=True) for c in claimed])
 
 
 @router.post("/{agentId}/commands/{commandId}/result")

@@ -52,6 +52,7 @@ CSV_COLUMNS = (
     "requestId",
     "metadata",
 )
+DATE_TIME = {"format": "date-time"}  # documented only: parsed below, with our codes
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -63,8 +64,8 @@ def audit_filters(
         str | None, Query(alias="targetType", min_length=1, max_length=120)
     ] = None,
     target_id: Annotated[str | None, Query(alias="targetId", min_length=1, max_length=160)] = None,
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: Annotated[str | None, Query()] = None,
+    from_: Annotated[str | None, Query(alias="from", json_schema_extra=DATE_TIME)] = None,
+    to: Annotated[str | None, Query(json_schema_extra=DATE_TIME)] = None,
 ) -> audit.AuditFilters:
     issues = []
     since = until = None

@@ -11,13 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from opstage.api.deps import Agent, Ctx, admin_actor, read_json, request_actor, require
+from opstage.api.deps import Ctx, admin_actor, read_json, require
 from opstage.api.envelope import ok, page
-from opstage.api.models import BusEventRequest, BusRouteRequest, SimulateRequest
+from opstage.api.models import BusRouteRequest, SimulateRequest
 from opstage.api.queries import PageNo, PageSize
 from opstage.api.rbac import READ
 from opstage.api.views import audit_view
-from opstage.app import audit, bus, bus_batch, bus_routes
+from opstage.app import audit, bus, bus_routes
 from opstage.app.auth import SessionInfo
 from opstage.domain.bus import EXPERIMENTAL
 from opstage.domain.timeutil import iso
@@ -172,13 +172,3 @@ async def list_audit(ctx: Ctx, _: Reader, page_: PageNo = 1, page_size: PageSize
         total=total,
         experimental=EXPERIMENTAL,
     )
-
-
-@router.post("/api/agents/{agentId}/bus/events")
-async def ingest(request: Request, ctx: Ctx, agent: Agent) -> Response:
-    _enabled(ctx)
-    body = await read_json(request, BusEventRequest)
-    key = request.headers.get("idempotency-key") or body.eventId
-    actor = request_actor(request, type_="AGENT", id_=agent.agent_id)
-    data = await bus_batch.publish(ctx, actor, agent.agent_id, body.model_dump(), key)
-    return ok(data, experimental=EXPERIMENTAL)

@@ -134,19 +134,6 @@ async def agent_list_topics(
     return page([topic_view(t) for t in rows], page=page_, page_size=page_size, total=total)
 
 
-@router.post("/api/agents/{agentId}/topics/publish")
-async def publish(request: Request, ctx: Ctx, agent: Agent) -> Response:
-    """Served by ``api/hotpath.py`` (ADR 0001); this route describes it for OpenAPI and runs
-    the same ``publish_message``."""
-    if ctx.topics is None:
-        raise topics.topic_bus_disabled()
-    body = await read_json(request, TopicPublishRequest)
-    data, replayed = await publish_message(
-        ctx, agent.agent_id, body, request.headers.get("idempotency-key")
-    )
-    return ok(data, headers={"Idempotent-Replayed": "true"} if replayed else None)
-
-
 async def publish_message(
     ctx: AppContext, agent_id: str, body: TopicPublishRequest, idem: str | None
 ) -> tuple[dict[str, Any], bool]:

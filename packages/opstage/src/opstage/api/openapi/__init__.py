@@ -1,0 +1,1 @@
+"""The OpenAPI document, from declared pydantic models (ADR 0012)."""
