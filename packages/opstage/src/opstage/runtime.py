@@ -48,6 +48,12 @@ def topic_engine(settings: Settings, engines: Engines) -> TopicEngine:
         from opstage.pubsub.nats import NatsTopicEngine
 
         return NatsTopicEngine(settings.nats_url)
+    if settings.topic_bus_engine == "kafka":
+        from opstage.pubsub.kafka import KafkaTopicEngine
+
+        return KafkaTopicEngine(
+            settings.kafka_bootstrap_servers, client_id=settings.kafka_client_id
+        )
     return EmbeddedTopicEngine(engines)
 
 

@@ -167,13 +167,22 @@ class Settings(BaseSettings):
     topic_bus_enabled: bool = Field(
         True, description="Turn on the topic bus (admin topics, agent publish and subscribe)."
     )
-    topic_bus_engine: Literal["embedded", "nats"] = Field(
+    topic_bus_engine: Literal["embedded", "nats", "kafka"] = Field(
         "embedded",
-        description="Where topic messages live: `embedded` (a log in Opstage's own database) "
-        "or `nats` (JetStream at `OPSTAGE_NATS_URL`; needs the `nats` extra).",
+        description="Where topic messages live: `embedded` (a log in Opstage's own database), "
+        "`nats` (JetStream at `OPSTAGE_NATS_URL`; needs the `nats` extra) or `kafka` (the "
+        "brokers at `OPSTAGE_KAFKA_BOOTSTRAP_SERVERS`; needs the `kafka` extra).",
     )
     nats_url: str = Field(
         "nats://127.0.0.1:4222", description="The NATS server of the `nats` topic engine."
+    )
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("OPSTAGE_KAFKA_BOOTSTRAP_SERVERS", "OPSTAGE_KAFKA_BOOTSTRAP"),
+        description="The Kafka brokers (`host:port`, comma-separated) of the `kafka` topic engine.",
+    )
+    kafka_client_id: str = Field(
+        "opstage", description="The client id the `kafka` topic engine gives the brokers."
     )
     topic_bus_keepalive_seconds: float = Field(
         15.0, gt=0, le=300, description="Seconds between keep-alive comments on an idle stream."

