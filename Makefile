@@ -9,8 +9,8 @@ DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus bench-compare bench-topics clean demo \
-  compat console console-test e2e chromium dist
+.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus bench-compare bench-topics bench-fleet clean \
+  demo compat console console-test e2e chromium dist
 
 # pip prints a line per package it collects and installs (--progress-bar on): a first setup takes
 # a while, and silence looks like a hang.
@@ -128,6 +128,11 @@ compat: $(STAMP)
 # and the ratio to the engine's own client (bench/topics.py).
 bench-topics: $(STAMP)
 	$(BIN)/python bench/topics.py
+
+# How many agents one node carries: N = 1k, 5k, 10k, 20k, … simulated agents until a step misses
+# the service level (bench/fleet.py; FLEET_ARGS="--duration 10 --steps 200,500" for a smoke).
+bench-fleet: $(STAMP)
+	$(BIN)/python bench/fleet.py $(FLEET_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -20,6 +20,7 @@ from opstage.app.auth import LoginThrottle, bootstrap_owner
 from opstage.app.bus import outcome_subscriber
 from opstage.app.bus_batch import BusIngestWriter, PipelinedBatches, UnitBatches
 from opstage.app.context import AppContext
+from opstage.app.cross_node import CrossNode
 from opstage.app.eventbus import DomainEventBus
 from opstage.app.heartbeats import HeartbeatWriter
 from opstage.app.ports import UnitOfWork
@@ -27,7 +28,8 @@ from opstage.app.secrets_once import OneTimeSecrets
 from opstage.app.topic_ports import TopicEngine
 from opstage.app.topic_quota import PublishQuota
 from opstage.app.topics import TopicBus
-from opstage.app.waiters import PendingHint, Waiters, wake_keys
+from opstage.app.waiters import PendingHint, Waiters
+from opstage.pubsub.event_relay import NatsEventRelay
 from opstage.settings import Settings, SettingsError
 from opstage.store.backup import backup_for
 from opstage.store.bus_session import BusWriterSession
@@ -55,6 +57,19 @@ def topic_engine(settings: Settings, engines: Engines) -> TopicEngine:
             settings.kafka_bootstrap_servers, client_id=settings.kafka_client_id
         )
     return EmbeddedTopicEngine(engines)
+
+
+def event_relay(settings: Settings, origin: str, cross: CrossNode) -> NatsEventRelay | None:
+    """The NATS relay of domain events across nodes, when configured (ADR 0016)."""
+    if settings.event_relay != "nats":
+        return None
+    try:
+        import nats  # noqa: F401
+    except ImportError as exc:
+        raise SettingsError(
+            "OPSTAGE_EVENT_RELAY=nats needs the `nats` extra: pip install 'opstage[nats]'"
+        ) from exc
+    return NatsEventRelay(settings.nats_url, origin, cross.on_relayed)
 
 
 BackgroundService = Callable[[AppContext], Coroutine[Any, Any, None]]
@@ -110,10 +125,22 @@ class Runtime:
             bus = DomainEventBus(settings.event_bus_capacity)
 
             origin = new_origin()
+            # One SQLite file means one node: every command is created here and seen.
+            waiters = Waiters(PendingHint(enabled=engines.kind == "sqlite"))
+            agent_auth = AgentAuthCache()
+            cross = CrossNode(bus, waiters, agent_auth, settings.event_relay)
+            relay = event_relay(settings, origin, cross)
+            if relay is not None:
+                cross.relay_connected = lambda: relay.connected
 
             def factory(*, write: bool) -> UnitOfWork:
                 return SqlUnitOfWork(
-                    engines, bus, write=write, wake_keys=wake_keys, wake_origin=origin
+                    engines,
+                    bus,
+                    write=write,
+                    wake_keys=cross.keys,
+                    wake_origin=origin,
+                    relay=relay.offer if relay is not None else None,
                 )
 
             heartbeats = HeartbeatWriter()
@@ -122,10 +149,9 @@ class Runtime:
                 uow_factory=factory,
                 bus=bus,
                 db_kind=engines.kind,
-                # One SQLite file means one node: every command is created here and seen.
-                waiters=Waiters(PendingHint(enabled=engines.kind == "sqlite")),
+                waiters=waiters,
                 heartbeats=heartbeats,
-                agent_auth=AgentAuthCache(),
+                agent_auth=agent_auth,
                 login_throttle=LoginThrottle(
                     settings.login_max_failures, settings.login_lockout_seconds
                 ),
@@ -160,18 +186,20 @@ class Runtime:
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
         runtime.tasks.append(asyncio.create_task(bus_writer.run(), name="bus-ingest"))
+        listener: PgWakeListener | None = None
         if engines.kind == "postgres":  # other nodes may share the database: hear them
             listener = PgWakeListener(
-                listen_dsn(engines.writer.url),
-                ctx.waiters.notify_keys,
-                ctx.waiters.notify_all,
-                origin,
+                listen_dsn(engines.writer.url), cross.on_keys, cross.on_gap, origin
             )
             runtime.wake_listener = listener
-            ctx.cross_node_wake = listener.status
             runtime.tasks.append(asyncio.create_task(listener.run(), name="wake-listener"))
             # Connects only when the maintenance sweeper first asks (ADR 0007).
             ctx.leader_lock = PgLeaderLock(listen_dsn(engines.writer.url))
+        if relay is not None:
+            runtime.tasks.append(asyncio.create_task(relay.run(), name="event-relay"))
+        if listener is not None or relay is not None:
+            parts = [p.status for p in (listener, relay) if p is not None] + [cross.status]
+            ctx.cross_node_wake = lambda: {k: v for part in parts for k, v in part().items()}
         if checkpointer is not None:
             runtime.checkpointer = checkpointer
             runtime.tasks.append(asyncio.create_task(checkpointer.run(), name="wal-checkpoint"))

@@ -174,7 +174,8 @@ class Settings(BaseSettings):
         "brokers at `OPSTAGE_KAFKA_BOOTSTRAP_SERVERS`; needs the `kafka` extra).",
     )
     nats_url: str = Field(
-        "nats://127.0.0.1:4222", description="The NATS server of the `nats` topic engine."
+        "nats://127.0.0.1:4222",
+        description="The NATS server of the `nats` topic engine and of `OPSTAGE_EVENT_RELAY=nats`.",
     )
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
@@ -225,6 +226,13 @@ class Settings(BaseSettings):
     )
     event_stream_keepalive_seconds: float = Field(
         15, gt=0, description="Keep-alive comment interval of `GET /api/admin/events/stream`."
+    )
+    event_relay: Literal["auto", "nats", "off"] = Field(
+        "auto",
+        description="How another node's domain events reach this node's live streams at once "
+        "(ADR 0016): `auto` (PostgreSQL LISTEN/NOTIFY on a shared PostgreSQL; nothing on "
+        "SQLite), `nats` (published and relayed through `OPSTAGE_NATS_URL`, LISTEN/NOTIFY "
+        "while NATS is unreachable) or `off` (only the periodic re-read).",
     )
     event_stream_poll_seconds: float = Field(
         2,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ..conftest import ENGINE
@@ -85,3 +86,39 @@ def test_a_command_created_on_one_node_wakes_a_long_poll_on_another(
     assert [c["id"] for c in commands] == [cmd["id"]]
     assert answered_at - started < 2.0, "woken by the periodic recheck, not by the commit"
     assert heard["connected"] is True and heard["received"] >= 1 and heard["reconnects"] == 0
+
+
+def test_an_agent_disabled_or_re_registered_on_one_node_is_refused_at_once_by_another(
+    two_nodes: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """Node B caches an agent's identity (app/agents.py, 60 s); node A's change must reach it
+    as it commits (ADR 0016), or B would go on serving a disabled agent or a replaced token.
+    The notification reaches B a few milliseconds after A answers: allow B one second."""
+    a, b = two_nodes
+    with AdminClient(a.url) as admin_a:
+        admin_a.login()
+        first = register(a.url, admin_a.create_token(), "cross-auth")
+        on_b = type(first)(b.url, first.agent_id, first.token)
+
+        def beat_on_b() -> httpx.Response:
+            return on_b.post(f"/api/agents/{first.agent_id}/heartbeat", json={})
+
+        def answers(status: int, code: str | None = None) -> Callable[[], bool]:
+            def check() -> bool:
+                r = beat_on_b()
+                return r.status_code == status and (
+                    code is None or r.json()["error"]["code"] == code
+                )
+
+            return check
+
+        assert beat_on_b().status_code == 200  # node B has it cached now
+        admin_a.data("POST", f"/api/admin/agents/{first.agent_id}/disable")
+        _until(answers(403, "AGENT_DISABLED"), timeout=1.0)
+        admin_a.data("POST", f"/api/admin/agents/{first.agent_id}/enable")
+        _until(answers(200), timeout=1.0)
+        # Re-registered on node A (a new token): the old one is refused on node B at once.
+        second = register(a.url, admin_a.create_token(), "cross-auth")
+        assert second.agent_id == first.agent_id
+        _until(answers(401, "AGENT_TOKEN_REVOKED"), timeout=1.0)
+        on_b.close()

@@ -30,10 +30,12 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> NatsServer:
+    def start(self, timeout: float = 15.0, *, same_port: bool = False) -> NatsServer:
+        """Start on a free port, or (``same_port``, a restart) on the one it had."""
         self.store.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        log = (self.store / "nats.log").open("wb")
+        if not (same_port and self.port):
+            self.port = free_port()
+        log = (self.store / "nats.log").open("ab")
         self.proc = subprocess.Popen(
             [
                 nats_server_binary(),

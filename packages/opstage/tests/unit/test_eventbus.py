@@ -83,3 +83,24 @@ async def test_recv_wakes_on_publish_and_close_ends_it() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="capacity"):
         DomainEventBus(0)
+
+
+def test_wake_rouses_the_named_subscriptions_without_an_event() -> None:
+    """Another node's commit (ADR 0016): its live streams re-read the log, nothing is queued."""
+
+    async def main() -> None:
+        bus = DomainEventBus(capacity=10)
+        stream, other = bus.subscribe("event-stream"), bus.subscribe("waiters")
+        assert stream.try_recv() is None and other.try_recv() is None
+        bus.wake("event-stream")
+        await asyncio.wait_for(stream.wait(), 1)
+        assert stream.try_recv() is None  # drained: the next wait blocks again
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(stream.wait(), 0.05)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(other.wait(), 0.05)
+        bus.publish(Tick(1))
+        await asyncio.wait_for(stream.wait(), 1)
+        assert stream.try_recv() == Tick(1)
+
+    asyncio.run(main())

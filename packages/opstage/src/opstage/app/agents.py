@@ -33,7 +33,11 @@ from opstage.domain.ids import AGENT_TOKEN_PREFIX, hash_token, new_id, new_token
 from opstage.domain.redaction import mask_strings
 from opstage.domain.status import AgentStatus
 
-AUTH_CACHE_TTL_SECONDS = 5.0
+# A fleet agent calls every 25-30 s (long-poll, heartbeat): a shorter life would make every
+# call a miss. Changes on this node forget the agent at commit; another node's reach this one
+# as a wake-up key or a relayed event (app/cross_node.py, ADR 0016), and a listener gap
+# forgets everything; the TTL only bounds what no channel carries.
+AUTH_CACHE_TTL_SECONDS = 60.0
 # ``embedded`` is the contract's; ``ophub`` is our documented extension (docs/compatibility.md).
 AGENT_MODES = ("embedded", "ophub")
 _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
@@ -47,10 +51,10 @@ class AgentPrincipal:
 
 
 class AgentAuthCache:
-    """Token-hash → identity for a few seconds, so the hot path skips a query.
+    """Token-hash → identity for ``AUTH_CACHE_TTL_SECONDS``, so the hot path skips a query.
 
     Changes made on this node (rotation, disable, revoke) forget the agent at commit; changes
-    made on another node of a cluster are seen within ``AUTH_CACHE_TTL_SECONDS``.
+    made on another node of a cluster forget it when this node hears them (ADR 0016).
     """
 
     def __init__(self) -> None:
@@ -66,6 +70,9 @@ class AgentAuthCache:
         if len(self._by_hash) > 50_000:
             self._by_hash.clear()
         self._by_hash[token_hash] = (row, time.monotonic() + AUTH_CACHE_TTL_SECONDS)
+
+    def clear(self) -> None:
+        self._by_hash.clear()
 
     def forget(self, agent_id: str) -> None:
         for key in [k for k, (row, _) in self._by_hash.items() if row["agent_id"] == agent_id]:

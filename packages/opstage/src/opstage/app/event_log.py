@@ -7,7 +7,9 @@ in the same transaction; its id is what a live-stream client resumes from (``Las
 only *wakes* it: whatever woke it (an event, or a ``Lagged`` signal after a burst), it reads
 the log after its cursor again, so ids, order and completeness always come from the log and a
 lagging subscriber cannot lose anything. A periodic re-read (``event_stream_poll_seconds``)
-picks up events committed by other processes: other nodes on a shared PostgreSQL, the CLI.
+picks up events committed by other processes (the CLI) and is the safety net for other nodes
+on a shared PostgreSQL, whose commits wake it at once through LISTEN/NOTIFY or the NATS relay
+(ADR 0016).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from typing import Any
 from opstage.app.context import AppContext
 
 READ_BATCH = 200
+# The bus subscriptions of live streams, woken by another node's commit (ADR 0016).
+STREAM_SUBSCRIPTION = "event-stream"
+# The cross-node wake-up key of "this unit appended to the event log" (store/pg_wake.py).
+LOG_WAKE_KEY = "event-log"
 PRUNE_BATCH = 5000
 
 
@@ -90,7 +96,7 @@ async def follow(
     poll = min(settings.event_stream_poll_seconds, keepalive)
     loop = asyncio.get_running_loop()
     # Subscribe before reading, so nothing committed in between goes unnoticed.
-    with ctx.bus.subscribe("event-stream", capacity=256) as sub:
+    with ctx.bus.subscribe(STREAM_SUBSCRIPTION, capacity=256) as sub:
         cursor, gap = await _start(ctx, after)
         if gap is not None:
             yield gap
@@ -106,7 +112,8 @@ async def follow(
                 cursor = moved_to
             timeout = min(poll, max(0.0, next_keepalive - loop.time()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.recv(), timeout)
+                # An event of this process, or a wake-up for another node's (ADR 0016).
+                await asyncio.wait_for(sub.wait(), timeout)
             while sub.try_recv() is not None:  # one re-read answers every queued wake-up
                 pass
             if loop.time() >= next_keepalive:

@@ -71,6 +71,13 @@ class Subscription:
                 raise asyncio.CancelledError("subscription closed")
             await self._wakeup.wait()
 
+    async def wait(self) -> None:
+        """Until an event is buffered or the subscription is woken (:meth:`DomainEventBus.wake`);
+        the caller drains with :meth:`try_recv`, which re-arms it."""
+        if self.closed:
+            raise asyncio.CancelledError("subscription closed")
+        await self._wakeup.wait()
+
     def close(self) -> None:
         self.closed = True
         self._bus._subscribers.discard(self)
@@ -113,6 +120,13 @@ class DomainEventBus:
             for event in events:
                 if kinds is None or type(event) in kinds:
                     sub._offer(event)
+
+    def wake(self, name: str) -> None:
+        """Wake the subscriptions called ``name`` without an event: something they follow
+        changed elsewhere (another node's commit, ADR 0016) and they re-read it."""
+        for sub in tuple(self._subscribers):
+            if sub.name == name:
+                sub._wakeup.set()
 
     @property
     def subscriber_count(self) -> int:

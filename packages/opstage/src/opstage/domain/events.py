@@ -7,6 +7,7 @@ used by the live stream and metrics.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any, ClassVar
 
 
@@ -150,3 +151,21 @@ class SubscriptionChanged(DomainEvent):
     name: str
     change: str  # created | deleted | lag_changed | dlq
     lag: int | None = None
+
+
+@cache
+def event_types() -> dict[str, type[DomainEvent]]:
+    """Every event class by its wire ``kind``: to rebuild events another node relayed."""
+    return {cls.kind: cls for cls in DomainEvent.__subclasses__()}
+
+
+def from_wire(kind: str, data: dict[str, Any]) -> DomainEvent | None:
+    """The event ``kind`` with ``data`` (its fields), or None for a kind or shape this
+    version does not know (a node of another version)."""
+    cls = event_types().get(kind)
+    if cls is None:
+        return None
+    try:
+        return cls(**data)
+    except TypeError:
+        return None

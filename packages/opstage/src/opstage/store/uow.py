@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from opstage.domain.errors import DuplicateRow, Unavailable
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError):
+    # PoolTimeout: every pooled connection stayed busy for the pool's timeout (a starved or
+    # overloaded process): retry later, like a locked database, not an unhandled error.
+    if isinstance(exc, OperationalError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
@@ -65,6 +68,7 @@ class SqlUnitOfWork:
         write: bool,
         wake_keys: WakeKeys | None = None,
         wake_origin: str = "",
+        relay: Callable[[Sequence[DomainEvent]], None] | None = None,
     ) -> None:
         self._engines = engines
         self._bus = bus
@@ -72,6 +76,8 @@ class SqlUnitOfWork:
         # this node's listener pass over its own.
         self._wake_keys = wake_keys if engines.kind == "postgres" else None
         self._wake_origin = wake_origin
+        # Hands committed events to a cross-node relay (NATS; ADR 0016); never blocks.
+        self._relay = relay
         self.write = write
         self.kind = engines.kind
         self.events: list[DomainEvent] = []
@@ -152,6 +158,8 @@ class SqlUnitOfWork:
                 hook()
             if self._bus is not None and self.events:
                 self._bus.publish_all(self.events)
+            if self._relay is not None and self.events:
+                self._relay(self.events)
 
     async def ping(self) -> None:
         await self.conn.execute(text("SELECT 1"))
