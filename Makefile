@@ -9,8 +9,8 @@ DATA_DIR ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus bench-topics bench-fleet clean demo \
-  compat console console-test e2e chromium dist
+.PHONY: run test setup lint types layers unit pytest pytest-postgres bench bench-bus bench-compare bench-topics bench-fleet clean \
+  demo compat console console-test e2e chromium dist
 
 # pip prints a line per package it collects and installs (--progress-bar on): a first setup takes
 # a while, and silence looks like a hang.
@@ -108,6 +108,12 @@ bench: $(STAMP)
 # Capsule Bus ingest at 0, 100k and 1M stored events (bench/README.md).
 bench-bus: $(STAMP)
 	$(BIN)/python bench/bus_ingest.py
+
+# Both benches' phases for BASE (a git revision, in a temporary worktree) and this tree,
+# alternated in one run; medians and head/base per phase (bench/compare.py).
+BASE ?= main
+bench-compare: $(STAMP)
+	$(BIN)/python bench/compare.py --base $(BASE)
 
 # The differential suite against the reference server (docs/compatibility.md, "make compat").
 # Not part of `test`: it needs Node.js and a built reference checkout in REF_REPO (or a running

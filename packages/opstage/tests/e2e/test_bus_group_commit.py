@@ -20,7 +20,7 @@ from opstage.app.tokens import create_token
 from opstage.runtime import Runtime
 from opstage.store.bus_session import BusWriterSession
 from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES
-from opstage.store.driver import Query
+from opstage.store.fastpath.query import Query
 from opstage.store.tables import metadata
 from sqlalchemy import select
 
@@ -267,7 +267,7 @@ def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def test_driver_reads_equal_core_reads_on_every_table(
     tmp_path: Path, database_factory: Callable[[Path], str | None]
 ) -> None:
-    """store/driver.py's decoders against SQLAlchemy's, on rows the real use cases wrote."""
+    """store/fastpath's decoders against SQLAlchemy's, on rows the real use cases wrote."""
     runtime = await _runtime(tmp_path, database_factory, "reads.db")
     try:
         ctx = runtime.ctx

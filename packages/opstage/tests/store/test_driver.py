@@ -1,4 +1,4 @@
-"""Statements sent to the driver directly (store/driver.py) behave as SQLAlchemy Core's do.
+"""Statements sent to the driver directly (store/fastpath/) behave as SQLAlchemy Core's do.
 
 Rows written by either path must read back alike and sort alike (timestamps are compared as
 text on SQLite), so the same rows are inserted both ways and the raw stored values compared;
@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from opstage.domain.errors import DuplicateRow, Unavailable
 from opstage.domain.events import AuditRecorded
-from opstage.store import driver
-from opstage.store.driver import Query, insert_rows
 from opstage.store.engine import JSON_OPTIONS, create_engines, normalize_url
+from opstage.store.fastpath import inserts
+from opstage.store.fastpath.execution import insert_rows
+from opstage.store.fastpath.query import Query
 from opstage.store.tables import audit_events, domain_event_log
 from opstage.store.uow import SqlUnitOfWork
 from sqlalchemy import bindparam, select, text
@@ -161,8 +162,9 @@ async def _core_read(uow: SqlUnitOfWork) -> None:
 
 @pytest.mark.sqlite_only
 def test_a_writer_holds_the_write_lock_from_its_first_read(tmp_path: Path) -> None:
-    """BEGIN IMMEDIATE is deferred to the unit's first statement (store/sqlite_tx.py), but
-    it must come before that statement, whichever path the statement takes."""
+    """BEGIN IMMEDIATE is deferred to the unit's first statement
+    (store/fastpath/sqlite_dialect.py), but it must come before that statement, whichever
+    path the statement takes."""
     path = tmp_path / "lock.db"
     url = f"sqlite:///{path}"
     _migrated(url)
@@ -221,7 +223,7 @@ def test_many_rows_go_in_multi_row_chunks_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite gets one multi-row INSERT per chunk; every row lands once, in the given order."""
-    monkeypatch.setattr(driver, "MULTI_ROW_MAX", 7)
+    monkeypatch.setattr(inserts, "MULTI_ROW_MAX", 7)
     url = f"sqlite:///{tmp_path / 'chunks.db'}"
     _migrated(url)
     rows = [

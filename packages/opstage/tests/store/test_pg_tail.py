@@ -1,5 +1,5 @@
-"""A PostgreSQL unit's tail in one statement (store/pg_tail.py): what it stores is what
-SQLAlchemy Core stores, it holds the event log's lock, and its wake-ups leave at commit."""
+"""A PostgreSQL unit's tail in one statement (store/fastpath/pg_tail.py): what it stores is
+what SQLAlchemy Core stores, it holds the event log's lock, and its wake-ups leave at commit."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from opstage.domain.errors import DuplicateRow
 from opstage.domain.events import AuditRecorded
 from opstage.store.engine import create_engines
 from opstage.store.event_log import APPEND_LOCK_KEY
-from opstage.store.pg_tail import tail_work
+from opstage.store.fastpath.pg_tail import tail_work
 from opstage.store.pg_wake import CHANNEL
 from opstage.store.tables import audit_events
 from opstage.store.uow import SqlUnitOfWork
@@ -27,11 +27,8 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
-def test_shapes_it_does_not_know_fall_back_and_an_empty_tail_is_nothing() -> None:
+def test_an_empty_tail_is_nothing_and_wake_ups_alone_are_a_tail() -> None:
     assert tail_work([], None, 1, CHANNEL, []) is None
-    assert tail_work([("UPDATE t SET a = $1::VARCHAR", [("x",)])], None, 1, CHANNEL, []) is None
-    uncast = ("INSERT INTO t (a, b) VALUES ($1, $2::VARCHAR)", [(1, "x")])
-    assert tail_work([uncast], None, 1, CHANNEL, []) is None
     assert tail_work([], None, 1, CHANNEL, ["agent:agt_1"]) is not None
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from opstage.domain.events import AuditRecorded
-from opstage.store import driver
-from opstage.store.driver import insert_statement
 from opstage.store.engine import create_engines
 from opstage.store.event_log import append_rows
-from opstage.store.sqlite_batch import OneStatementBatch
+from opstage.store.fastpath.execution import SqliteSql
+from opstage.store.fastpath.inserts import insert_statement
+from opstage.store.fastpath.sqlite_batch import OneStatementBatch
 from opstage.store.tables import audit_events, bus_events, domain_event_log
 from sqlalchemy import Table
 
@@ -102,7 +102,7 @@ def test_a_batch_stores_what_the_driver_statements_store(tmp_path: Path) -> None
     dialect = create_engines("sqlite://").writer.dialect
     raw.execute("BEGIN IMMEDIATE")
     for table, rows in _parts("Xq7"):
-        driver._Sqlite(raw).execute_many(*insert_statement(dialect, table, rows))
+        SqliteSql(raw).insert(insert_statement(dialect, table, rows))
     raw.execute("COMMIT")
     version = raw.execute("PRAGMA data_version").fetchone()[0]
     assert OneStatementBatch(_parts("Yq7"), version).run(raw, set())

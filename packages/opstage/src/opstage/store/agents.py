@@ -18,7 +18,7 @@ from opstage.domain.records import (
     AgentTokenRow,
 )
 from opstage.store.base import Repo, SortSpec, like_pattern
-from opstage.store.driver import Query
+from opstage.store.fastpath.query import Query
 from opstage.store.tables import UtcDateTime, agent_tokens, agents, capsule_services
 
 LIVE_STATUSES = ("ONLINE", "PENDING")

@@ -16,7 +16,7 @@ from sqlalchemy import Select, delete, or_, select
 
 from opstage.domain.records import AuditRow
 from opstage.store.base import Repo, SortSpec
-from opstage.store.driver import insert_rows
+from opstage.store.fastpath.execution import insert_rows
 from opstage.store.tables import audit_events as a
 
 

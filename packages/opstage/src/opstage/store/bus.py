@@ -23,7 +23,8 @@ from opstage.domain.records import (
 from opstage.domain.records import RoutingReferences as RoutingReferences
 from opstage.store.agents import AGENT_BY_ID
 from opstage.store.base import Repo
-from opstage.store.driver import Query, Sql, in_driver, insert_rows
+from opstage.store.fastpath.execution import Sql, in_driver, insert_rows
+from opstage.store.fastpath.query import Query
 from opstage.store.services import ACTION_BY_NAME, SERVICE_BY_CODE
 from opstage.store.tables import bus_events, bus_routes
 

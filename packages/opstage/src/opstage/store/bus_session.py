@@ -8,15 +8,15 @@ a short run of batches (app/bus_batch.py decides how long) and:
 - ``read`` fetches what routing needs (services, routes, targets, cause events, stored
   idempotency keys) outside any transaction, together with SQLite's ``data_version``, in one
   hand-off. Queued behind the commits already sent, it sees every one of them.
-- ``commit_later`` queues a batch's whole write and returns at once; the next batch is prepared
-  while it runs. The write is one statement, one transaction (store/sqlite_batch.py), so the
-  driver's thread needs the GIL back from the busy event loop twice per batch, not once per
-  statement. It first checks ``data_version``: if another connection (another process: the
-  CLI, a second server) committed since the reads the batch was prepared from, it writes
-  nothing and answers ``False``, and the caller prepares the batch again from fresh reads.
-  No other writer of this process can commit in between: the session holds the process's
-  only writer connection. So a committed batch is exactly what one transaction reading and
-  writing under the write lock would have produced.
+- ``commit_later`` queues a batch's whole write and returns at once; the next batch is
+  prepared while it runs. The write is one statement, one transaction
+  (store/fastpath/sqlite_batch.py), so the driver's thread needs the GIL back from the busy
+  event loop twice per batch, not once per statement. It first checks ``data_version``: if
+  another connection (another process: the CLI, a second server) committed since the reads
+  the batch was prepared from, it writes nothing and answers ``False``, and the caller
+  prepares the batch again from fresh reads. No other writer of this process can commit in
+  between: the session holds the process's only writer connection. So a committed batch is
+  exactly what one transaction reading and writing under the write lock would have produced.
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ from opstage.store.bus import (
     idempotency_keys_work,
     references_work,
 )
-from opstage.store.driver import Row, Sql, enqueue, in_driver
 from opstage.store.engine import Engines
 from opstage.store.event_log import append_rows
-from opstage.store.sqlite_batch import OneStatementBatch, created_shapes
+from opstage.store.fastpath.execution import Sql, SqliteSql, enqueue, in_driver
+from opstage.store.fastpath.sqlite_batch import OneStatementBatch, created_shapes
+from opstage.store.fastpath.values import Row
 from opstage.store.tables import domain_event_log, metadata
 
 
@@ -125,7 +126,7 @@ class BusWriterSession:
         batch = OneStatementBatch(parts, version)
         created = self._created
 
-        def work(sql: Any) -> bool:
+        def work(sql: SqliteSql) -> bool:
             return batch.run(sql.raw, created)
 
         future = enqueue(self._conn, work)

@@ -11,7 +11,7 @@ from sqlalchemy import exists, func, or_, select, update
 
 from opstage.domain.records import CommandChanges, CommandResultRow, CommandRow
 from opstage.store.base import Repo, SortSpec
-from opstage.store.driver import insert_rows
+from opstage.store.fastpath.execution import insert_rows
 from opstage.store.tables import command_results, commands
 
 c = commands

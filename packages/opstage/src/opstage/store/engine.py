@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from opstage.store.sqlite_tx import defer_transactions
+from opstage.store.fastpath.sqlite_dialect import defer_transactions, engine_url
 
 
 def normalize_url(url: str) -> str:
@@ -113,10 +113,12 @@ def create_engines(
     (default: SQLite's 1,000 pages); raised by a process that runs ``WalCheckpointer``."""
     async_url = normalize_url(url)
     if engine_kind(url) == "sqlite":
+        # The fast path's dialect: transactions deferred to the first statement (ADR 0008).
+        sqlite_url = engine_url(async_url)
         # No overflow: an overflow connection is opened and closed per use (a thread and the
         # PRAGMAs each time); waiting briefly for one of eight pooled readers is cheaper.
         reader = create_async_engine(
-            async_url,
+            sqlite_url,
             echo=echo,
             poolclass=AsyncAdaptedQueuePool,
             pool_size=8,
@@ -125,7 +127,7 @@ def create_engines(
             **JSON_OPTIONS,
         )
         writer = create_async_engine(
-            async_url,
+            sqlite_url,
             echo=echo,
             poolclass=AsyncAdaptedQueuePool,
             pool_size=1,

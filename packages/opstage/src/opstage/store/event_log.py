@@ -13,7 +13,7 @@ resume from below it is told about the gap instead of silently missing events.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Dialect
 from opstage.domain.events import DomainEvent
 from opstage.domain.records import EventLogRow
 from opstage.store.base import Repo
-from opstage.store.driver import Sql, Statement, insert_statement
+from opstage.store.fastpath.inserts import Insert, insert_statement
 from opstage.store.tables import domain_event_log as log
 from opstage.store.tables import system_settings
 
@@ -38,23 +38,10 @@ def append_rows(events: Sequence[DomainEvent], now: datetime) -> builtins.list[d
     return [{"kind": e.kind, "data": e, "created_at": now} for e in events]
 
 
-def append_statement(dialect: Dialect, events: Sequence[DomainEvent], now: datetime) -> Statement:
+def append_statement(dialect: Dialect, events: Sequence[DomainEvent], now: datetime) -> Insert:
+    """The insert of ``events``' log rows (on PostgreSQL the unit's tail takes the log's lock
+    first: store/fastpath/pg_tail.py)."""
     return insert_statement(dialect, log, append_rows(events, now))
-
-
-def append_work(
-    dialect: Dialect, events: Sequence[DomainEvent], now: datetime
-) -> Callable[[Sql], None]:
-    """Work for ``in_driver`` that appends ``events`` (PostgreSQL: under the tail's lock)."""
-    insert = append_statement(dialect, events, now)
-    lock = dialect.name == "postgresql"
-
-    def work(sql: Sql) -> None:
-        if lock:
-            sql.fetch("SELECT pg_advisory_xact_lock($1)", (APPEND_LOCK_KEY,))
-        sql.execute_many(*insert)
-
-    return work
 
 
 class EventLogRepo(Repo):

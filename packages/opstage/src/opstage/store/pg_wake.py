@@ -17,12 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy.engine import URL
-
-from opstage.store.driver import Sql
 
 log = logging.getLogger("opstage.store")
 CHANNEL = "opstage_wake"
@@ -51,19 +49,6 @@ def payloads(keys: Iterable[str], origin: str = "") -> list[str]:
 def new_origin() -> str:
     """A node's token in its own payloads, so that its listener can pass over them."""
     return "@" + secrets.token_hex(8)
-
-
-def notify_work(keys: Sequence[str], origin: str = "") -> Callable[[Sql], None] | None:
-    """Driver work that sends ``keys`` on commit of the unit it runs in (None: no keys)."""
-    messages = payloads(keys, origin)
-    if not messages:
-        return None
-
-    def work(sql: Sql) -> None:
-        for message in messages:
-            sql.fetch("SELECT pg_notify($1, $2)", (CHANNEL, message))
-
-    return work
 
 
 def listen_dsn(url: URL) -> str:

@@ -22,7 +22,7 @@ from opstage.domain.records import (
 )
 from opstage.domain.status import HEALTH_TO_SERVICE_STATUS, ServiceStatus, service_status_for_health
 from opstage.store.base import Repo, SortSpec, like_pattern
-from opstage.store.driver import Query
+from opstage.store.fastpath.query import Query
 from opstage.store.tables import action_definitions, agents, capsule_services, config_items
 
 svc = capsule_services

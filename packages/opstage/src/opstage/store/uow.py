@@ -25,12 +25,13 @@ from opstage.store.agents import AgentRepo
 from opstage.store.audit import AuditRepo
 from opstage.store.bus import BusEventRepo, BusRouteRepo
 from opstage.store.commands import CommandRepo
-from opstage.store.driver import Sql, Statement, commit_in_driver, execute_all, insert_statement
 from opstage.store.engine import Engines
-from opstage.store.event_log import APPEND_LOCK_KEY, EventLogRepo, append_statement, append_work
+from opstage.store.event_log import APPEND_LOCK_KEY, EventLogRepo, append_statement
+from opstage.store.fastpath.execution import Sql, commit_in_driver, execute_all
+from opstage.store.fastpath.inserts import Insert, insert_statement
+from opstage.store.fastpath.pg_tail import tail_work
 from opstage.store.observability import ObservabilityRepo
-from opstage.store.pg_tail import tail_work
-from opstage.store.pg_wake import CHANNEL, notify_work, payloads
+from opstage.store.pg_wake import CHANNEL, payloads
 from opstage.store.services import ServiceRepo
 from opstage.store.settings import SettingRepo
 from opstage.store.tables import metadata
@@ -80,7 +81,7 @@ class SqlUnitOfWork:
         self.write = write
         self.kind = engines.kind
         self.events: list[DomainEvent] = []
-        self._inserts: list[Statement] = []  # insert_all: written at commit
+        self._inserts: list[Insert] = []  # insert_all: written at commit
         self._hooks: list[Callable[[], None]] = []
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
@@ -170,7 +171,7 @@ class SqlUnitOfWork:
         self, rows_by_table: Sequence[tuple[str, Sequence[Mapping[str, object]]]]
     ) -> None:
         """Insert each table's rows, in order, at commit: with the event log's rows and (on
-        SQLite) the ``COMMIT`` itself, in one hand-off to the driver (store/driver.py).
+        SQLite) the ``COMMIT`` itself, in one hand-off to the driver (ADR 0008).
 
         Nothing read in this unit after the call sees these rows; a conflict surfaces from the
         commit, as ``DuplicateRow``."""
@@ -187,26 +188,13 @@ class SqlUnitOfWork:
         if not (self._inserts or self.events):
             return None
         dialect = self.conn.dialect
-        now = utcnow()
-        keys = self._wake_keys(self.events) if self._wake_keys is not None and self.events else []
-        if dialect.name == "postgresql":
-            log_rows = append_statement(dialect, self.events, now) if self.events else None
+        log = append_statement(dialect, self.events, utcnow()) if self.events else None
+        if dialect.name == "postgresql":  # one statement, the log under its lock (ADR 0005)
+            keys = self._wake_keys(self.events) if self._wake_keys and self.events else []
             messages = payloads(keys, self._wake_origin)
-            one = tail_work(self._inserts, log_rows, APPEND_LOCK_KEY, CHANNEL, messages)
-            if one is not None:
-                return one
-        inserts = execute_all(self._inserts) if self._inserts else None
-        log = append_work(dialect, self.events, now) if self.events else None
-        wake = notify_work(keys, self._wake_origin)
-        steps = [step for step in (inserts, log, wake) if step is not None]
-        if not steps:
-            return None
-
-        def work(sql: Sql) -> None:
-            for step in steps:
-                step(sql)
-
-        return work
+            return tail_work(self._inserts, log, APPEND_LOCK_KEY, CHANNEL, messages)
+        # SQLite: one writer, so the log needs no lock, and one node, so no wake-ups.
+        return execute_all([*self._inserts, *([log] if log is not None else [])])
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         self._hooks.append(hook)

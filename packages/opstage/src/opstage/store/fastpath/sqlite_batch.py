@@ -27,7 +27,8 @@ interleaved comparison (ADR 0004): unpacking JSON inside SQLite runs
 without the GIL, which is why the rows travel as JSON.
 
 The view and trigger are TEMP objects of the writer connection, created on first use for each
-shape of batch (tables and their columns) from the rows themselves, so no migration owns them
+shape of batch (tables and their columns), rendered from the tables' metadata by the same
+``InsertPlan`` as every other fast write (``inserts.py``, ADR 0008), so no migration owns them
 and they always match the schema the rows were built for.
 """
 
@@ -35,41 +36,40 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable, Sequence
-from operator import itemgetter
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table
+from sqlalchemy import Table
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
-from opstage.store.driver import Row, timestamp_in
-from opstage.store.tables import UtcDateTime
+from opstage.store.fastpath.inserts import InsertPlan, insert_plan
+from opstage.store.fastpath.values import Row, timestamp_in
 
 STALE_MESSAGE = "opstage: stale batch"
+_SQLITE = SQLiteDialect()  # quoting and types only; the batch runs on the raw connection
 _SQLITE_TIMESTAMP = timestamp_in("sqlite")
 _CREATED_KEY = "opstage.sqlite_batch"  # in the pooled connection's info: shapes created
-# A table's part of a batch: its name, its columns and which of them hold JSON.
-_Part = tuple[str, tuple[str, ...], tuple[bool, ...]]
 
 
-# Table and column names come from our own table definitions, never from a request; every
+# Names come from the tables' metadata (quoted by the dialect), never from a request; every
 # value is a bound parameter.
-def _ddl(name: str, shape: Sequence[_Part]) -> list[str]:
+def _ddl(name: str, shape: Sequence[InsertPlan]) -> list[str]:
     params = ", ".join(f"NULL AS p{i}" for i in range(len(shape)))
     steps = [
         f"SELECT RAISE(ABORT, '{STALE_MESSAGE}') "  # noqa: S608 (see above)
         "WHERE (SELECT data_version FROM pragma_data_version) != NEW.version;"
     ]
-    for i, (table, columns, json) in enumerate(shape):
+    for i, plan in enumerate(shape):
         # JSON columns arrive as JSON and are stored as their text (``->``), exactly the text
         # orjson writes for them on the statement path; everything else as its SQL value
         # (``json_extract``: the same value as ``->>``, 22% fewer instructions per batch).
         # Measured with callgrind on a batch of 8 bus events.
         values = ", ".join(
-            f"value->{n}" if j else f"json_extract(value, '$[{n}]')" for n, j in enumerate(json)
+            f"value->{n}" if j else f"json_extract(value, '$[{n}]')"
+            for n, j in enumerate(plan.json)
         )
-        insert = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values}"
-        steps.append(f"{insert} FROM json_each(NEW.p{i});")
+        steps.append(f"{plan.head} SELECT {values} FROM json_each(NEW.p{i});")  # noqa: S608
     return [
         f"CREATE TEMP VIEW IF NOT EXISTS {name} AS SELECT NULL AS version, {params}",
         f"CREATE TEMP TRIGGER IF NOT EXISTS {name}_insert INSTEAD OF INSERT ON {name} "
@@ -77,34 +77,20 @@ def _ddl(name: str, shape: Sequence[_Part]) -> list[str]:
     ]
 
 
-# Per table and column set: the part's shape, a getter of a row's values in column order, and
-# the positions of timestamps (converted to SQLite's stored text).
-_Plan = tuple[_Part, Callable[[Row], Any], tuple[int, ...]]
-_plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
-_names: dict[tuple[_Part, ...], str] = {}
+_names: dict[tuple[str, ...], str] = {}
 
 
-def _plan(table: Table, columns: tuple[str, ...]) -> _Plan:
-    plan = _plans.get((table.name, columns))
-    if plan is None:
-        types = [table.c[name].type for name in columns]
-        json = tuple(isinstance(t, JSON) for t in types)
-        stamps = tuple(i for i, t in enumerate(types) if isinstance(t, UtcDateTime))
-        getter = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-        plan = _plans[(table.name, columns)] = ((table.name, columns, json), getter, stamps)
-    return plan
-
-
-def _part(table: Table, rows: Sequence[Row], texts: dict[Any, Any]) -> tuple[_Part, list[Any]]:
-    """The table's shape and its rows as lists: timestamps as SQLite's stored text, JSON
+def _part(table: Table, rows: Sequence[Row], texts: dict[Any, Any]) -> tuple[InsertPlan, list[Any]]:
+    """The table's plan and its rows as lists: timestamps as SQLite's stored text, JSON
     values as themselves (orjson writes them into the batch's JSON), the rest unchanged.
 
     ``texts`` holds the timestamps the batch has converted: its rows share a handful of
     instants (the batch's clock reading, expiries from it), so each is converted once.
     """
-    shape, values_of, stamps = _plan(table, tuple(rows[0]))
+    plan = insert_plan(table, tuple(rows[0]), _SQLITE)
+    values_of, stamps = plan.values_of, plan.timestamps
     if not stamps:
-        return shape, [values_of(row) for row in rows]
+        return plan, [values_of(row) for row in rows]
     out = []
     for row in rows:
         values = list(values_of(row))
@@ -115,14 +101,16 @@ def _part(table: Table, rows: Sequence[Row], texts: dict[Any, Any]) -> tuple[_Pa
                 text = texts[value] = _SQLITE_TIMESTAMP(value)
             values[i] = text
         out.append(values)
-    return shape, out
+    return plan, out
 
 
-def _name(shape: tuple[_Part, ...]) -> str:
-    name = _names.get(shape)
+def _name(shape: Sequence[InsertPlan]) -> str:
+    # The statements' text is the shape: a column added to a table is a new shape.
+    key = tuple(plan.head + str(plan.json) for plan in shape)
+    name = _names.get(key)
     if name is None:
-        digest = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
-        name = _names[shape] = f"opstage_batch_{digest}"
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+        name = _names[key] = f"opstage_batch_{digest}"
     return name
 
 
@@ -132,7 +120,7 @@ class OneStatementBatch:
     def __init__(self, parts: Sequence[tuple[Table, Sequence[Row]]], version: int) -> None:
         texts: dict[Any, Any] = {}
         built = [_part(table, rows, texts) for table, rows in parts if rows]
-        shape = tuple(part for part, _ in built)
+        shape = tuple(plan for plan, _ in built)
         self.name = _name(shape)
         self._shape = shape
         marks = ", ".join("?" for _ in range(len(shape) + 1))
