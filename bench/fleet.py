@@ -385,6 +385,8 @@ class Conductor:
 
     @staticmethod
     async def seed_one(ctx: Any, actor: Any, i: int) -> tuple[str, str, str]:
+        from opstage.api.inputs import agent_registration
+        from opstage.api.models import RegisterAgentRequest
         from opstage.app.agents import register_agent
         from opstage.app.tokens import create_token
 
@@ -401,8 +403,11 @@ class Conductor:
                 "actions": [{"name": "restart", "label": "Restart"}],
             },
         }
-        out = await register_agent(ctx, actor, body)
-        return out["agentId"], out["agentToken"], out["serviceId"]
+        # The API's own parsing, so the bench registers exactly what an agent's request would.
+        reg = agent_registration(RegisterAgentRequest.model_validate(body))
+        out = await register_agent(ctx, actor, reg)
+        assert out.service_id is not None
+        return out.agent_id, out.agent_token, out.service_id
 
     async def operator(self, measure_at: float, end_at: float) -> tuple[dict[str, float], int]:
         """An action to a random agent every second: command id -> submit time; errors."""
