@@ -344,25 +344,31 @@ class EmbeddedTopicEngine(PartitionedLogGroups):
     async def offsets(self, wire: str) -> dict[int, PartitionOffsets]:
         try:
             async with self._engines.reader.connect() as conn:
-                ends = {
-                    int(r.partition): int(r.next_offset)
-                    for r in await conn.execute(
-                        select(parts.c.partition, parts.c.next_offset).where(parts.c.topic == wire)
-                    )
-                }
-                if not ends:
-                    raise EngineTopicMissing(wire)
-                firsts = {
-                    int(r[0]): int(r[1])
-                    for r in await conn.execute(
-                        select(log.c.partition, func.min(log.c.offset))
-                        .where(log.c.topic == wire)
-                        .group_by(log.c.partition)
-                    )
-                }
+                held = await self._held(conn, wire)
         except SQLAlchemyError as exc:
             raise TopicEngineError(str(exc)) from exc
-        return {p: PartitionOffsets(firsts.get(p, end), end) for p, end in sorted(ends.items())}
+        return {p: PartitionOffsets(first, end) for p, (first, end) in sorted(held.items())}
+
+    @staticmethod
+    async def _held(conn: AsyncConnection, wire: str) -> dict[int, tuple[int, int]]:
+        """Per partition: the first offset still held (its end when empty) and the next one."""
+        ends = {
+            int(r.partition): int(r.next_offset)
+            for r in await conn.execute(
+                select(parts.c.partition, parts.c.next_offset).where(parts.c.topic == wire)
+            )
+        }
+        if not ends:
+            raise EngineTopicMissing(wire)
+        firsts = {
+            int(r[0]): int(r[1])
+            for r in await conn.execute(
+                select(log.c.partition, func.min(log.c.offset))
+                .where(log.c.topic == wire)
+                .group_by(log.c.partition)
+            )
+        }
+        return {p: (firsts.get(p, end), end) for p, end in ends.items()}
 
     async def prune(self, wire: str, older_than: datetime) -> int:
         """Retention (run by the maintenance sweep, on PostgreSQL by its leader: ADR 0007).
@@ -388,23 +394,9 @@ class EmbeddedTopicEngine(PartitionedLogGroups):
         self, wire: str, start: StartFrom, resume: ResumePoint | None
     ) -> dict[int, int]:
         async with self._engines.reader.connect() as conn:
-            ends = {
-                int(r.partition): int(r.next_offset)
-                for r in await conn.execute(
-                    select(parts.c.partition, parts.c.next_offset).where(parts.c.topic == wire)
-                )
-            }
-            if not ends:
-                raise EngineTopicMissing(wire)
-            firsts = {
-                int(r[0]): int(r[1])
-                for r in await conn.execute(
-                    select(log.c.partition, func.min(log.c.offset))
-                    .where(log.c.topic == wire)
-                    .group_by(log.c.partition)
-                )
-            }
-            earliest = {p: firsts.get(p, end) for p, end in ends.items()}
+            held = await self._held(conn, wire)
+            ends = {p: end for p, (_, end) in held.items()}
+            earliest = {p: first for p, (first, _) in held.items()}
             if resume is not None and resume.partition in ends:
                 seen_at = (
                     await conn.execute(
