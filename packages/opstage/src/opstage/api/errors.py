@@ -108,7 +108,7 @@ EXTRA_STATUS: dict[str, int] = {
     "BUS_DEPTH_EXCEEDED": 422,
     "BUS_ROUTE_REQUIRES_APPROVAL": 422,
     "BUS_ROUTE_APPROVAL_FORBIDDEN": 403,
-    # Topic bus (issue 18; docs/topics.md)
+    # Topic bus (docs/topics.md)
     "TOPIC_NOT_FOUND": 404,
     "TOPIC_EXISTS": 409,
     "TOPIC_EXISTS_IN_ENGINE": 409,
