@@ -19,9 +19,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --progress-bar on --upgrade pip
 
-$(STAMP): $(BIN)/python packages/opstage/pyproject.toml requirements-dev.txt
+$(STAMP): $(BIN)/python packages/opstage/pyproject.toml packages/opstage-testing/pyproject.toml requirements-dev.txt
 	@echo "setup: installing opstage, opstage-agent and the dev tools into $(VENV)"
-	$(BIN)/pip install --progress-bar on -e 'packages/opstage[postgres]' -e packages/opstage-agent -r requirements-dev.txt
+	$(BIN)/pip install --progress-bar on -e 'packages/opstage[postgres]' -e packages/opstage-agent -e packages/opstage-testing -r requirements-dev.txt
 	touch $(STAMP)
 	@echo "setup: done"
 
@@ -80,6 +80,7 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy packages/opstage/src
 	$(BIN)/mypy packages/opstage-agent/src
+	$(BIN)/mypy packages/opstage-testing/src
 
 layers: $(STAMP)
 	$(BIN)/lint-imports

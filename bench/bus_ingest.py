@@ -147,7 +147,7 @@ class PostgresStore:
     """A database of its own on the PostgreSQL the test setup finds or starts."""
 
     def __init__(self, admin_dsn: str, name: str) -> None:
-        from tests.support.postgres import create_database
+        from opstage_testing.postgres import create_database
 
         self.admin_dsn, self.name = admin_dsn, name
         self.url = create_database(admin_dsn, name)
@@ -198,7 +198,7 @@ class PostgresStore:
         return asyncio.run(one())
 
     def drop(self) -> None:
-        from tests.support.postgres import drop_database
+        from opstage_testing.postgres import drop_database
 
         drop_database(self.admin_dsn, self.name)
 
@@ -296,7 +296,7 @@ def main() -> int:
         raise SystemExit("wrk is needed (apt-get install wrk)")
     admin_dsn = None
     if args.engine == "postgres":
-        from tests.support.postgres import find_or_start_postgres
+        from opstage_testing.postgres import find_or_start_postgres
 
         admin_dsn, how = find_or_start_postgres()
         if admin_dsn is None:

@@ -300,7 +300,7 @@ class Conductor:
         self.admin = httpx.AsyncClient(base_url=url, timeout=60)
 
     async def login(self) -> None:
-        from tests.support.server import ADMIN_PASSWORD, ADMIN_USERNAME
+        from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME
 
         r = await self.admin.post(
             "/api/admin/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
@@ -562,7 +562,7 @@ def row(r: dict[str, Any]) -> str:
 
 
 async def conduct(args: argparse.Namespace) -> int:
-    from tests.support.server import ServerProcess
+    from opstage_testing.server import ServerProcess
 
     fd_limit = raise_fd_limit()
     most = fd_limit - FD_HEADROOM

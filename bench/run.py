@@ -40,7 +40,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "packages" / "opstage"))
 
-from tests.support.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess  # noqa: E402
+from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess  # noqa: E402
 
 AGENTS = 50
 CONNECTIONS = 50

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "packages" / "opstage"))
 
 from opstage_agent import AsyncAgent  # noqa: E402
-from tests.support.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess  # noqa: E402
+from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess  # noqa: E402
 
 SERVER_ENV = {"OPSTAGE_ACCESS_LOG": "false", "OPSTAGE_LOG_LEVEL": "WARNING"}
 POLL_INTERVAL_SECONDS = 5.0  # what the server advertises by default

@@ -29,11 +29,11 @@ import httpx
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent / "packages" / "opstage"))
+from opstage_testing.clients import AdminClient, register  # noqa: E402
+from opstage_testing.kafka import KafkaBroker  # noqa: E402
+from opstage_testing.nats import NatsServer  # noqa: E402
+from opstage_testing.server import ServerProcess  # noqa: E402
 from run import ensure_wrk, machine, run_load  # noqa: E402
-from tests.support.clients import AdminClient, register  # noqa: E402
-from tests.support.kafka import KafkaBroker  # noqa: E402
-from tests.support.nats import NatsServer  # noqa: E402
-from tests.support.server import ServerProcess  # noqa: E402
 
 # The per-agent publish quota (ADR 0015) is off: one agent is the whole load here.
 SERVER_ENV = {

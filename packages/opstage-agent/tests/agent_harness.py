@@ -1,7 +1,8 @@
 """Test harness: real Opstage server processes, an operator client, and agent settings.
 
-The server is the one in this repository, started as a process by the server's own test
-support (``packages/opstage/tests/support``); the SDK itself never imports it.
+The server is the one in this repository, started by the fixtures both suites share
+(``opstage_testing``, ADR 0013); the SDK itself never imports it, and these tests never import
+the server's test package (``test_import.py`` fails if they do).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,14 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-SERVER_PACKAGE = Path(__file__).resolve().parents[2] / "opstage"
-if str(SERVER_PACKAGE) not in sys.path:
-    sys.path.insert(0, str(SERVER_PACKAGE))
-
-from opstage_agent import AgentConfig  # noqa: E402
-from tests.support.clients import AdminClient  # noqa: E402
-from tests.support.server import ServerProcess, free_port  # noqa: E402
+from opstage_agent import AgentConfig
+from opstage_testing.clients import AdminClient
+from opstage_testing.server import ServerProcess, free_port
 
 __all__ = [
     "ENGINE",

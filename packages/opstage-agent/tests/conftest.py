@@ -6,44 +6,21 @@ its own, like the server's suite (``make pytest-postgres``).
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from agent_harness import (
-    ENGINE,
     QUIET_SERVER,
     Operator,
     ServerProcess,
     StablePortServer,
     stop_server,
 )
+from opstage_testing.fixtures import DatabaseFactory, database_factory, pg_admin_dsn
 
-
-@pytest.fixture(scope="session")
-def database_for() -> Iterator[Callable[[Path], str | None]]:
-    """A fresh database per server: SQLite under its data dir, or a new PostgreSQL one."""
-    if ENGINE != "postgres":
-        yield lambda _: None
-        return
-    from tests.support.postgres import create_database, drop_database, find_or_start_postgres
-
-    admin_dsn, how = find_or_start_postgres()
-    if admin_dsn is None:
-        pytest.skip(f"PostgreSQL could not be started: {how}")
-    created: list[str] = []
-
-    def make(_: Path) -> str:
-        name = f"opstage_sdk_{secrets.token_hex(5)}"
-        created.append(name)
-        return create_database(admin_dsn, name)
-
-    yield make
-    for name in created:
-        drop_database(admin_dsn, name)
+__all__ = ["database_factory", "pg_admin_dsn"]  # fixtures, shared with the server's suite
 
 
 @dataclass
@@ -59,11 +36,11 @@ class Servers:
 
 @pytest.fixture(scope="session")
 def servers(
-    tmp_path_factory: pytest.TempPathFactory, database_for: Callable[[Path], str | None]
+    tmp_path_factory: pytest.TempPathFactory, database_factory: DatabaseFactory
 ) -> Iterator[Servers]:
     def make(cls: type[ServerProcess], **env: str) -> ServerProcess:
         data_dir = tmp_path_factory.mktemp("opstage")
-        return cls(data_dir, database_for(data_dir), {**QUIET_SERVER, **env})
+        return cls(data_dir, database_factory(data_dir, migrated=True), {**QUIET_SERVER, **env})
 
     group = Servers(
         make(ServerProcess),

@@ -12,7 +12,7 @@ import time
 from urllib.parse import urlsplit
 
 from agent_harness import Operator, ServerProcess, unique
-from tests.support.clients import action, register, service
+from opstage_testing.clients import action, register, service
 
 
 def abandon_long_poll(url: str, agent_id: str, token: str, wait: int) -> None:

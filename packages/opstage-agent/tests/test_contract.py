@@ -27,9 +27,9 @@ from agent_harness import (
 )
 from jsonschema import Draft202012Validator
 from opstage_agent import AsyncAgent, ConfigItem, Health, Prepared
+from opstage_testing.contracts import contract_dir
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from tests.support.contracts import contract_dir
 
 URI = "urn:opstage:contract:opstage-ce-v0.1"
 _DIR = contract_dir()

@@ -1,7 +1,10 @@
-"""Fixtures: real server processes on SQLite or PostgreSQL, and clients that drive them.
+"""Fixtures: real servers on SQLite or PostgreSQL, and clients that drive them.
 
-``OPSTAGE_TEST_ENGINE=postgres`` runs the same suite with ``DATABASE_URL`` on PostgreSQL, each
-server on a database of its own (``make test`` does both passes).
+A server is in-process (``InProcessServer``: uvicorn on a real port, from a thread) unless the
+test needs a process (``make_server_process``: kill -9, signals, its log file, the CLI); ADR
+0013 says which layer is for what. ``OPSTAGE_TEST_ENGINE=postgres`` runs the same suite with
+``DATABASE_URL`` on PostgreSQL, each server on a database of its own (``make test`` does both
+passes). The fixtures shared with the agent SDK's suite live in ``opstage_testing``.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, register
+from opstage_testing.fixtures import ENGINE, DatabaseFactory, database_factory, pg_admin_dsn
+from opstage_testing.inprocess import InProcessServer
+from opstage_testing.kafka import BrokerUnavailable, KafkaBroker
+from opstage_testing.nats import NatsServer
+from opstage_testing.server import ServerProcess
 
-from .support.clients import AdminClient, AgentClient, register
-from .support.kafka import BrokerUnavailable, KafkaBroker
-from .support.nats import NatsServer
-from .support.server import ServerProcess
-
-ENGINE = os.environ.get("OPSTAGE_TEST_ENGINE", "sqlite")
+__all__ = ["database_factory", "pg_admin_dsn"]  # fixtures, shared with the SDK's suite
 # The topic engine of the shared server and of `make_server`'s (tests that pick one keep theirs):
 # `OPSTAGE_TEST_TOPIC_ENGINE=kafka pytest tests/e2e/test_topics_*.py` runs the topic suites on
 # Kafka (a private Tansu), `nats` on a private nats-server; `embedded` by default.
@@ -34,41 +38,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if ENGINE == "postgres" and item.get_closest_marker("sqlite_only"):
             item.add_marker(pytest.mark.skip(reason="SQLite-specific test; PostgreSQL pass"))
-
-
-@pytest.fixture(scope="session")
-def pg_admin_dsn() -> str | None:
-    if ENGINE != "postgres":
-        return None
-    from .support.postgres import find_or_start_postgres
-
-    dsn, how = find_or_start_postgres()
-    if dsn is None:
-        pytest.skip(f"PostgreSQL could not be started for the PostgreSQL pass: {how}")
-    print(f"\n[opstage-tests] PostgreSQL: {how}")
-    return dsn
-
-
-@pytest.fixture(scope="session")
-def database_factory(pg_admin_dsn: str | None) -> Iterator[Callable[[Path], str | None]]:
-    """A fresh database per server: a file under its data dir, or a new PostgreSQL database."""
-    created: list[str] = []
-
-    def make(data_dir: Path) -> str | None:
-        if pg_admin_dsn is None:
-            return None  # the server's default: sqlite under its data dir
-        from .support.postgres import create_database
-
-        name = f"opstage_test_{os.getpid()}_{secrets.token_hex(4)}"
-        created.append(name)
-        return create_database(pg_admin_dsn, name)
-
-    yield make
-    if pg_admin_dsn is not None:
-        from .support.postgres import drop_database
-
-        for name in created:
-            drop_database(pg_admin_dsn, name)
 
 
 @pytest.fixture(scope="session")
@@ -112,23 +81,46 @@ def topic_engine_env(
 
 
 ServerFactory = Callable[..., ServerProcess]
+InProcessFactory = Callable[..., InProcessServer]
 
 
-@pytest.fixture
-def make_server(
+def _factory(
+    kind: type[ServerProcess],
     tmp_path: Path,
-    database_factory: Callable[[Path], str | None],
+    database_factory: DatabaseFactory,
     topic_engine_env: dict[str, str],
-) -> Iterator[ServerFactory]:
-    """Start a dedicated server (for tests that restart it, throttle it or change settings)."""
+) -> tuple[Callable[..., Any], list[ServerProcess]]:
     started: list[ServerProcess] = []
 
     def make(**env: str) -> ServerProcess:
         data_dir = tmp_path / f"srv{len(started)}"
-        srv = ServerProcess(data_dir, database_factory(data_dir), {**topic_engine_env, **env})
+        database = database_factory(data_dir, migrated=True)
+        srv = kind(data_dir, database, {**topic_engine_env, **env})
         started.append(srv)
         return srv.start()
 
+    return make, started
+
+
+@pytest.fixture
+def make_server(
+    tmp_path: Path, database_factory: DatabaseFactory, topic_engine_env: dict[str, str]
+) -> Iterator[InProcessFactory]:
+    """Start a dedicated server in this process (for tests that restart it or change
+    settings); its ``ctx`` is the running ``AppContext`` (``fake_clock()`` swaps its clock)."""
+    make, started = _factory(InProcessServer, tmp_path, database_factory, topic_engine_env)
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
+def make_server_process(
+    tmp_path: Path, database_factory: DatabaseFactory, topic_engine_env: dict[str, str]
+) -> Iterator[ServerFactory]:
+    """Start a dedicated ``opstage serve`` process: for tests that kill or signal it, read its
+    log file, or need what only a process has (ADR 0013)."""
+    make, started = _factory(ServerProcess, tmp_path, database_factory, topic_engine_env)
     yield make
     for srv in started:
         srv.stop()
@@ -137,12 +129,13 @@ def make_server(
 @pytest.fixture(scope="session")
 def server(
     tmp_path_factory: pytest.TempPathFactory,
-    database_factory: Callable[[Path], str | None],
+    database_factory: DatabaseFactory,
     topic_engine_env: dict[str, str],
 ) -> Iterator[ServerProcess]:
     """One server shared by the tests that do not change its settings."""
     data_dir = tmp_path_factory.mktemp("shared-server")
-    srv = ServerProcess(data_dir, database_factory(data_dir), dict(topic_engine_env)).start()
+    database = database_factory(data_dir, migrated=True)
+    srv = InProcessServer(data_dir, database, dict(topic_engine_env)).start()
     yield srv
     srv.stop()
 

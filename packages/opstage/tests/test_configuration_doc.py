@@ -8,8 +8,7 @@ from pathlib import Path
 
 from opstage.cli.config_docs import env_names, render
 from opstage.settings import Settings
-
-from .support.server import opstage_executable
+from opstage_testing.server import opstage_executable
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 REGENERATE = ".venv/bin/opstage config docs --output docs/configuration.md"

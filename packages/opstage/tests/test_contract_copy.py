@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from .support.contracts import SHARED, VENDORED
+from opstage_testing.contracts import SHARED, VENDORED
 
 
 def test_vendored_contract_matches_shared() -> None:

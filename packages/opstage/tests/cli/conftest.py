@@ -8,8 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from ..support.server import opstage_executable
+from opstage_testing.server import opstage_executable
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 

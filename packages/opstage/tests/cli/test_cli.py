@@ -13,11 +13,11 @@ import click
 import httpx
 import pytest
 from opstage.cli.main import cli
+from opstage_testing.clients import AdminClient, register
+from opstage_testing.server import ServerProcess
 
 from ..conftest import ENGINE
 from ..support.cli import one_line_error
-from ..support.clients import AdminClient, register
-from ..support.server import ServerProcess
 from .conftest import Run
 
 

@@ -20,8 +20,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-
-from ..support.server import free_port, opstage_executable
+from opstage_testing.server import free_port, opstage_executable
 
 ROOT = Path(__file__).resolve().parents[4]
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from opstage_testing.clients import AdminClient
+from opstage_testing.server import ServerProcess, opstage_executable
 
 from ..conftest import ENGINE
 from ..support.cli import json_out, one_line_error
-from ..support.clients import AdminClient
-from ..support.server import ServerProcess, opstage_executable
 from .conftest import Run
 
 # Every step is a fresh `opstage` process (1-6 s each on a loaded two-core machine, most of it

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from opstage_testing.server import ServerProcess
 
 from ..support.cli import json_out
-from ..support.server import ServerProcess
 from ..support.sql import audit_row, insert_audit
 from .conftest import Run
 

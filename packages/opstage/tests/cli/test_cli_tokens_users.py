@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient, register
+from opstage_testing.server import ServerProcess
 
 from ..support.cli import json_out, one_line_error
-from ..support.clients import AdminClient, register
-from ..support.server import ServerProcess
 from .conftest import Run
 
 # Every step is a fresh `opstage` process (1-6 s each on a loaded two-core machine, most of it

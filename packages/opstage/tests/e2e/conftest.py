@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, action
+from opstage_testing.inprocess import InProcessServer
+from opstage_testing.server import ServerProcess
 
 from ..support.bus import World
-from ..support.clients import AdminClient, action
-from ..support.server import ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +19,9 @@ def bus_server(
     tmp_path_factory: pytest.TempPathFactory, database_factory: Any
 ) -> Iterator[ServerProcess]:
     data_dir: Path = tmp_path_factory.mktemp("bus")
-    srv = ServerProcess(
+    srv = InProcessServer(
         data_dir,
-        database_factory(data_dir),
+        database_factory(data_dir, migrated=True),
         {"OPSTAGE_CAPSULE_BUS_ENABLED": "true", "OPSTAGE_CAPSULE_BUS_INGEST_PER_MIN": "1000"},
     ).start()
     yield srv

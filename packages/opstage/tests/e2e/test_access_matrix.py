@@ -25,11 +25,11 @@ import httpx
 import pytest
 import yaml
 from opstage.api import rbac
+from opstage_testing.clients import AdminClient, action, register, service
+from opstage_testing.contracts import contract_dir
+from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient, action, register, service
-from ..support.contracts import contract_dir
-from ..support.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 RBAC_DOC = REPO_ROOT / "docs" / "rbac.md"

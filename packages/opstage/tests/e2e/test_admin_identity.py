@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from ..support.clients import AdminClient
-from ..support.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess, opstage_executable
+from opstage_testing.clients import AdminClient
+from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess, opstage_executable
 
 
 def _serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -106,8 +105,8 @@ def test_csrf_required_and_rotated(admin: AdminClient) -> None:
     assert admin.post("/api/admin/registration-tokens", json={}).status_code == 200
 
 
-def test_wrong_password_is_audited_and_throttled(make_server: Any) -> None:
-    srv = make_server(OPSTAGE_LOGIN_MAX_FAILURES="3")
+def test_wrong_password_is_audited_and_throttled(make_server_process: Any) -> None:
+    srv = make_server_process(OPSTAGE_LOGIN_MAX_FAILURES="3")
     bad = {"username": ADMIN_USERNAME, "password": "wrong-password"}
     codes = []
     for _ in range(5):
@@ -130,8 +129,8 @@ def test_wrong_password_is_audited_and_throttled(make_server: Any) -> None:
     assert "wrong-password" not in str(failed)
 
 
-def test_unknown_user_and_wrong_password_look_the_same(make_server: Any) -> None:
-    srv = make_server()
+def test_unknown_user_and_wrong_password_look_the_same(make_server_process: Any) -> None:
+    srv = make_server_process()
     a = httpx.post(
         srv.url + "/api/admin/auth/login", json={"username": "nobody", "password": "whatever"}
     )

@@ -29,10 +29,10 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess
 
 AGENT_PREFIX = "/api/agents/{agentId}/"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")

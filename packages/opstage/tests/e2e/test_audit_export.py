@@ -15,10 +15,10 @@ import httpx
 import psutil
 import pytest
 from opstage.domain.timeutil import iso
+from opstage_testing.clients import AdminClient
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient
-from ..support.server import ServerProcess
 from ..support.sql import audit_row, insert_audit
 
 EVENTS = "/api/admin/audit-events"
@@ -257,8 +257,8 @@ def _export_growth(
 
 
 @pytest.mark.slow
-def test_export_memory_stays_flat_as_the_row_count_grows(make_server: Any) -> None:
-    srv = make_server(OPSTAGE_MAINTENANCE_INTERVAL_SECONDS="0")
+def test_export_memory_stays_flat_as_the_row_count_grows(make_server_process: Any) -> None:
+    srv = make_server_process(OPSTAGE_MAINTENANCE_INTERVAL_SECONDS="0")
     now = datetime.now(UTC)
     small, large = unique("small"), unique("large")
     filler = "x" * 300  # ~0.5 KB per row on the wire, so 50k rows would be ~25 MB held at once

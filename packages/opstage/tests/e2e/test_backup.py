@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient, register
+from opstage_testing.server import ServerProcess, opstage_executable
 
 from ..conftest import ENGINE, unique
-from ..support.clients import AdminClient, register
-from ..support.server import ServerProcess, opstage_executable
 from ..support.sql import audit_row, insert_audit
 
 BACKUP = "/api/admin/backup/sqlite"

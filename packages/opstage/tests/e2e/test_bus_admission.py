@@ -20,8 +20,8 @@ from opstage.app.services import report_services, transfer_service
 from opstage.app.tokens import create_token
 from opstage.domain.errors import DomainError
 from opstage.runtime import Runtime
+from opstage_testing.clients import service_report as service
 
-from ..support.clients import service_report as service
 from ..support.settings import migrated_settings
 
 

@@ -22,10 +22,10 @@ from opstage.store.bus_session import BusWriterSession
 from opstage.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES
 from opstage.store.fastpath.query import Query
 from opstage.store.tables import metadata
+from opstage_testing.clients import route_spec
+from opstage_testing.clients import service_report as service
 from sqlalchemy import select
 
-from ..support.clients import route_spec
-from ..support.clients import service_report as service
 from ..support.settings import migrated_settings
 
 

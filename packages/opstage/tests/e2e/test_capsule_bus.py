@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
 from ..support.bus import EXPERIMENTAL, World
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess
 
 # --- the flag -------------------------------------------------------------------------------
 

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import httpx
+from opstage_testing.clients import AdminClient, register
+from opstage_testing.server import ServerProcess
 
 from ..support.bus import EXPERIMENTAL, World
-from ..support.clients import AdminClient, register
-from ..support.server import ServerProcess
 
 ROUTES = "/api/admin/bus/routes"
 

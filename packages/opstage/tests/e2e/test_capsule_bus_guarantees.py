@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess
 
 
 def test_fan_out_is_atomic_across_a_crash(tmp_path: Path, database_factory: Any) -> None:

@@ -12,13 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient, action
+from opstage_testing.server import ServerProcess
+from opstage_testing.sse import Frame, Sse, kind_is, open_stream
 
 from ..conftest import unique
 from ..support.bus import World
-from ..support.clients import AdminClient, action
-from ..support.server import ServerProcess
 from ..support.sql import set_timestamp
-from ..support.sse import Frame, Sse, kind_is, open_stream
 
 Row = dict[str, Any]
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient, action, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
 from ..support.bus import World
-from ..support.clients import AdminClient, action, service
-from ..support.server import ServerProcess
 
 # Small enough to exhaust in a few publishes, large enough for a depth-2 chain plus one more.
 LIMIT = 4

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from ..support.server import ServerProcess, free_port
+from opstage_testing.server import ServerProcess, free_port
 
 INDEX = (
     '<!doctype html><html><body><div id="root"></div>'

@@ -32,13 +32,13 @@ import httpx
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+from opstage_testing.clients import AdminClient, AgentClient
+from opstage_testing.contracts import contract_dir
+from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient
-from ..support.contracts import contract_dir
-from ..support.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 COMPATIBILITY_DOC = REPO_ROOT / "docs" / "compatibility.md"

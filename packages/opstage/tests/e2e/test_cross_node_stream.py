@@ -19,12 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient
+from opstage_testing.nats import NatsServer
+from opstage_testing.server import ServerProcess
+from opstage_testing.sse import open_stream
 
 from ..conftest import ENGINE
-from ..support.clients import AdminClient
-from ..support.nats import NatsServer
-from ..support.server import ServerProcess
-from ..support.sse import open_stream
 
 pytestmark = pytest.mark.skipif(
     ENGINE != "postgres",

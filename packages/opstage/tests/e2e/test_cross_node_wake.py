@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient, action, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import ENGINE
-from ..support.clients import AdminClient, action, register, service
-from ..support.server import ServerProcess
 
 pytestmark = pytest.mark.skipif(
     ENGINE != "postgres",

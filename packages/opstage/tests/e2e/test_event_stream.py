@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient, action, register, service
+from opstage_testing.server import ServerProcess
+from opstage_testing.sse import STREAM, Frame, kind_is, open_stream
 
 from ..conftest import unique
-from ..support.clients import AdminClient, action, register, service
-from ..support.server import ServerProcess
-from ..support.sse import STREAM, Frame, kind_is, open_stream
 
 ServerFactory = Callable[..., ServerProcess]
 

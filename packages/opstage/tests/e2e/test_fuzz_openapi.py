@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ..support.clients import AdminClient, register, service
-from ..support.server import ServerProcess
+from opstage_testing.clients import AdminClient, register, service
+from opstage_testing.server import ServerProcess
 
 MAX_SECONDS = 70  # schemathesis' own budget; the server start and set-up add ~5 s
 MAX_EXAMPLES = 20

@@ -9,9 +9,10 @@ import threading
 import time
 from typing import Any
 
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess
+
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess
 
 ECHO_SCHEMA = {
     "type": "object",

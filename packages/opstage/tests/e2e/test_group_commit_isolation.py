@@ -18,10 +18,10 @@ from collections import Counter
 from typing import Any
 
 import httpx
+from opstage_testing.clients import AdminClient, AgentClient, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import ServerFactory, unique
-from ..support.clients import AdminClient, AgentClient, register, service
-from ..support.server import ServerProcess
 from ..support.sql import execute
 
 POISON = "poison"

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
 from ..support.bus import World
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess
 
 BIG = 10**29
 INT64_MAX = 2**63 - 1

@@ -9,10 +9,10 @@ import threading
 from typing import Any
 
 import httpx
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess
 
 
 def _register_raw(url: str, token: str, code: str) -> httpx.Response:

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess
 
 MISSING_AGENT = "agt_01AAAAAAAAAAAAAAAAAAAAAAAA"
 MISSING_SERVICE = "svc_01AAAAAAAAAAAAAAAAAAAAAAAA"

@@ -8,9 +8,9 @@ routes). Every bad value is now ``422 VALIDATION_FAILED`` naming the parameter i
 from __future__ import annotations
 
 import pytest
+from opstage_testing.clients import AdminClient, register, service
 
 from ..conftest import unique
-from ..support.clients import AdminClient, register, service
 from ..support.topics import new_topic
 
 LIST_ROUTES = (

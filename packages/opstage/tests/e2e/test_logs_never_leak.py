@@ -14,17 +14,17 @@ import secrets
 from collections.abc import Callable
 
 import httpx
+from opstage_testing.clients import AdminClient, action, register, service
+from opstage_testing.server import ADMIN_PASSWORD, ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient, action, register, service
-from ..support.server import ADMIN_PASSWORD, ServerProcess
 
 ServerFactory = Callable[..., ServerProcess]
 
 
-def test_a_full_run_logs_no_secret(make_server: ServerFactory) -> None:
+def test_a_full_run_logs_no_secret(make_server_process: ServerFactory) -> None:
     metrics_token = "scrape-" + secrets.token_hex(16)
-    srv = make_server(OPSTAGE_LOG_LEVEL="DEBUG", OPSTAGE_METRICS_TOKEN=metrics_token)
+    srv = make_server_process(OPSTAGE_LOG_LEVEL="DEBUG", OPSTAGE_METRICS_TOKEN=metrics_token)
     secrets_made: dict[str, str] = {
         "admin password": ADMIN_PASSWORD,
         "session secret": srv.env["OPSTAGE_SESSION_SECRET"],

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient
+from opstage_testing.server import ADMIN_USERNAME, ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient
-from ..support.server import ADMIN_USERNAME, ServerProcess
 
 LOOKALIKE_CODES = {
     "cyrillic-a": "\u0430gent-{}",  # Cyrillic a

@@ -23,10 +23,17 @@ from opstage.domain.events import (
     ServiceStatusChanged,
 )
 from opstage.runtime import Runtime
+from opstage_testing.clients import (
+    AdminClient,
+    AgentClient,
+    action,
+    register,
+    service,
+    service_report,
+)
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, register, service, service_report
-from ..support.server import ServerProcess
 from ..support.settings import migrated_settings
 from ..support.sql import audit_row, insert_audit, scalar, set_timestamp
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient
+from opstage_testing.server import ServerProcess
 
 from ..conftest import ENGINE
-from ..support.clients import AdminClient
-from ..support.server import ServerProcess
 
 pytestmark = pytest.mark.skipif(
     ENGINE != "postgres",

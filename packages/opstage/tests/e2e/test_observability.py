@@ -1,7 +1,7 @@
 """Dashboard, admin metrics, runtime diagnostics, Prometheus ``/metrics`` and the process logs.
 
 Every test runs against a real server process; the ones that count things get a server of their
-own (``make_server``) so the numbers are exact.
+own (``make_server_process``) so the numbers are exact.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from opstage import __version__
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ADMIN_PASSWORD, ServerProcess, free_port, opstage_executable
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..conftest import ENGINE, unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ADMIN_PASSWORD, ServerProcess, free_port, opstage_executable
 from .test_contract_shapes import CONTRACTS, response_errors
 
 ServerFactory = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def fresh(make_server: ServerFactory) -> Iterator[tuple[ServerProcess, AdminClient]]:
-    srv = make_server()
+def fresh(make_server_process: ServerFactory) -> Iterator[tuple[ServerProcess, AdminClient]]:
+    srv = make_server_process()
     with AdminClient(srv.url) as owner:
         yield srv, owner.login()
 
@@ -141,8 +141,8 @@ def test_admin_metrics_durations_error_codes_and_operational_counters(
     agent.close()
 
 
-def test_stale_agents_are_reported_before_any_sweep(make_server: ServerFactory) -> None:
-    srv = make_server(
+def test_stale_agents_are_reported_before_any_sweep(make_server_process: ServerFactory) -> None:
+    srv = make_server_process(
         OPSTAGE_AGENT_OFFLINE_THRESHOLD_SECONDS="2", OPSTAGE_MAINTENANCE_INTERVAL_SECONDS="0"
     )
     with AdminClient(srv.url) as owner:
@@ -190,10 +190,10 @@ def test_dashboard_and_metrics_match_the_contract(fresh: tuple[ServerProcess, Ad
 
 
 def test_runtime_diagnostics_reports_the_process_and_masks_secrets(
-    make_server: ServerFactory,
+    make_server_process: ServerFactory,
 ) -> None:
     metrics_token = "metrics-" + secrets.token_hex(12)
-    srv = make_server(OPSTAGE_METRICS_TOKEN=metrics_token)
+    srv = make_server_process(OPSTAGE_METRICS_TOKEN=metrics_token)
     with AdminClient(srv.url) as owner:
         owner.login()
         r = owner.get("/api/admin/diagnostics/runtime")
@@ -348,9 +348,9 @@ def test_prometheus_exposition(fresh: tuple[ServerProcess, AdminClient]) -> None
     agent.close()
 
 
-def test_metrics_bearer_token(make_server: ServerFactory) -> None:
+def test_metrics_bearer_token(make_server_process: ServerFactory) -> None:
     token = "scrape-" + secrets.token_hex(16)
-    srv = make_server(OPSTAGE_METRICS_TOKEN=token)
+    srv = make_server_process(OPSTAGE_METRICS_TOKEN=token)
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {token}"}):
         r = httpx.get(srv.url + "/metrics", headers=headers, timeout=30)
         assert r.status_code == 401, (headers, r.text)
@@ -362,8 +362,8 @@ def test_metrics_bearer_token(make_server: ServerFactory) -> None:
     assert token not in srv.log()
 
 
-def test_metrics_can_be_disabled(make_server: ServerFactory) -> None:
-    srv = make_server(OPSTAGE_METRICS_ENABLED="false")
+def test_metrics_can_be_disabled(make_server_process: ServerFactory) -> None:
+    srv = make_server_process(OPSTAGE_METRICS_ENABLED="false")
     r = httpx.get(srv.url + "/metrics", timeout=30)
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "NOT_FOUND"
@@ -422,8 +422,8 @@ def test_one_access_line_per_request_with_its_request_id(server: ServerProcess) 
     assert len(_access_lines(server, hostile.headers["x-request-id"])) == 1
 
 
-def test_logs_are_json_lines_when_not_on_a_terminal(make_server: ServerFactory) -> None:
-    srv = make_server(OPSTAGE_LOG_FORMAT="auto")  # stdout/stderr are a file: JSON
+def test_logs_are_json_lines_when_not_on_a_terminal(make_server_process: ServerFactory) -> None:
+    srv = make_server_process(OPSTAGE_LOG_FORMAT="auto")  # stdout/stderr are a file: JSON
     r = httpx.get(srv.url + "/api/system/health", timeout=30)
     rid = r.headers["x-request-id"]
     assert len(_access_lines(srv, rid)) == 1

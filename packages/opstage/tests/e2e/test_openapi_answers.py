@@ -18,10 +18,10 @@ import httpx
 import jsonschema
 import pytest
 from openapi_spec_validator import validate
+from opstage_testing.clients import AdminClient, AgentClient, action, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import ENGINE, unique
-from ..support.clients import AdminClient, AgentClient, action, service
-from ..support.server import ServerProcess
 
 
 @dataclass

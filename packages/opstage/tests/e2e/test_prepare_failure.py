@@ -10,10 +10,10 @@ import threading
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess
 
 
 def _fail_next(agent: AgentClient, error: dict[str, Any]) -> None:

@@ -22,10 +22,10 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 from opstage.domain.ids import new_token
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess, opstage_executable
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess, opstage_executable
 
 REDACTED = "[REDACTED]"
 SCHEMA = {

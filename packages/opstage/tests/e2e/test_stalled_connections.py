@@ -12,9 +12,9 @@ import threading
 import time
 
 import pytest
+from opstage_testing.clients import AdminClient, register
 
 from ..conftest import ServerFactory
-from ..support.clients import AdminClient, register
 
 DEADLINE = 1.5  # both read deadlines of the server under test
 SLACK = 3.0  # scheduling on a loaded machine

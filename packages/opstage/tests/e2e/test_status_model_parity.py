@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, register, service
+from opstage_testing.contracts import contract_dir
+from opstage_testing.server import ServerProcess
 
 from ..conftest import ServerFactory, unique
-from ..support.clients import AdminClient, AgentClient, register, service
-from ..support.contracts import contract_dir
-from ..support.server import ServerProcess
 
 A = "/api/admin"
 THRESHOLD = 2  # seconds: OPSTAGE_AGENT_OFFLINE_THRESHOLD_SECONDS of these servers

@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, action, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient, AgentClient, action, service
-from ..support.server import ServerProcess
 
 LOOSE_BOOLEANS = ["yes", "on", "1", 1, 0, "true", "false", None]
 LOOSE_BOOLEAN_IDS = ["yes", "on", "one-string", "one", "zero", "true-string", "false-str", "null"]

@@ -7,9 +7,9 @@ import secrets
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, register
+from opstage_testing.server import ServerProcess
 
-from ..support.clients import AdminClient, register
-from ..support.server import ServerProcess
 from ..support.topics import TOPICS, new_topic
 
 

@@ -8,15 +8,16 @@ import threading
 import time
 from typing import Any
 
+from opstage_testing.clients import AdminClient, AgentClient, register
+
 from ..conftest import ServerFactory
-from ..support.clients import AdminClient, AgentClient, register
 from ..support.topics import new_topic, publish, subscription
 
 
 def test_a_kill_9_while_publishing_loses_no_acknowledged_message(
-    make_server: ServerFactory,
+    make_server_process: ServerFactory,
 ) -> None:
-    srv = make_server()
+    srv = make_server_process()
     with AdminClient(srv.url) as admin:
         admin.login()
         topic = new_topic(admin, partitions=3)["topic"]

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, register
+from opstage_testing.server import ServerProcess
 
-from ..support.clients import AdminClient, AgentClient, register
-from ..support.server import ServerProcess
 from ..support.topics import TOPICS, messages, new_topic, published, subscription
 
 

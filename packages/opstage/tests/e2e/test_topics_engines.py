@@ -10,10 +10,10 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, register
+from opstage_testing.nats import NatsServer
 
 from ..conftest import ServerFactory
-from ..support.clients import AdminClient, AgentClient, register
-from ..support.nats import NatsServer
 from ..support.topics import TOPICS, messages, new_topic, publish, published, subscription
 
 

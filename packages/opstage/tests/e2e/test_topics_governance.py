@@ -8,9 +8,9 @@ import secrets
 import time
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, register
 
 from ..conftest import TOPIC_ENGINE, ServerFactory
-from ..support.clients import AdminClient, AgentClient, register
 from ..support.topics import new_topic, publish, published, subscription
 
 

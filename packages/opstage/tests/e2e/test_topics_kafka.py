@@ -8,11 +8,11 @@ import asyncio
 import secrets
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from opstage_testing.clients import AdminClient
+from opstage_testing.kafka import KafkaBroker
+from opstage_testing.server import free_port
 
 from ..conftest import ServerFactory
-from ..support.clients import AdminClient
-from ..support.kafka import KafkaBroker
-from ..support.server import free_port
 from ..support.topics import TOPICS
 
 

@@ -13,10 +13,10 @@ import nats
 import pytest
 from nats.js.api import StreamConfig
 from opstage.pubsub.nats import stream_name, subject
+from opstage_testing.clients import AdminClient
+from opstage_testing.nats import NatsServer
 
 from ..conftest import ServerFactory
-from ..support.clients import AdminClient
-from ..support.nats import NatsServer
 from ..support.topics import TOPICS
 
 
@@ -53,7 +53,7 @@ def test_a_stream_made_outside_opstage_is_not_adopted(
 
 
 def test_an_unreachable_nats_fails_the_create_and_rolls_back(make_server: ServerFactory) -> None:
-    from ..support.server import free_port
+    from opstage_testing.server import free_port
 
     srv = make_server(
         OPSTAGE_TOPIC_BUS_ENGINE="nats", OPSTAGE_NATS_URL=f"nats://127.0.0.1:{free_port()}"

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient
 
-from ..support.clients import AdminClient, AgentClient
 from ..support.topics import TOPICS, new_topic, publish, published
 
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, register
+from opstage_testing.sse import Frame, Sse
 
 from ..conftest import ServerFactory
-from ..support.clients import AdminClient, AgentClient, register
-from ..support.sse import Frame, Sse
 from ..support.topics import messages, new_topic, publish, published, subscription
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ..support.clients import AdminClient, AgentClient, register
-from ..support.server import ServerProcess
+from opstage_testing.clients import AdminClient, AgentClient, register
+from opstage_testing.server import ServerProcess
+
 from ..support.topics import new_topic, publish, published, subscription
 
 

@@ -17,16 +17,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.server import ServerProcess
 
 from ..conftest import ServerFactory, unique
-from ..support.clients import AdminClient, AgentClient, action, register, service
-from ..support.server import ServerProcess
 from ..support.sql import corrupt_timestamp
 
 
 @pytest.fixture
-def srv(make_server: ServerFactory) -> ServerProcess:
-    return make_server()
+def srv(make_server_process: ServerFactory) -> ServerProcess:
+    return make_server_process()
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.clients import AdminClient
+from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 
 from ..conftest import unique
-from ..support.clients import AdminClient
-from ..support.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 
 USERS = "/api/admin/users"
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from opstage_testing.clients import AdminClient, action, register, service
+from opstage_testing.server import ServerProcess
+
 from ..conftest import unique
-from ..support.clients import AdminClient, action, register, service
-from ..support.server import ServerProcess
 
 SCHEMA = {
     "type": "object",

@@ -23,11 +23,10 @@ from opstage.store.fastpath.execution import insert_rows
 from opstage.store.fastpath.query import Query
 from opstage.store.tables import audit_events, domain_event_log
 from opstage.store.uow import SqlUnitOfWork
+from opstage_testing.server import opstage_executable
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-
-from ..support.server import opstage_executable
 
 _AUDIT_BY_ID = Query(select(audit_events).where(audit_events.c.id == bindparam("id")))
 

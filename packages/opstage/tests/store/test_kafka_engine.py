@@ -10,8 +10,7 @@ import pytest
 from opstage.domain.timeutil import utcnow
 from opstage.domain.topics import OutgoingMessage, Topic
 from opstage.pubsub.kafka import KafkaTopicEngine
-
-from ..support.kafka import KafkaBroker
+from opstage_testing.kafka import KafkaBroker
 
 
 @pytest.fixture
@@ -44,8 +43,7 @@ async def test_the_clients_metadata_refresh_never_recreates_a_deleted_topic(
 
 async def test_an_unreachable_broker_is_an_engine_error() -> None:
     from opstage.app.topic_ports import TopicEngineError
-
-    from ..support.server import free_port
+    from opstage_testing.server import free_port
 
     engine = KafkaTopicEngine(f"127.0.0.1:{free_port()}", request_timeout_ms=1000)
     try:

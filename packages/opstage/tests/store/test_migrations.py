@@ -17,11 +17,10 @@ from alembic.runtime.migration import MigrationContext
 from opstage.store.engine import normalize_url
 from opstage.store.migrate import head_revision
 from opstage.store.tables import metadata
+from opstage_testing.server import opstage_executable
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-
-from ..support.server import opstage_executable
 
 
 def _cli(url: str, *args: str) -> str:

@@ -19,8 +19,8 @@ from opstage.pubsub.kafka import KafkaTopicEngine
 from opstage.pubsub.nats import NatsTopicEngine
 from opstage.runtime import Runtime
 from opstage.store.topic_engine import EmbeddedTopicEngine
+from opstage_testing.nats import NatsServer
 
-from ..support.nats import NatsServer
 from ..support.settings import migrated_settings
 
 ACTOR = Actor("USER", "usr_test", role="owner")

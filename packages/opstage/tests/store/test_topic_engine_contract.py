@@ -27,9 +27,8 @@ from opstage.pubsub.nats import NatsTopicEngine, stream_name
 from opstage.store.engine import create_engines
 from opstage.store.migrate import upgrade_async
 from opstage.store.topic_engine import EmbeddedTopicEngine
-
-from ..support.kafka import KafkaBroker
-from ..support.nats import NatsServer
+from opstage_testing.kafka import KafkaBroker
+from opstage_testing.nats import NatsServer
 
 ENGINES = ["embedded", "nats", "kafka"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from opstage_testing.clients import AdminClient, register, service
 
 from ..conftest import unique
-from .clients import AdminClient, register, service
 
 EXPERIMENTAL = "v0.4-experimental"
 

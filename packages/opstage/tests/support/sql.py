@@ -16,8 +16,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from opstage.domain.ids import new_id
-
-from .server import ServerProcess
+from opstage_testing.server import ServerProcess
 
 AUDIT_COLUMNS = (
     "id",

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-
-from .clients import AdminClient, AgentClient
-from .sse import Sse
+from opstage_testing.clients import AdminClient, AgentClient
+from opstage_testing.sse import Sse
 
 TOPICS = "/api/admin/topics"
 

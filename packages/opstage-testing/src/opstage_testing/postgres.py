@@ -1,6 +1,6 @@
 """Obtain a real PostgreSQL server for the test suite.
 
-Usable from pytest fixtures and from scripts (``python -m tests.support.postgres``),
+Usable from pytest fixtures and from scripts (``python -m opstage_testing.postgres``),
 so pytest is deliberately not imported here.
 
 Environment:
@@ -31,7 +31,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
+import asyncpg
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 START_TIMEOUT_S = 30.0
@@ -237,8 +237,12 @@ def _with_database(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path="/" + quote(name, safe="")))
 
 
-def create_database(admin_dsn: str, name: str) -> str:
-    _run(_exec(admin_dsn, f"CREATE DATABASE {_quote_ident(name)}"))
+def create_database(admin_dsn: str, name: str, template: str | None = None) -> str:
+    """A new database, or a copy of ``template`` (no one may be connected to it meanwhile)."""
+    sql = f"CREATE DATABASE {_quote_ident(name)}"
+    if template:
+        sql += f" TEMPLATE {_quote_ident(template)}"
+    _run(_exec(admin_dsn, sql))
     return _with_database(admin_dsn, name)
 
 

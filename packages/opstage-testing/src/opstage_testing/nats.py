@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .server import free_port
+from opstage_testing.server import free_port
 
 
 def nats_server_binary() -> str:
