@@ -87,6 +87,7 @@ class InProcessServer(ServerProcess):
     thread: threading.Thread | None = None
     app: Any = None
     failure: BaseException | None = field(default=None, repr=False)
+    _log_state: tuple[logging.FileHandler, int] | None = field(default=None, repr=False)
 
     @property
     def ctx(self) -> AppContext:
@@ -204,7 +205,7 @@ class InProcessServer(ServerProcess):
         logging.getLogger("uvicorn.access").disabled = True
 
     def _release_log(self) -> None:
-        state = getattr(self, "_log_state", None)
+        state = self._log_state
         if state is None:
             return
         handler, level = state
