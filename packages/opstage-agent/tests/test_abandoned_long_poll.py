@@ -15,8 +15,10 @@ from agent_harness import Operator, ServerProcess, unique
 from opstage_testing.clients import action, register, service
 
 
-def abandon_long_poll(url: str, agent_id: str, token: str, wait: int) -> None:
+def abandon_long_poll(operator: Operator, agent_id: str, token: str, wait: int) -> None:
     """Open a long-poll the way an agent would, then drop the connection (agent stopped)."""
+    url = operator.server.url
+    parked = operator.client.parked_polls()
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80)) as sock:
         request = (
@@ -24,7 +26,7 @@ def abandon_long_poll(url: str, agent_id: str, token: str, wait: int) -> None:
             f"Host: {parts.netloc}\r\nAuthorization: Bearer {token}\r\n\r\n"
         )
         sock.sendall(request.encode())
-        time.sleep(0.3)  # the poll is parked on the server
+        operator.client.wait_parked(parked + 1)
 
 
 def test_a_command_created_after_an_agent_dropped_its_long_poll_is_not_lost(
@@ -34,7 +36,7 @@ def test_a_command_created_after_an_agent_dropped_its_long_poll_is_not_lost(
     try:
         reported = agent.report(service(unique("orphan-svc"), action("ping")))
         service_id = reported["services"][0]["id"]
-        abandon_long_poll(server.url, agent.agent_id, agent.token, wait=10)
+        abandon_long_poll(operator, agent.agent_id, agent.token, wait=10)
         time.sleep(0.2)
 
         command_id = operator.submit(service_id, "ping")

@@ -84,7 +84,7 @@ async def test_long_poll_delivers_at_once(
         assert agent.long_polling
         detail = await in_thread(operator.sole_service, agent.agent_id)
         await in_thread(wait_until, lambda: transport.long_polls_sent >= 1, 10)
-        await asyncio.sleep(0.2)  # let the poll park on the server
+        await in_thread(operator.client.wait_parked)
         submitted = time.monotonic()
         command = await in_thread(operator.run, detail["id"], "ping")
     assert command["status"] == "SUCCEEDED"
@@ -111,7 +111,7 @@ async def test_a_server_restart_mid_long_poll_loses_no_command(
             await agent.wait_ready(15)
             detail = await in_thread(operator.sole_service, agent.agent_id)
             await in_thread(wait_until, lambda: transport.long_polls_sent >= 1, 10)
-            await asyncio.sleep(0.2)  # the long-poll is parked on the server
+            await in_thread(operator.client.wait_parked)  # its long poll, the only one here
 
             await in_thread(restartable_server.kill)  # the harshest restart: no goodbye
             await asyncio.sleep(1.0)  # the agent's polls and heartbeats now fail and back off

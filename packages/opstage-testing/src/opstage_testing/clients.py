@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 import httpx
@@ -53,6 +54,21 @@ class AdminClient(httpx.Client):
             if len(items) >= body["pagination"]["total"] or not body["data"]:
                 return items
             page += 1
+
+    def parked_polls(self) -> int:
+        """Long polls parked on the server now (its waiter count, a diagnostics figure)."""
+        waiters = self.data("GET", "/api/admin/diagnostics/runtime")["waiters"]
+        waiting: int = waiters["waiting"]
+        return waiting
+
+    def wait_parked(self, at_least: int = 1, timeout: float = 10.0) -> int:
+        """Until ``at_least`` long polls are parked: a condition, where a sleep would guess."""
+        deadline = time.monotonic() + timeout
+        while (parked := self.parked_polls()) < at_least:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{parked} long polls parked after {timeout}s, not {at_least}")
+            time.sleep(0.02)
+        return parked
 
     def create_token(self, **body: Any) -> str:
         data = self.data("POST", "/api/admin/registration-tokens", json=body)

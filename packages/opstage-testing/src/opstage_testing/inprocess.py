@@ -87,6 +87,7 @@ class InProcessServer(ServerProcess):
     thread: threading.Thread | None = None
     app: Any = None
     failure: BaseException | None = field(default=None, repr=False)
+    clock: FakeClock | None = None  # set by fake_clock()
     _log_state: tuple[logging.FileHandler, int] | None = field(default=None, repr=False)
 
     @property
@@ -97,9 +98,9 @@ class InProcessServer(ServerProcess):
 
     def fake_clock(self) -> FakeClock:
         """Swap the running server's clock for a ``FakeClock`` (until it restarts)."""
-        clock = FakeClock()
-        self.ctx.clock = clock
-        return clock
+        self.clock = FakeClock()
+        self.ctx.clock = self.clock
+        return self.clock
 
     def pick_port(self) -> int:
         return 0  # bound here, not probed: no race for the port (a subclass may fix one)

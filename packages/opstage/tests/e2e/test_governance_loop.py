@@ -91,11 +91,12 @@ def test_full_loop(server: ServerProcess, admin: AdminClient) -> None:
 
     # Long-poll: the agent is already waiting when the operator submits.
     seen.clear()
+    parked = admin.parked_polls()
     t = threading.Thread(
         target=_answer_next, args=(agent, {"success": True, "data": {"echo": "hello"}}, seen)
     )
     t.start()
-    time.sleep(0.3)
+    admin.wait_parked(parked + 1)
     started = time.perf_counter()
     cmd = admin.data(
         "POST",

@@ -142,13 +142,14 @@ def _agent_with_service(srv: ServerProcess, owner: AdminClient) -> tuple[AgentCl
 
 def test_run_now_takes_silent_agents_and_their_services_offline(make_server: Any) -> None:
     srv = make_server(**PAUSED)
+    clock = srv.fake_clock()
     with _owner(srv) as owner:
         agent, service_id = _agent_with_service(srv, owner)
         fresh, fresh_service = _agent_with_service(srv, owner)
         owner.data("PATCH", SETTINGS, json={"agentOfflineThresholdSeconds": 2})
-        time.sleep(1.0)
+        clock.advance(1.0)
         fresh.heartbeat()
-        time.sleep(1.5)
+        clock.advance(1.5)
         fresh.heartbeat()  # silent for < 2 s: stays ONLINE
         result = owner.data("POST", RUN, json={})
         assert result["offlineAgents"] == 1, result
@@ -227,6 +228,8 @@ def test_run_now_prunes_the_domain_event_log_too(make_server: Any) -> None:
     srv = make_server(**PAUSED, OPSTAGE_EVENT_LOG_RETENTION_HOURS="0.0005")  # 1.8 s
     with _owner(srv) as owner:
         owner.data("POST", "/api/admin/registration-tokens", json={})  # at least one event
+        # A real wait, not the fake clock: the log's rows are stamped by the wall clock
+        # (store/uow.py), so an advanced clock would age the first run's own rows too.
         time.sleep(2.5)
         assert owner.data("POST", RUN, json={})["prunedDomainEvents"] >= 1
         assert owner.data("POST", RUN, json={})["prunedDomainEvents"] == 0

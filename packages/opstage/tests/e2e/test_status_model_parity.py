@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from opstage_testing.clients import AdminClient, AgentClient, register, service
 from opstage_testing.contracts import contract_dir
+from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ServerProcess
 
 from ..conftest import ServerFactory, unique
@@ -26,12 +27,14 @@ THRESHOLD = 2  # seconds: OPSTAGE_AGENT_OFFLINE_THRESHOLD_SECONDS of these serve
 
 
 @pytest.fixture
-def paused(make_server: ServerFactory) -> Iterator[tuple[ServerProcess, AdminClient]]:
-    """A server whose sweep runs only when asked, with a short offline threshold."""
+def paused(make_server: ServerFactory) -> Iterator[tuple[InProcessServer, AdminClient]]:
+    """A server whose sweep runs only when asked, with a short offline threshold and a fake
+    clock: ``srv.clock.advance`` is time passing, not a sleep."""
     srv = make_server(
         OPSTAGE_AGENT_OFFLINE_THRESHOLD_SECONDS=str(THRESHOLD),
         OPSTAGE_MAINTENANCE_INTERVAL_SECONDS="0",
     )
+    srv.fake_clock()
     with AdminClient(srv.url) as owner:
         yield srv, owner.login()
 
@@ -79,11 +82,11 @@ def test_a_registered_agent_without_a_heartbeat_has_its_service_read_stale(
     assert _service(admin, svc["id"])["status"] == "HEALTHY"
 
 
-def test_enable_after_disable_gives_online(paused: tuple[ServerProcess, AdminClient]) -> None:
+def test_enable_after_disable_gives_online(paused: tuple[InProcessServer, AdminClient]) -> None:
     srv, owner = paused
     quiet = register(srv.url, owner.create_token(), unique("quiet"), online=False)
     silent = register(srv.url, owner.create_token(), unique("silent"))
-    time.sleep(THRESHOLD + 0.5)  # silent past the threshold; the sweep does not run
+    srv.clock.advance(THRESHOLD + 0.5)  # silent past the threshold; the sweep does not run
     for agent in (quiet, silent):
         path = f"{A}/agents/{agent.agent_id}"
         assert owner.data("POST", f"{path}/disable", json={})["status"] == "DISABLED"
@@ -93,12 +96,12 @@ def test_enable_after_disable_gives_online(paused: tuple[ServerProcess, AdminCli
 
 
 def test_an_agent_stays_online_until_the_sweep_and_its_service_reads_stale_between(
-    paused: tuple[ServerProcess, AdminClient],
+    paused: tuple[InProcessServer, AdminClient],
 ) -> None:
     srv, owner = paused
     agent, service_id = _with_service(srv, owner)
     assert _service(owner, service_id)["status"] == "HEALTHY"
-    time.sleep(THRESHOLD + 0.5)
+    srv.clock.advance(THRESHOLD + 0.5)
 
     assert _agent(owner, agent.agent_id)["status"] == "ONLINE"
     online = owner.every(f"{A}/agents", status="ONLINE")
@@ -121,12 +124,12 @@ def _audit_actions() -> set[str]:
 
 
 def test_the_sweep_stores_the_service_stale_and_audits_only_the_reference_actions(
-    paused: tuple[ServerProcess, AdminClient],
+    paused: tuple[InProcessServer, AdminClient],
 ) -> None:
     srv, owner = paused
     agent, service_id = _with_service(srv, owner)
     before = {e["id"] for e in owner.every(f"{A}/audit-events")}
-    time.sleep(THRESHOLD + 0.5)
+    srv.clock.advance(THRESHOLD + 0.5)
     result = owner.data("POST", f"{A}/maintenance/run", json={})
     assert (result["offlineAgents"], result["offlineServices"]) == (1, 1)
 
@@ -182,11 +185,11 @@ def test_the_scheduled_sweep_writes_only_the_reference_actions(make_server: Serv
 
 
 def test_a_service_whose_agent_comes_back_reads_stale_until_its_next_report(
-    paused: tuple[ServerProcess, AdminClient],
+    paused: tuple[InProcessServer, AdminClient],
 ) -> None:
     srv, owner = paused
     agent, service_id = _with_service(srv, owner)
-    time.sleep(THRESHOLD + 0.5)
+    srv.clock.advance(THRESHOLD + 0.5)
     owner.data("POST", f"{A}/maintenance/run", json={})
     assert _agent(owner, agent.agent_id)["status"] == "OFFLINE"
 
@@ -206,7 +209,7 @@ def test_a_service_whose_agent_comes_back_reads_stale_until_its_next_report(
         "DEGRADED",
     )
     # Or a service report.
-    time.sleep(THRESHOLD + 0.5)
+    srv.clock.advance(THRESHOLD + 0.5)
     owner.data("POST", f"{A}/maintenance/run", json={})
     agent.heartbeat()
     assert _service(owner, service_id)["status"] == "STALE"
