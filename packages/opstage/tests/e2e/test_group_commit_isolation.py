@@ -102,9 +102,9 @@ def _health(n: int, message: str) -> bytes:
 
 
 def test_a_write_the_database_refuses_fails_only_its_own_heartbeats(
-    make_server: ServerFactory,
+    make_server_process: ServerFactory,
 ) -> None:
-    srv = make_server(OPSTAGE_ACCESS_LOG="false")
+    srv = make_server_process(OPSTAGE_ACCESS_LOG="false")
     with AdminClient(srv.url) as admin:
         admin.login()
         agents = _fleet(srv, admin, 7)
@@ -140,10 +140,10 @@ def test_a_write_the_database_refuses_fails_only_its_own_heartbeats(
 
 
 def test_a_huge_integer_in_one_heartbeat_fails_none_of_the_others(
-    make_server: ServerFactory,
+    make_server_process: ServerFactory,
 ) -> None:
     """The issue's own reproduction: ``{"n": 10**29}`` in one agent's health details."""
-    srv = make_server(OPSTAGE_ACCESS_LOG="false")
+    srv = make_server_process(OPSTAGE_ACCESS_LOG="false")
     with AdminClient(srv.url) as admin:
         admin.login()
         agents = _fleet(srv, admin, 7)

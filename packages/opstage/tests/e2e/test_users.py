@@ -178,9 +178,13 @@ def test_last_active_owner_cannot_be_demoted_disabled_or_deleted(make_server: An
             assert [u["id"] for u in remaining] == [second["id"]]
 
 
-def test_two_owners_demoting_each_other_at_once_leave_one_owner(make_server: Any) -> None:
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(
+    make_server_process: Any,
+) -> None:
     """Without a lock, both demotions could commit under PostgreSQL's READ COMMITTED."""
-    srv = make_server()
+    # A process: twenty password hashes and two racing clients must not share the GIL with
+    # the server, or the race is decided by the interpreter's scheduler (ADR 0013).
+    srv = make_server_process()
     for _ in range(10):
         with _session(srv.url, ADMIN_USERNAME, ADMIN_PASSWORD) as keeper:
             keeper_id = keeper.data("GET", "/api/admin/auth/me")["user"]["id"]
