@@ -141,16 +141,17 @@ def test_admin_metrics_durations_error_codes_and_operational_counters(
     agent.close()
 
 
-def test_stale_agents_are_reported_before_any_sweep(make_server: ServerFactory) -> None:
-    srv = make_server(
+def test_stale_agents_are_reported_before_any_sweep(make_server_process: ServerFactory) -> None:
+    srv = make_server_process(
         OPSTAGE_AGENT_OFFLINE_THRESHOLD_SECONDS="2", OPSTAGE_MAINTENANCE_INTERVAL_SECONDS="0"
     )
-    clock = srv.fake_clock()
     with AdminClient(srv.url) as owner:
         owner.login()
         silent = register(srv.url, owner.create_token(name="a"), unique("silent"))
         alive = register(srv.url, owner.create_token(name="b"), unique("alive"))
-        clock.advance(2.5)
+        # A real wait: with a fake clock, PostgreSQL's pass counted the fresh agent stale in
+        # staleOnlineAgents (not yet explained; ADR 0013, "Not yet").
+        time.sleep(2.5)
         alive.heartbeat()
 
         stale = owner.data("GET", "/api/admin/metrics")["staleAgents"]
