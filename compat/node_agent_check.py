@@ -28,6 +28,34 @@ DEMO_ENTRY = Path("apps/demo-capsule-service/dist/index.js")
 SERVICE_CODE = "demo-capsule-service"
 # The demo polls every 5 s and reports its result on the next poll: two polls and some slack.
 COMMAND_WAIT_SECONDS = 20.0
+EDGE_SERVICE = "node-edge-svc"
+
+# The same SDK with the outcomes the demo never produces: a handler that throws, one that
+# reports a failure, one that returns bare data, a gated HIGH action, a custom prepare.
+# Our own code, run from the demo's directory so that the SDK resolves as the demo's does.
+EDGE_AGENT_JS = """
+import { CapsuleAgent } from "@xtrape/capsule-agent-node";
+const agent = new CapsuleAgent({
+  backendUrl: process.env.OPSTAGE_BACKEND_URL,
+  registrationToken: process.env.OPSTAGE_REGISTRATION_TOKEN,
+  tokenStore: { file: process.env.OPSTAGE_AGENT_TOKEN_FILE },
+  intervals: { heartbeatMs: 1000, commandPollMs: 300, serviceReportMs: 60000 },
+  service: { code: "node-edge-svc", name: "Node edge", version: "2.0.0", runtime: "nodejs" }
+});
+agent.health(() => ({ status: "DEGRADED", message: "edge", details: { n: 1 } }));
+agent.action({ name: "boom", label: "Boom", dangerLevel: "LOW",
+  handler: async () => { throw new Error("exploded"); } });
+agent.action({ name: "refuse", label: "Refuse", dangerLevel: "LOW",
+  handler: async () => ({ success: false, message: "no", error: { code: "NOPE" } }) });
+agent.action({ name: "plain", label: "Plain", dangerLevel: "LOW",
+  handler: async () => ({ answer: 42 }),
+  prepare: () => ({ initialPayload: { x: 1 }, currentState: { y: 2 } }) });
+agent.action({ name: "danger", label: "Danger", dangerLevel: "HIGH", requiresConfirmation: true,
+  handler: async () => ({ success: true, data: { done: true } }) });
+await agent.start();
+console.log("started.");
+process.on("SIGTERM", async () => { await agent.stop(); process.exit(0); });
+"""
 
 
 def demo_entry(ref_repo: str | None) -> Path | None:
@@ -38,6 +66,12 @@ def demo_entry(ref_repo: str | None) -> Path | None:
 
 
 def run_node_agent_checks(side: str, url: str, entry: Path) -> list[Check]:
+    return _run(side, url, entry, [str(entry)], _flow) + _run(
+        side, url, entry, ["--input-type=module", "-e", EDGE_AGENT_JS], _edge_flow
+    )
+
+
+def _run(side: str, url: str, entry: Path, args: list[str], flow: Any) -> list[Check]:
     checks: list[Check] = []
 
     def check(label: str, ok: Any, detail: Any = "") -> bool:
@@ -64,7 +98,7 @@ def run_node_agent_checks(side: str, url: str, entry: Path) -> list[Check]:
         )
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
-                [node, str(entry)],
+                [node, *args],
                 env=env,
                 cwd=entry.parent.parent,
                 stdout=log,
@@ -72,7 +106,7 @@ def run_node_agent_checks(side: str, url: str, entry: Path) -> list[Check]:
                 start_new_session=True,
             )
         try:
-            _flow(admin, csrf, check, log_path)
+            flow(admin, csrf, check, log_path)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -172,4 +206,62 @@ def _flow(admin: httpx.Client, csrf: dict[str, str], check: Any, log_path: Path)
         "prepare: the SDK's default prepare reaches the console",
         r.status_code == 200 and "initialPayload" in body,
         f"{r.status_code} after {time.monotonic() - t0:.1f}s: {r.text}",
+    )
+
+
+def _edge_flow(admin: httpx.Client, csrf: dict[str, str], check: Any, log_path: Path) -> None:
+    started = _until(lambda: "started." in log_path.read_text(errors="replace"), 30)
+    if not check("edge: start", started, log_path.read_text(errors="replace")[-300:]):
+        return
+    rows = admin.get("/api/admin/capsule-services", params={"q": EDGE_SERVICE}).json()
+    svc = next((s for s in rows.get("data") or [] if s["code"] == EDGE_SERVICE), None)
+    if not check("edge: the service is listed", svc, rows) or svc is None:
+        return
+    detail = admin.get(f"/api/admin/capsule-services/{svc['id']}").json()["data"]
+    check("edge: health DEGRADED", detail.get("healthStatus") == "DEGRADED", detail)
+
+    def run(name: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        r = admin.post(
+            f"/api/admin/capsule-services/{svc['id']}/actions/{name}", json=body, headers=csrf
+        )
+        if not check(f"edge: {name} accepted", r.status_code == 200, r.text):
+            return None
+        cid = r.json()["data"]["id"]
+
+        def done() -> dict[str, Any] | None:
+            d = admin.get(f"/api/admin/commands/{cid}").json()["data"]
+            return d if d["status"] in ("SUCCEEDED", "FAILED") else None
+
+        return _until(done, COMMAND_WAIT_SECONDS)
+
+    def outcome(d: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+        result = (d or {}).get("result") or {}
+        return (d or {}).get("status"), (result.get("error") or {}).get("code"), result.get("data")
+
+    got = outcome(run("boom", {}))
+    check(
+        "edge: a throwing handler is FAILED ACTION_FAILED",
+        got[:2] == ("FAILED", "ACTION_FAILED"),
+        got,
+    )
+    got = outcome(run("refuse", {}))
+    check("edge: a reported failure keeps its code", got[:2] == ("FAILED", "NOPE"), got)
+    got = outcome(run("plain", {"payload": {"k": "v"}}))
+    check("edge: bare data is the result", got == ("SUCCEEDED", None, {"answer": 42}), got)
+    r = admin.post(f"/api/admin/capsule-services/{svc['id']}/actions/danger", json={}, headers=csrf)
+    check(
+        "edge: a gated action without confirmation is refused",
+        400 <= r.status_code < 500 and r.json()["error"]["code"] == "ACTION_REQUIRES_CONFIRMATION",
+        r.text,
+    )
+    got = outcome(run("danger", {"confirmation": True}))
+    check("edge: confirmed, it runs", got == ("SUCCEEDED", None, {"done": True}), got)
+    r = admin.get(
+        f"/api/admin/capsule-services/{svc['id']}/actions/plain", headers=csrf, timeout=60
+    )
+    body = r.json().get("data") or {}
+    check(
+        "edge: a custom prepare's payload and state",
+        (body.get("initialPayload"), body.get("currentState")) == ({"x": 1}, {"y": 2}),
+        r.text,
     )
