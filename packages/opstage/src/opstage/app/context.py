@@ -107,12 +107,13 @@ class AppContext:
     agent_auth: AgentAuthCache
     login_throttle: LoginThrottle
     one_time_secrets: OneTimeSecrets
+    # Online backup of the database (app/backup.py): SQLite's, or one that refuses
+    # (PostgreSQL has pg_dump), so no use case asks which engine it runs on (ADR 0010).
+    backup: DatabaseBackup
     counters: OperationalCounters = field(default_factory=OperationalCounters)
     bus_windows: IngestWindows = field(default_factory=IngestWindows)
     clock: Callable[[], datetime] = utcnow
     started_at: datetime = field(default_factory=utcnow)
-    # Online backup of the database (SQLite only; None on PostgreSQL): see app/backup.py.
-    backup: DatabaseBackup | None = None
     # Group commit for Capsule Bus publishes (app/bus_batch.py; its strategy per engine);
     # None (one-off CLI runtimes): one transaction each.
     bus_ingest: BusIngest | None = None
