@@ -1,4 +1,5 @@
-"""The application context: everything a use case needs, built once by the runtime."""
+"""The application context: built once by the runtime, it satisfies every use case's narrow
+protocol (``UnitContext`` and the ones built on it in each use case's module, ADR 0010)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,9 @@ class MaintenanceState:
 
 @dataclass
 class AppContext:
+    """The composition root's one context: routes, the hot path, the CLI and the workers pass
+    it; use cases never name it, each takes the protocol of what it reads (ADR 0010)."""
+
     settings: Settings
     uow_factory: UnitOfWorkFactory
     bus: DomainEventBus
