@@ -229,10 +229,11 @@ def _edge_flow(admin: httpx.Client, csrf: dict[str, str], check: Any, log_path: 
         cid = r.json()["data"]["id"]
 
         def done() -> dict[str, Any] | None:
-            d = admin.get(f"/api/admin/commands/{cid}").json()["data"]
+            d: dict[str, Any] = admin.get(f"/api/admin/commands/{cid}").json()["data"]
             return d if d["status"] in ("SUCCEEDED", "FAILED") else None
 
-        return _until(done, COMMAND_WAIT_SECONDS)
+        finished: dict[str, Any] | None = _until(done, COMMAND_WAIT_SECONDS)
+        return finished
 
     def outcome(d: dict[str, Any] | None) -> tuple[Any, Any, Any]:
         result = (d or {}).get("result") or {}

@@ -75,7 +75,9 @@ def run(ours_srv: Server, ref_srv: Server, verbose: bool, node_demo: Path | None
         # too is the harness's; one failing on ours alone is ours to fix.
         if node_demo is None:
             print("  (node agent: skipped; REF_REPO has no built apps/demo-capsule-service)")
-        for srv in () if node_demo is None else (ours_srv, ref_srv):
+        sides = () if node_demo is None else (ours_srv, ref_srv)
+        for srv in sides:
+            assert node_demo is not None
             for label, ok, detail in run_node_agent_checks(srv.name, srv.url, node_demo):
                 if ok:
                     passed += 1
