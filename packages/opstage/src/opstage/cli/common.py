@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import re
 import secrets
 import sys
 import time
@@ -49,13 +50,23 @@ def variable(loc: tuple[int | str, ...]) -> str:
 
 
 def error_code(exc: BaseException) -> str:
+    """A stable code in the contract's style (``DatabaseInUse`` → ``DATABASE_IN_USE``)."""
     from opstage.domain.errors import DomainError
 
     if isinstance(exc, DomainError):
         return exc.code
     if isinstance(exc, SettingsError):
         return "SETTINGS"
-    return type(exc).__name__
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(exc).__name__).upper()
+
+
+def json_message(exc: BaseException) -> str:
+    """``describe`` without the ``(CODE)`` suffix: in JSON the code has its own field."""
+    from opstage.domain.errors import DomainError, ValidationFailed
+
+    if isinstance(exc, DomainError) and not isinstance(exc, ValidationFailed):
+        return describe(exc).removesuffix(f" ({exc.code})")
+    return describe(exc)
 
 
 def describe(exc: BaseException) -> str:
