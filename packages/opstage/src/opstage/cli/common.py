@@ -233,6 +233,38 @@ def require_database(settings: Settings) -> None:
         )
 
 
+def refuse_without_first_owner(settings: Settings) -> None:
+    """``serve``'s start-up would fail creating the first owner: say so before migrating.
+
+    Outside dev mode the first owner comes from ``OPSTAGE_ADMIN_USERNAME``/``_PASSWORD``; with
+    neither and no user, the server used to create and migrate the SQLite file and then fail in
+    its start-up with a traceback. Only SQLite is read here (the standard library, read-only);
+    on PostgreSQL the start-up's own check still applies.
+    """
+    if settings.dev_mode or (settings.admin_username and settings.admin_password):
+        return
+    path = sqlite_file(settings)
+    if path is None:
+        return
+    users = 0
+    if path.exists():
+        import sqlite3
+
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                return  # unreadable here: the start-up's own check decides
+        finally:
+            conn.close()
+    if users == 0:
+        raise SettingsError(
+            "No admin user exists. Set OPSTAGE_ADMIN_USERNAME and OPSTAGE_ADMIN_PASSWORD for the "
+            "first start (or use OPSTAGE_DEV_MODE=true to have a password generated)."
+        )
+
+
 @contextlib.asynccontextmanager
 async def app_context() -> AsyncIterator[AppContext]:
     """The application context for one command: no owner bootstrap, no background services."""

@@ -29,6 +29,7 @@ from opstage.cli.common import (
     json_option,
     load_settings,
     note,
+    refuse_without_first_owner,
     require_database,
     sqlite_file,
     wants_json,
@@ -111,6 +112,7 @@ def serve(host: str | None, port: int | None, dev: bool | None, migrate: bool) -
     # that will not start must not have migrated (or created) a database first.
     kind = engine_kind(settings.database_url)
     settings = settings.resolve_secrets()
+    refuse_without_first_owner(settings)
     logs.configure(settings.log_level, settings.log_format)
     url = f"http://{settings.host}:{settings.port}"
     if settings.secure_cookies:
