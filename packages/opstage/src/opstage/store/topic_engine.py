@@ -60,15 +60,15 @@ class _Pending:
     future: asyncio.Future[Receipt]
 
 
-def _delivered(row: Any) -> Delivered:
+def _delivered(row: dict[str, Any]) -> Delivered:
     return Delivered(
-        topic=row.topic,
-        partition=row.partition,
-        offset=row.offset,
-        key=row.key,
-        payload=row.payload,
-        headers=dict(row.headers or {}),
-        timestamp=row.produced_at,
+        topic=row["topic"],
+        partition=row["partition"],
+        offset=row["offset"],
+        key=row["key"],
+        payload=row["payload"],
+        headers=dict(row["headers"] or {}),
+        timestamp=row["produced_at"],
     )
 
 
@@ -77,6 +77,16 @@ _BUMP = (
     .where(parts.c.topic == bindparam("bump_topic"), parts.c.partition == bindparam("bump_part"))
     .values(next_offset=parts.c.next_offset + bindparam("bump_by", type_=Integer))
     .returning(parts.c.next_offset)
+)
+_READ = Query(
+    select(log)
+    .where(
+        log.c.topic == bindparam("topic"),
+        log.c.partition == bindparam("partition"),
+        log.c.offset >= bindparam("start"),
+    )
+    .order_by(log.c.offset)
+    .limit(bindparam("limit", type_=Integer))
 )
 _BUMP_PLANS: dict[str, tuple[str, tuple[str, ...]]] = {}
 _BY_KEY = Query(
@@ -353,14 +363,11 @@ class EmbeddedTopicEngine(PartitionedLogGroups):
             raise TopicEngineError(str(exc)) from exc
 
     async def _read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
+        # One hand-off (ADR 0008's compiled read): every publish wakes each group reading the
+        # topic, so this read is on the publish → subscriber latency path (ADR 0018).
         async with self._engines.reader.connect() as conn:
-            rows = await conn.execute(
-                select(log)
-                .where(log.c.topic == wire, log.c.partition == partition, log.c.offset >= start)
-                .order_by(log.c.offset)
-                .limit(limit)
-            )
-            return [_delivered(r) for r in rows]
+            rows = await _READ.rows(conn, topic=wire, partition=partition, start=start, limit=limit)
+        return [_delivered(r) for r in rows]
 
     async def offsets(self, wire: str) -> dict[int, PartitionOffsets]:
         try:
