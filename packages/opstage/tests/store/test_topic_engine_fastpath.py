@@ -67,7 +67,11 @@ async def test_a_publish_batch_and_a_read_bypass_core(tmp_path: Path, statements
             )
         )
         delivered = await engine.read(topic.wire, 0, 0, 100)
+        together = await engine.read_many(topic.wire, {0: 0, 1: 2, 2: 0}, 100)
         assert seen == []
+        assert together[0] == delivered
+        assert [m.offset for m in together[1]] == list(range(2, 7))  # 8 sent, a twin replayed
+        assert len(together[2]) == 8
         # Dense offsets per partition; the idempotency twin replays the first one's receipt.
         assert receipts[7].replayed and (receipts[7].partition, receipts[7].offset) == (
             receipts[4].partition,

@@ -40,7 +40,7 @@ from opstage.domain.topics import (
 )
 from opstage.pubsub.groups import PartitionedLogGroups
 from opstage.store.engine import Engines
-from opstage.store.fastpath.execution import Sql, commit_in_driver
+from opstage.store.fastpath.execution import Sql, commit_in_driver, in_driver
 from opstage.store.fastpath.inserts import insert_statement
 from opstage.store.fastpath.query import Query
 from opstage.store.tables import topic_log as log
@@ -127,7 +127,11 @@ def _batch_work(
                 if found:
                     row = _BY_KEY.decode(dialect, found)[0]
                     results[i] = Receipt(
-                        p.wire, int(row["partition"]), int(row["offset"]), row["produced_at"], True
+                        p.wire,
+                        int(row["partition"]),
+                        int(row["offset"]),
+                        row["produced_at"],
+                        replayed=True,
                     )
                     continue
                 first_with_key[(p.wire, key)] = i
@@ -361,6 +365,28 @@ class EmbeddedTopicEngine(PartitionedLogGroups):
             return await self._read(wire, partition, start, limit)
         except SQLAlchemyError as exc:
             raise TopicEngineError(str(exc)) from exc
+
+    async def read_many(
+        self, wire: str, starts: dict[int, int], limit: int
+    ) -> dict[int, list[Delivered]]:
+        """Every partition's read in one hand-off: a publish wakes each group reading the
+        topic, and each then reads all its partitions (ADR 0018)."""
+        if not starts:
+            return {}
+        try:
+            async with self._engines.reader.connect() as conn:
+                dialect = conn.dialect
+                asked = [
+                    _READ.bind(dialect, topic=wire, partition=p, start=start, limit=limit)
+                    for p, start in starts.items()
+                ]
+                found = await in_driver(conn, lambda sql: [sql.fetch(q, v) for q, v in asked])
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+        return {
+            p: [_delivered(r) for r in _READ.decode(dialect, raw)]
+            for p, raw in zip(starts, found, strict=True)
+        }
 
     async def _read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
         # One hand-off (ADR 0008's compiled read): every publish wakes each group reading the
