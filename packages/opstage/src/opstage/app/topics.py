@@ -429,6 +429,17 @@ async def subscribe(
 
     bus = _bus(ctx)
     topic = await get_topic(ctx, wire, await agent_tenants(ctx, agent_id))
+    if resume is not None and resume.partition >= topic.partitions:
+        # No stream of this topic sent that id; resuming from it would quietly start elsewhere.
+        raise ValidationFailed(
+            "Last-Event-ID must be an id this stream sent.",
+            [
+                {
+                    "path": "Last-Event-ID",
+                    "message": f"this topic has partitions 0-{topic.partitions - 1}",
+                }
+            ],
+        )
     async with ctx.reader() as uow:
         durable = await uow.subscriptions.get(topic.wire, subscription_id)
     key = (topic.wire, subscription_id)
