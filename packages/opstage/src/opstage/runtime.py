@@ -19,6 +19,7 @@ from opstage.app.agents import AgentAuthCache
 from opstage.app.auth import LoginThrottle, bootstrap_owner
 from opstage.app.bus import outcome_subscriber
 from opstage.app.bus_batch import BusIngestWriter, PipelinedBatches, UnitBatches
+from opstage.app.commands import warm_pending_hint
 from opstage.app.context import AppContext
 from opstage.app.cross_node import CrossNode
 from opstage.app.eventbus import DomainEventBus
@@ -176,6 +177,7 @@ class Runtime:
             )
             ctx.command_outcomes.subscribe(outcome_subscriber(ctx))
             runtime = cls(settings, engines, ctx, db_lock=db_lock)
+            await warm_pending_hint(ctx)
             if bootstrap:  # one-off CLI commands (e.g. `admin create-user`) skip it
                 runtime.generated_password = await bootstrap_owner(ctx)
         except BaseException:

@@ -1,0 +1,179 @@
+"""What a fleet's calls cost one SQLite node: driver hand-offs per heartbeat batch, reads on a
+fleet's reconnect after a start, timers of parked long-polls (ADR 0017).
+
+Each hand-off to aiosqlite's thread is a thread wake-up and a GIL exchange with the event
+loop; on a busy node each costs milliseconds of wall time, and thousands of agents made the
+heartbeat p99 seconds long (bench/README.md, "Fleet"). The hand-offs are counted on the real
+driver: its worker threads are wrapped before the runtime opens its connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from queue import SimpleQueue
+from typing import Any
+
+import aiosqlite.core
+import pytest
+from opstage.api.inputs import agent_registration
+from opstage.api.models import RegisterAgentRequest
+from opstage.app import agents, commands
+from opstage.app.agents import AgentPrincipal, register_agent
+from opstage.app.context import Actor, AppContext
+from opstage.app.services import HealthReport
+from opstage.app.tokens import create_token
+from opstage.runtime import Runtime
+from opstage.settings import Settings
+from opstage.store.migrate import upgrade_async
+from pydantic import SecretStr
+
+OWNER = Actor("USER", "usr_test", role="owner")
+
+
+class HandOffs:
+    """Counts the work items aiosqlite's connection threads run (one per hand-off)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        real = aiosqlite.core._connection_worker_thread
+        counter = self
+
+        class Counting:
+            def __init__(self, queue: SimpleQueue[Any]) -> None:
+                self.queue = queue
+
+            def get(self) -> Any:
+                item = self.queue.get()
+                counter.count += 1
+                return item
+
+        def worker(tx: SimpleQueue[Any]) -> None:
+            real(Counting(tx))  # type: ignore[arg-type]
+
+        monkeypatch.setattr(aiosqlite.core, "_connection_worker_thread", worker)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'fleet.db'}",
+        data_dir=tmp_path,
+        session_secret=SecretStr(secrets.token_urlsafe(40)),
+        admin_username="owner",
+        admin_password=SecretStr("owner-password-1234"),
+        maintenance_interval_seconds=0,
+    )
+
+
+@pytest.fixture
+def hand_offs(monkeypatch: pytest.MonkeyPatch) -> HandOffs:
+    counter = HandOffs()
+    counter.install(monkeypatch)
+    return counter
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
+    """Starts a runtime on one migrated SQLite file; a second call is a restart."""
+    await upgrade_async(f"sqlite:///{tmp_path / 'fleet.db'}")
+    running: list[Runtime] = []
+
+    async def start_runtime() -> Runtime:
+        if running:
+            await running.pop().stop()
+        running.append(await Runtime.start(_settings(tmp_path)))
+        return running[-1]
+
+    try:
+        yield start_runtime
+    finally:
+        for rt in running:
+            await rt.stop()
+
+
+async def _fleet(ctx: AppContext, n: int) -> list[tuple[AgentPrincipal, str, str]]:
+    """``n`` agents with one service each: (principal, raw token, service id)."""
+    out = []
+    for i in range(n):
+        _, raw = await create_token(
+            ctx, Actor.system(), name="t", expires_in_seconds=None, agent_code=None
+        )
+        code = f"{i}-{secrets.token_hex(3)}"
+        body = {
+            "registrationToken": raw,
+            "agent": {"code": f"fleet-{code}", "name": "fleet"},
+            "service": {
+                "code": f"svc-{code}",
+                "name": "svc",
+                "manifest": {},
+                "actions": [{"name": "restart", "label": "Restart"}],
+            },
+        }
+        # The API's own parsing, as an agent's request is registered.
+        reg = await register_agent(
+            ctx, Actor.system(), agent_registration(RegisterAgentRequest.model_validate(body))
+        )
+        assert reg.service_id is not None
+        principal = await agents.authenticate_agent(ctx, reg.agent_id, f"Bearer {reg.agent_token}")
+        out.append((principal, reg.agent_token, reg.service_id))
+    return out
+
+
+UP = HealthReport("UP", None, None)
+
+
+async def test_first_polls_after_a_start_skip_the_probe_but_find_what_is_pending(
+    start: Callable[[], Any],
+) -> None:
+    rt = await start()
+    fleet = await _fleet(rt.ctx, 3)
+    for p, _, _ in fleet:
+        await agents.record_contact(rt.ctx, p, UP, None)
+    waiting = await commands.request_action(rt.ctx, OWNER, fleet[0][2], "restart", {}, None)
+
+    rt = await start()
+    ctx = rt.ctx
+    hint = ctx.waiters.pending
+    assert await commands.poll_commands(ctx, fleet[1][0], 10, 0) == []
+    assert await commands.poll_commands(ctx, fleet[2][0], 10, 0) == []
+    assert hint.skipped == 2  # no read: nothing was pending for them at the start
+    claimed = await commands.poll_commands(ctx, fleet[0][0], 10, 0)
+    assert [c["id"] for c in claimed] == [waiting["id"]]
+
+    # A command created after the start still reaches a clean agent's poll.
+    later = await commands.request_action(ctx, OWNER, fleet[1][2], "restart", {}, None)
+    claimed = await commands.poll_commands(ctx, fleet[1][0], 10, 0)
+    assert [c["id"] for c in claimed] == [later["id"]]
+
+    # A lag forgets the start's knowledge too: the next poll reads.
+    hint.forget()
+    skipped = hint.skipped
+    assert await commands.poll_commands(ctx, fleet[2][0], 10, 0) == []
+    assert hint.skipped == skipped
+
+
+async def test_a_parked_long_poll_on_one_sqlite_node_waits_on_one_timer(
+    start: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = await start()
+    ctx = rt.ctx
+    ((p, _, service),) = await _fleet(ctx, 1)
+    await agents.record_contact(ctx, p, UP, None)
+    monkeypatch.setattr(commands, "LONG_POLL_RECHECK_SECONDS", 0.05)
+    await commands.poll_commands(ctx, p, 10, 0)  # the agent is now known clean
+    skipped = ctx.waiters.pending.skipped
+
+    assert await commands.poll_commands(ctx, p, 10, 0.5) == []
+    # Checked on arrival and at its deadline, nothing between: no wake-up from another node
+    # can be lost here, so no rechecks (each answered by the pending hint: ten in 0.5 s).
+    assert ctx.waiters.pending.skipped - skipped == 2
+
+    poll = asyncio.ensure_future(commands.poll_commands(ctx, p, 10, 5))
+    await asyncio.sleep(0.1)
+    created = await commands.request_action(ctx, OWNER, service, "restart", {}, None)
+    claimed = await asyncio.wait_for(poll, 2)  # woken by the commit, not by a timer
+    assert [c["id"] for c in claimed] == [created["id"]]
