@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable
+from contextlib import closing
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
@@ -25,6 +27,7 @@ from opstage.app.agents import AgentPrincipal, register_agent
 from opstage.app.context import Actor, AppContext
 from opstage.app.services import HealthReport
 from opstage.app.tokens import create_token
+from opstage.domain.errors import Unauthorized
 from opstage.runtime import Runtime
 from opstage.settings import Settings
 from opstage.store.migrate import upgrade_async
@@ -124,6 +127,66 @@ async def _fleet(ctx: AppContext, n: int) -> list[tuple[AgentPrincipal, str, str
 
 
 UP = HealthReport("UP", None, None)
+
+
+async def test_a_heartbeat_batch_of_online_agents_costs_few_hand_offs_whatever_its_size(
+    start: Callable[[], Any], hand_offs: HandOffs, tmp_path: Path
+) -> None:
+    rt = await start()
+    ctx = rt.ctx
+    fleet = await _fleet(ctx, 40)
+    before = hand_offs.count
+    # First contact, all at once (a fleet reconnecting): PENDING -> ONLINE, health stored, and
+    # an audit row each, written with the commit rather than one statement per agent.
+    await asyncio.gather(*(agents.record_contact(ctx, p, UP, None) for p, _, _ in fleet))
+    await asyncio.sleep(0.05)
+    assert hand_offs.count - before <= 20  # 134 with an INSERT statement per audit row
+    with closing(sqlite3.connect(tmp_path / "fleet.db")) as db:
+        (audited,) = db.execute(
+            "SELECT count(*) FROM audit_events WHERE action = 'agent.heartbeat.received'"
+        ).fetchone()
+    assert audited == len(fleet)
+
+    for size in (1, 40):
+        before = hand_offs.count
+        await asyncio.gather(*(agents.record_contact(ctx, p, UP, None) for p, _, _ in fleet[:size]))
+        await asyncio.sleep(0.05)
+        # Contact of agents already ONLINE with unchanged health: the touch (the BEGIN rides on
+        # it), the health read, the refresh, the COMMIT. Core statements cost 13 here.
+        assert hand_offs.count - before <= 6, size
+    async with ctx.reader() as uow:
+        agent = await uow.agents.get(fleet[0][0].agent_id)
+        svc = await uow.services.get(fleet[0][2])
+    assert agent is not None and agent["status"] == "ONLINE"
+    assert svc is not None and svc["health_status"] == "UP"
+    assert svc["last_health_at"] == agent["last_heartbeat_at"]
+
+
+async def test_an_agents_calls_that_miss_the_auth_cache_together_read_once(
+    start: Callable[[], Any], hand_offs: HandOffs
+) -> None:
+    rt = await start()
+    fleet = await _fleet(rt.ctx, 2)
+    rt = await start()  # a restart: the cache is cold, as for a fleet reconnecting
+    ctx = rt.ctx
+    (one, raw_one, _), (two, raw_two, _) = fleet
+
+    before = hand_offs.count
+    await agents.authenticate_agent(ctx, one.agent_id, f"Bearer {raw_one}")
+    alone = hand_offs.count - before
+    assert alone > 0
+
+    before = hand_offs.count
+    found = await asyncio.gather(
+        *(agents.authenticate_agent(ctx, two.agent_id, f"Bearer {raw_two}") for _ in range(3))
+    )
+    assert hand_offs.count - before == alone  # the long-poll and the heartbeat share one read
+    assert {p.agent_id for p in found} == {two.agent_id}
+
+    # A wrong token still fails, and is not remembered.
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            await agents.authenticate_agent(ctx, two.agent_id, "Bearer opstage_agent_nope")
 
 
 async def test_first_polls_after_a_start_skip_the_probe_but_find_what_is_pending(

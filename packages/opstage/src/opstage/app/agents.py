@@ -9,9 +9,10 @@ disabled. A service code already owned by another live agent cannot be claimed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -94,6 +95,9 @@ class AgentAuthCache:
 
     def __init__(self) -> None:
         self._by_hash: dict[str, tuple[AgentCredential, float]] = {}
+        # A read in flight per token hash: an agent's long-poll and heartbeat start together,
+        # so after a start both would miss and read (ADR 0017).
+        self._reading: dict[str, asyncio.Task[AgentCredential | None]] = {}
 
     def get(self, token_hash: str) -> AgentCredential | None:
         hit = self._by_hash.get(token_hash)
@@ -105,6 +109,26 @@ class AgentAuthCache:
         if len(self._by_hash) > 50_000:
             self._by_hash.clear()
         self._by_hash[token_hash] = (row, time.monotonic() + AUTH_CACHE_TTL_SECONDS)
+
+    async def load(
+        self, token_hash: str, read: Callable[[], Awaitable[AgentCredential | None]]
+    ) -> AgentCredential | None:
+        """The credential ``read`` finds for ``token_hash``, kept when found; requests that
+        miss the same hash while it runs share its answer (or its error). The read runs as a
+        task of its own, so one waiting request that is cancelled cancels no other's."""
+        task = self._reading.get(token_hash)
+        if task is None:
+
+            async def read_and_keep() -> AgentCredential | None:
+                row = await read()
+                if row is not None:
+                    self.put(token_hash, row)
+                return row
+
+            task = asyncio.ensure_future(read_and_keep())
+            self._reading[token_hash] = task
+            task.add_done_callback(lambda _: self._reading.pop(token_hash, None))
+        return await asyncio.shield(task)
 
     def clear(self) -> None:
         self._by_hash.clear()
@@ -133,11 +157,14 @@ async def authenticate_agent(
     token_hash = hash_token(raw)
     row = ctx.agent_auth.get(token_hash)
     if row is None:
-        async with ctx.reader() as uow:
-            row = await uow.agents.token_by_hash(token_hash)
+
+        async def read() -> AgentCredential | None:
+            async with ctx.reader() as uow:
+                return await uow.agents.token_by_hash(token_hash)
+
+        row = await ctx.agent_auth.load(token_hash, read)
         if row is None:
             raise Unauthorized("Invalid agent token.", code="AGENT_TOKEN_INVALID")
-        ctx.agent_auth.put(token_hash, row)
     if row["agent_status"] == AgentStatus.REVOKED:
         raise Forbidden(
             "Agent is revoked; it must be re-registered by an operator.", code="AGENT_REVOKED"
