@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opstage.app.agents import AgentAuthCache
+from opstage.app.agents import AgentAuthCache, keep_agent_auth_fresh
 from opstage.app.auth import LoginThrottle, bootstrap_owner
 from opstage.app.bus import outcome_subscriber
 from opstage.app.bus_batch import BusIngestWriter, PipelinedBatches, UnitBatches
@@ -187,6 +187,9 @@ class Runtime:
             raise
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
+        runtime.tasks.append(
+            asyncio.create_task(keep_agent_auth_fresh(ctx), name="agent-auth-refresh")
+        )
         runtime.tasks.append(asyncio.create_task(bus_writer.run(), name="bus-ingest"))
         listener: PgWakeListener | None = None
         if engines.kind == "postgres":  # other nodes may share the database: hear them

@@ -28,6 +28,7 @@ from opstage.app.context import Actor, AppContext
 from opstage.app.services import HealthReport
 from opstage.app.tokens import create_token
 from opstage.domain.errors import Unauthorized
+from opstage.domain.ids import hash_token
 from opstage.runtime import Runtime
 from opstage.settings import Settings
 from opstage.store.migrate import upgrade_async
@@ -240,3 +241,51 @@ async def test_a_parked_long_poll_on_one_sqlite_node_waits_on_one_timer(
     created = await commands.request_action(ctx, OWNER, service, "restart", {}, None)
     claimed = await asyncio.wait_for(poll, 2)  # woken by the commit, not by a timer
     assert [c["id"] for c in claimed] == [created["id"]]
+
+
+async def test_cached_credentials_are_re_read_in_bulk_before_they_expire(
+    start: Callable[[], Any],
+    hand_offs: HandOffs,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rt = await start()
+    ctx = rt.ctx
+    await asyncio.sleep(0.05)  # the runtime's own refresher is in its first 20 s sleep
+    monkeypatch.setattr(agents, "AUTH_CACHE_TTL_SECONDS", 1.0)  # this test refreshes
+    (kept, raw_kept, _), (revoked, raw_revoked, _) = await _fleet(ctx, 2)
+    await asyncio.sleep(0.1)  # the registrations' own forgetting is done
+    for p, raw in ((kept, raw_kept), (revoked, raw_revoked)):
+        await agents.authenticate_agent(ctx, p.agent_id, f"Bearer {raw}")
+    # Changed by another process on the same file: no event, no wake-up reaches this node.
+    with closing(sqlite3.connect(tmp_path / "fleet.db")) as db:
+        db.execute(
+            "UPDATE agent_tokens SET status = 'REVOKED' WHERE agent_id = ?", (revoked.agent_id,)
+        )
+        db.commit()
+    await asyncio.sleep(0.6)  # both entries now end within half their life
+
+    assert await agents.refresh_agent_auth(ctx) == 2
+    await asyncio.sleep(0.45)  # past the life they were first given
+    before = hand_offs.count
+    again = await agents.authenticate_agent(ctx, kept.agent_id, f"Bearer {raw_kept}")
+    assert again.agent_id == kept.agent_id
+    with pytest.raises(Unauthorized) as caught:
+        await agents.authenticate_agent(ctx, revoked.agent_id, f"Bearer {raw_revoked}")
+    assert caught.value.code == "AGENT_TOKEN_REVOKED"
+    assert hand_offs.count == before  # both answered from the refreshed cache
+
+    # A refresh that read before a change on this node (which forgets the agent) keeps
+    # nothing of what it read, even once the entry was read again since.
+    token_hash = hash_token(raw_revoked)
+    generation = ctx.agent_auth.generation
+    stale = ctx.agent_auth.get(token_hash)
+    assert stale is not None
+    ctx.agent_auth.forget(revoked.agent_id)
+    with pytest.raises(Unauthorized):
+        await agents.authenticate_agent(ctx, revoked.agent_id, f"Bearer {raw_revoked}")
+    ctx.agent_auth.refreshed(
+        [token_hash], {token_hash: {**stale, "token_status": "ACTIVE"}}, generation
+    )
+    with pytest.raises(Unauthorized):
+        await agents.authenticate_agent(ctx, revoked.agent_id, f"Bearer {raw_revoked}")

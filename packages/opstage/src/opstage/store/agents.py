@@ -36,18 +36,20 @@ TOUCH_ONLINE_SQLITE = Query(
     .returning(agents.c.id)
 )
 _stamp_sqlite = writer(agents.c.updated_at.type, "sqlite")
-# Every agent's first call after a start, and one a minute after that (the auth cache's life):
-# compiled once, run in one hand-off (ADR 0017).
-TOKEN_BY_HASH = Query(
-    select(
-        agent_tokens.c.id.label("token_id"),
-        agent_tokens.c.status.label("token_status"),
-        agent_tokens.c.agent_id,
-        agents.c.status.label("agent_status"),
-        agents.c.code.label("agent_code"),
+_CREDENTIAL = select(
+    agent_tokens.c.id.label("token_id"),
+    agent_tokens.c.status.label("token_status"),
+    agent_tokens.c.agent_id,
+    agents.c.status.label("agent_status"),
+    agents.c.code.label("agent_code"),
+).join(agents, agents.c.id == agent_tokens.c.agent_id)
+# Every agent's first call after a start: compiled once, run in one hand-off (ADR 0017).
+TOKEN_BY_HASH = Query(_CREDENTIAL.where(agent_tokens.c.token_hash == bindparam("token_hash")))
+# The auth cache's bulk refresh (app/agents.py refresh_agent_auth), on SQLite (ADR 0017).
+TOKENS_BY_HASHES_SQLITE = Query(
+    _CREDENTIAL.add_columns(agent_tokens.c.token_hash).where(
+        in_json_array(agent_tokens.c.token_hash, "hashes")
     )
-    .join(agents, agents.c.id == agent_tokens.c.agent_id)
-    .where(agent_tokens.c.token_hash == bindparam("token_hash"))
 )
 
 
@@ -126,6 +128,24 @@ class AgentRepo(Repo):
     async def token_by_hash(self, token_hash: str) -> AgentCredential | None:
         found = await TOKEN_BY_HASH.one(self.conn, token_hash=token_hash)
         return cast("AgentCredential | None", found)
+
+    async def tokens_by_hashes(self, token_hashes: Sequence[str]) -> dict[str, AgentCredential]:
+        if not token_hashes:
+            return {}
+        if self.kind == "sqlite":
+            rows = await TOKENS_BY_HASHES_SQLITE.rows(
+                self.conn, hashes=json_dumps(list(token_hashes))
+            )
+        else:
+            stmt = _CREDENTIAL.add_columns(agent_tokens.c.token_hash).where(
+                agent_tokens.c.token_hash.in_(list(token_hashes))
+            )
+            rows = [dict(r) for r in (await self.conn.execute(stmt)).mappings().all()]
+        out: dict[str, AgentCredential] = {}
+        for row in rows:
+            token_hash = row.pop("token_hash")
+            out[token_hash] = cast(AgentCredential, row)
+        return out
 
     async def insert_token(self, row: AgentTokenRow) -> None:
         await self.conn.execute(agent_tokens.insert().values(**row))
