@@ -17,6 +17,7 @@ from typing import Any
 
 from opstage.app.agents import AgentAuthCache, keep_agent_auth_fresh
 from opstage.app.auth import LoginThrottle, bootstrap_owner
+from opstage.app.backup import NoOnlineBackup
 from opstage.app.bus import outcome_subscriber
 from opstage.app.bus_batch import BusIngestWriter, PipelinedBatches, UnitBatches
 from opstage.app.commands import warm_pending_hint
@@ -157,7 +158,7 @@ class Runtime:
                     settings.login_max_failures, settings.login_lockout_seconds
                 ),
                 one_time_secrets=OneTimeSecrets(),
-                backup=backup_for(settings.database_url),
+                backup=backup_for(settings.database_url) or NoOnlineBackup(engines.kind),
             )
             heartbeats.bind(ctx)
             if settings.topic_bus_enabled:

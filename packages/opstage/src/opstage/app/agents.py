@@ -16,11 +16,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
-from opstage.app.heartbeats import Contact
+from opstage.app.context import Actor, UnitContext
+from opstage.app.heartbeats import Contact, HeartbeatWriter
 from opstage.app.repositories import SortSpec
 from opstage.app.services import (
     HealthReport,
@@ -164,10 +164,23 @@ class AgentAuthCache:
             self._by_hash.pop(key, None)
 
 
+class AgentContext(UnitContext, Protocol):
+    """What agent identity uses of the application context (``AppContext`` is one): the
+    token cache the hot path reads and changes forget (ADR 0010)."""
+
+    agent_auth: AgentAuthCache
+
+
+class ContactContext(UnitContext, Protocol):
+    """What recording an agent's contact uses: the heartbeat group commit (ADR 0010)."""
+
+    heartbeats: HeartbeatWriter
+
+
 AUTH_REFRESH_BATCH = 500
 
 
-async def refresh_agent_auth(ctx: AppContext) -> int:
+async def refresh_agent_auth(ctx: AgentContext) -> int:
     """Re-read, in bulk, the cached credentials that would expire within half their life.
 
     Without it every agent misses the cache once a life (N/60 reads a second, a few driver
@@ -188,7 +201,7 @@ async def refresh_agent_auth(ctx: AppContext) -> int:
     return len(asked)
 
 
-async def keep_agent_auth_fresh(ctx: AppContext) -> None:
+async def keep_agent_auth_fresh(ctx: AgentContext) -> None:
     """``refresh_agent_auth`` every third of the cache's life, for as long as the node runs."""
     while True:
         await asyncio.sleep(AUTH_CACHE_TTL_SECONDS / 3)
@@ -206,7 +219,7 @@ def _bearer(authorization: str | None) -> str | None:
 
 
 async def authenticate_agent(
-    ctx: AppContext, path_agent_id: str, authorization: str | None
+    ctx: AgentContext, path_agent_id: str, authorization: str | None
 ) -> AgentPrincipal:
     raw = _bearer(authorization)
     if raw is None:
@@ -244,7 +257,7 @@ async def authenticate_agent(
     return AgentPrincipal(row["agent_id"], row["token_id"], row["agent_code"])
 
 
-async def register_agent(ctx: AppContext, actor: Actor, body: AgentRegistration) -> Registration:
+async def register_agent(ctx: AgentContext, actor: Actor, body: AgentRegistration) -> Registration:
     raw_reg = body.registration_token
     service_in = body.service
     code = body.code
@@ -412,7 +425,7 @@ def _check_registration_token(reg: RegistrationTokenRow | None, now: datetime) -
 
 
 async def record_contact(
-    ctx: AppContext, agent: AgentPrincipal, health: HealthReport | None, service_id: str | None
+    ctx: ContactContext, agent: AgentPrincipal, health: HealthReport | None, service_id: str | None
 ) -> None:
     await ctx.heartbeats.submit(Contact(agent.agent_id, ctx.clock(), health, service_id))
 
@@ -420,7 +433,7 @@ async def record_contact(
 # --- operator controls -------------------------------------------------------------------
 
 
-async def get_agent(ctx: AppContext, agent_id: str) -> tuple[AgentRow, list[ServiceWithAgent]]:
+async def get_agent(ctx: UnitContext, agent_id: str) -> tuple[AgentRow, list[ServiceWithAgent]]:
     async with ctx.reader() as uow:
         agent = await uow.agents.get(agent_id)
         if agent is None:
@@ -430,7 +443,7 @@ async def get_agent(ctx: AppContext, agent_id: str) -> tuple[AgentRow, list[Serv
 
 
 async def list_agents(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     statuses: Sequence[str],
     q: str | None,
@@ -450,7 +463,9 @@ async def list_agents(
     return rows, total, counts
 
 
-async def set_agent_standing(ctx: AppContext, actor: Actor, agent_id: str, change: str) -> AgentRow:
+async def set_agent_standing(
+    ctx: AgentContext, actor: Actor, agent_id: str, change: str
+) -> AgentRow:
     """``change`` is disable, enable or revoke."""
     now = ctx.clock()
     async with ctx.writer() as uow:

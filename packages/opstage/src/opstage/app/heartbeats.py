@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from opstage.app.audit import audit_row
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.app.ports import UnitOfWork
 from opstage.app.services import HealthReport
 from opstage.domain.errors import DomainError
@@ -60,7 +60,7 @@ def _release(
 
 class HeartbeatWriter:
     def __init__(self) -> None:
-        self._ctx: AppContext | None = None
+        self._ctx: UnitContext | None = None
         self._pending: dict[str, Contact] = {}
         # Waiters per agent, so a request is released only by the batch that carried its contact.
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -71,7 +71,7 @@ class HeartbeatWriter:
         self.batches = 0
         self.contacts = 0
 
-    def bind(self, ctx: AppContext) -> None:
+    def bind(self, ctx: UnitContext) -> None:
         self._ctx = ctx
 
     async def submit(self, contact: Contact) -> None:
