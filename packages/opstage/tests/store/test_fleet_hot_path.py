@@ -35,6 +35,8 @@ from opstage.store.migrate import upgrade_async
 from pydantic import SecretStr
 
 OWNER = Actor("USER", "usr_test", role="owner")
+# Driver hand-offs and files are SQLite's; test_fleet_either_engine.py covers PostgreSQL.
+pytestmark = pytest.mark.sqlite_only
 
 
 class HandOffs:
