@@ -155,8 +155,9 @@ async def test_a_heartbeat_batch_of_online_agents_costs_few_hand_offs_whatever_i
         await asyncio.gather(*(agents.record_contact(ctx, p, UP, None) for p, _, _ in fleet[:size]))
         await asyncio.sleep(0.05)
         # Contact of agents already ONLINE with unchanged health: the touch (the BEGIN rides on
-        # it), the health read, the refresh, the COMMIT. Core statements cost 13 here.
-        assert hand_offs.count - before <= 6, size
+        # it), the health read, the refresh, the COMMIT; no rollback by the pool after it.
+        # Core statements cost 13 here.
+        assert hand_offs.count - before <= 4, size
     async with ctx.reader() as uow:
         agent = await uow.agents.get(fleet[0][0].agent_id)
         svc = await uow.services.get(fleet[0][2])
@@ -291,3 +292,40 @@ async def test_cached_credentials_are_re_read_in_bulk_before_they_expire(
     )
     with pytest.raises(Unauthorized):
         await agents.authenticate_agent(ctx, revoked.agent_id, f"Bearer {raw_revoked}")
+
+
+async def test_a_unit_of_work_ends_its_transaction_once(
+    start: Callable[[], Any], hand_offs: HandOffs
+) -> None:
+    rt = await start()
+    ctx = rt.ctx
+    ((p, _, _),) = await _fleet(ctx, 1)
+    await asyncio.sleep(0.05)
+
+    before = hand_offs.count
+    async with ctx.reader() as uow:
+        assert await uow.agents.get(p.agent_id) is not None
+    # The read (its BEGIN riding on it) and its ROLLBACK: the pool does not roll back again.
+    assert hand_offs.count - before == 2
+
+    before = hand_offs.count
+    async with ctx.writer() as uow:
+        assert await uow.agents.touch_online([p.agent_id], ctx.clock()) == 0  # still PENDING
+    assert hand_offs.count - before == 2  # the statement and the COMMIT
+
+    # A unit that failed is rolled back for real, and the connection serves the next one.
+    async def failing_use_case() -> None:
+        async with ctx.writer() as uow:
+            await uow.agents.touch_many([p.agent_id], ctx.clock())
+            raise RuntimeError("the use case failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_use_case()
+    async with ctx.reader() as uow:
+        agent = await uow.agents.get(p.agent_id)
+    assert agent is not None and agent["status"] == "PENDING"
+    async with ctx.writer() as uow:
+        await uow.agents.touch_many([p.agent_id], ctx.clock())
+    async with ctx.reader() as uow:
+        agent = await uow.agents.get(p.agent_id)
+    assert agent is not None and agent["status"] == "ONLINE"

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opstage.store.fastpath.aiosqlite_thread import on_driver_thread
 from opstage.store.fastpath.inserts import Insert, insert_statement
-from opstage.store.fastpath.sqlite_dialect import COMMITTED, take_pending_begin
+from opstage.store.fastpath.sqlite_dialect import COMMITTED, sending, take_pending_begin
 from opstage.store.fastpath.values import Row
 
 T = TypeVar("T")
@@ -105,6 +105,7 @@ def _pooled(conn: AsyncConnection) -> Any:
 
 async def _on_sqlite_thread(conn: AsyncConnection, work: Callable[[Sql], T], *, commit: bool) -> T:
     fairy = _pooled(conn)
+    sending(fairy.info)
     begin = take_pending_begin(fairy.info)
 
     def run(raw: sqlite3.Connection) -> T:
@@ -130,7 +131,9 @@ def enqueue(conn: AsyncConnection, work: Callable[[SqliteSql], T]) -> asyncio.Fu
     Whatever is queued on this connection afterwards (awaited or not) runs after ``work``.
     Errors are the driver's own (``sqlite3.Error``).
     """
-    return on_driver_thread(_pooled(conn).driver_connection, lambda raw: work(SqliteSql(raw)))
+    fairy = _pooled(conn)
+    sending(fairy.info)
+    return on_driver_thread(fairy.driver_connection, lambda raw: work(SqliteSql(raw)))
 
 
 def raise_as_sqlalchemy(exc: sqlite3.Error, sql: str, params: Any) -> NoReturn:
