@@ -207,8 +207,8 @@ async def keep_agent_auth_fresh(ctx: AgentContext) -> None:
         await asyncio.sleep(AUTH_CACHE_TTL_SECONDS / 3)
         try:
             await refresh_agent_auth(ctx)
-        except DomainError as exc:  # the database busy: entries expire and are read one by one
-            log.warning("agent auth cache refresh failed: %s", exc.code)
+        except Exception:  # entries then expire and are read one by one; keep refreshing
+            log.warning("agent auth cache refresh failed", exc_info=True)
 
 
 def _bearer(authorization: str | None) -> str | None:
