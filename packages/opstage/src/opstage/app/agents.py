@@ -52,7 +52,8 @@ from opstage.domain.status import AgentStatus
 # A fleet agent calls every 25-30 s (long-poll, heartbeat): a shorter life would make every
 # call a miss. Changes on this node forget the agent at commit; another node's reach this one
 # as a wake-up key or a relayed event (app/cross_node.py, ADR 0016), and a listener gap
-# forgets everything; the TTL only bounds what no channel carries.
+# forgets everything; the TTL only bounds what no channel carries. Entries are re-read
+# in bulk before their life ends (``refresh_agent_auth``, ADR 0017), not one miss at a time.
 AUTH_CACHE_TTL_SECONDS = 60.0
 log = logging.getLogger("opstage.agents")
 # ``embedded`` is the contract's; ``ophub`` is our documented extension (docs/compatibility.md).
