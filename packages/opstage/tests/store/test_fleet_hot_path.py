@@ -31,8 +31,11 @@ from opstage.domain.errors import Unauthorized
 from opstage.domain.ids import hash_token
 from opstage.runtime import Runtime
 from opstage.settings import Settings
+from opstage.store.agents import TOKENS_BY_HASHES_SQLITE, TOUCH_ONLINE_SQLITE
 from opstage.store.migrate import upgrade_async
+from opstage.store.services import HEALTH_TARGETS_SQLITE, REFRESH_HEALTH_SQLITE
 from pydantic import SecretStr
+from sqlalchemy.dialects import sqlite
 
 OWNER = Actor("USER", "usr_test", role="owner")
 # Driver hand-offs and files are SQLite's; test_fleet_either_engine.py covers PostgreSQL.
@@ -329,3 +332,28 @@ async def test_a_unit_of_work_ends_its_transaction_once(
     async with ctx.reader() as uow:
         agent = await uow.agents.get(p.agent_id)
     assert agent is not None and agent["status"] == "ONLINE"
+
+
+async def test_the_batch_statements_find_their_rows_by_key_not_by_scanning(
+    start: Callable[[], Any], tmp_path: Path
+) -> None:
+    await start()
+    dialect = sqlite.dialect()
+    plans = {}
+    with closing(sqlite3.connect(tmp_path / "fleet.db")) as db:
+        for name, query, params in (
+            ("touch", TOUCH_ONLINE_SQLITE, {"ids": "[]", "at": None}),
+            ("health", HEALTH_TARGETS_SQLITE, {"ids": "[]"}),
+            ("refresh", REFRESH_HEALTH_SQLITE, {"ids": "[]", "at": None}),
+            ("tokens", TOKENS_BY_HASHES_SQLITE, {"hashes": "[]"}),
+        ):
+            sql, values = query.bind(dialect, **params)
+            plans[name] = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", values)]
+    # Every ONLINE agent through the status index, once per batch, was the Core statement's
+    # plan too: thousands of rows read to touch a few.
+    assert plans["touch"][0].startswith("SEARCH agents USING INDEX sqlite_autoindex_agents_1")
+    assert plans["health"][0].startswith(
+        "SEARCH capsule_services USING INDEX ix_capsule_services_agent_id"
+    )
+    assert plans["refresh"][0].startswith("SEARCH capsule_services USING INDEX sqlite_autoindex")
+    assert plans["tokens"][0].startswith("SEARCH agent_tokens USING INDEX sqlite_autoindex")

@@ -31,7 +31,9 @@ AGENT_BY_ID = Query(select(agents).where(agents.c.id == bindparam("id")))
 # SQLite: one statement text for any batch, compiled once (ADR 0017).
 TOUCH_ONLINE_SQLITE = Query(
     update(agents)
-    .where(in_json_array(agents.c.id, "ids"), agents.c.status == "ONLINE")
+    # ``|| ''``: the batch's ids through the primary key, not every ONLINE agent through the
+    # status index, which SQLite's planner prefers to a subquery's list.
+    .where(in_json_array(agents.c.id, "ids"), agents.c.status.concat("") == "ONLINE")
     .values(last_heartbeat_at=bindparam("at"), updated_at=bindparam("at"))
     .returning(agents.c.id)
 )
