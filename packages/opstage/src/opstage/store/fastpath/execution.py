@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opstage.store.fastpath.aiosqlite_thread import on_driver_thread
 from opstage.store.fastpath.inserts import Insert, insert_statement
-from opstage.store.fastpath.sqlite_dialect import COMMITTED, sending, take_pending_begin
+from opstage.store.fastpath.sqlite_dialect import COMMITTED, take_pending_begin
 from opstage.store.fastpath.values import Row
 
 T = TypeVar("T")
@@ -86,16 +86,15 @@ async def in_driver(conn: AsyncConnection, work: Callable[[Sql], T]) -> T:
     return await conn.run_sync(lambda sync_conn: work(CoreSql(sync_conn)))
 
 
-async def commit_in_driver(conn: AsyncConnection, work: Callable[[Sql], None]) -> None:
+async def commit_in_driver(conn: AsyncConnection, work: Callable[[Sql], T]) -> T:
     """``work`` and then ``COMMIT`` in one hand-off (SQLite; ``sqlite_dialect.py``).
 
     The caller then commits the unit as usual; SQLAlchemy only does its bookkeeping. On
     PostgreSQL this is ``in_driver``, and the unit's commit commits.
     """
     if conn.dialect.name == "sqlite":
-        await _on_sqlite_thread(conn, work, commit=True)
-    else:
-        await in_driver(conn, work)
+        return await _on_sqlite_thread(conn, work, commit=True)
+    return await in_driver(conn, work)
 
 
 def _pooled(conn: AsyncConnection) -> Any:
@@ -105,7 +104,6 @@ def _pooled(conn: AsyncConnection) -> Any:
 
 async def _on_sqlite_thread(conn: AsyncConnection, work: Callable[[Sql], T], *, commit: bool) -> T:
     fairy = _pooled(conn)
-    sending(fairy.info)
     begin = take_pending_begin(fairy.info)
 
     def run(raw: sqlite3.Connection) -> T:
@@ -131,9 +129,7 @@ def enqueue(conn: AsyncConnection, work: Callable[[SqliteSql], T]) -> asyncio.Fu
     Whatever is queued on this connection afterwards (awaited or not) runs after ``work``.
     Errors are the driver's own (``sqlite3.Error``).
     """
-    fairy = _pooled(conn)
-    sending(fairy.info)
-    return on_driver_thread(fairy.driver_connection, lambda raw: work(SqliteSql(raw)))
+    return on_driver_thread(_pooled(conn).driver_connection, lambda raw: work(SqliteSql(raw)))
 
 
 def raise_as_sqlalchemy(exc: sqlite3.Error, sql: str, params: Any) -> NoReturn:

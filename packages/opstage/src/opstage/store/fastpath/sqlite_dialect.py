@@ -14,13 +14,9 @@ SQLite:
   ``OperationalError`` (``DATABASE_UNAVAILABLE``).
 - a unit whose last driver work ends with ``COMMIT`` (``execution.commit_in_driver``) marks the
   connection ``COMMITTED``; SQLAlchemy's own commit then only does its bookkeeping.
-- a unit that issued no statement neither begins nor ends anything in SQLite.
-- a connection whose transaction was committed or rolled back, and which has been sent
-  nothing since, is not rolled back again (``ENDED``): SQLAlchemy's pool resets every
-  connection it takes back with a rollback, which was one more hand-off after every unit's
-  commit or rollback (ADR 0017). Any statement sent (Core's, the driver work of
-  ``execution.py``) clears the mark first, so a skipped rollback is one that had nothing to
-  undo.
+- a unit that issued no statement neither begins nor ends anything in SQLite, and a
+  connection that holds no transaction (a unit committed) is not rolled back when the pool
+  takes it back.
 
 The commit and rollback that honour those flags are ``do_commit``/``do_rollback`` of a dialect
 subclass, ``FastpathSQLiteDialect``, registered with SQLAlchemy's dialect registry under
@@ -43,7 +39,6 @@ from sqlalchemy.util import await_only
 
 PENDING_BEGIN = "opstage.pending_begin"
 COMMITTED = "opstage.committed_in_driver"
-ENDED = "opstage.transaction_ended"
 DRIVER_NAME = "opstage_aiosqlite"
 
 
@@ -51,11 +46,6 @@ def take_pending_begin(info: dict[Any, Any]) -> str | None:
     """The ``BEGIN`` still owed on this connection, now the caller's to issue."""
     begin: str | None = info.pop(PENDING_BEGIN, None)
     return begin
-
-
-def sending(info: dict[Any, Any]) -> None:
-    """Something is about to be sent on the connection: a rollback may have work again."""
-    info.pop(ENDED, None)
 
 
 def _info(dbapi_connection: Any) -> dict[Any, Any]:
@@ -66,6 +56,17 @@ def _info(dbapi_connection: Any) -> dict[Any, Any]:
     return info
 
 
+def _in_transaction(dbapi_connection: Any) -> bool:
+    """Whether SQLite holds a transaction open on this connection (True when unsure).
+
+    Read on the event loop's thread from sqlite3's flag, without a hand-off: a rollback comes
+    after the unit's driver work was awaited, so nothing of this connection is running."""
+    try:
+        return bool(dbapi_connection.driver_connection.in_transaction)
+    except Exception:
+        return True
+
+
 class FastpathSQLiteDialect(SQLiteDialect_aiosqlite):
     """aiosqlite's dialect whose commit and rollback honour the deferred ``BEGIN`` and a
     ``COMMIT`` already issued in the driver (see module). Everything else is inherited."""
@@ -74,17 +75,20 @@ class FastpathSQLiteDialect(SQLiteDialect_aiosqlite):
 
     def do_commit(self, dbapi_connection: Any) -> None:
         info = _info(dbapi_connection)
-        if take_pending_begin(info) is None and not info.pop(COMMITTED, False):
-            super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
-        # else nothing was begun, or the driver work already committed
-        info[ENDED] = True
+        if take_pending_begin(info) is not None or info.pop(COMMITTED, False):
+            return  # nothing was begun, or the driver work already committed
+        super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
 
     def do_rollback(self, dbapi_connection: Any) -> None:
         info = _info(dbapi_connection)
         info.pop(COMMITTED, None)
-        if take_pending_begin(info) is None and not info.pop(ENDED, False):
-            super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
-        info[ENDED] = True
+        if take_pending_begin(info) is not None:
+            return
+        if not _in_transaction(dbapi_connection):
+            # The pool's reset after a unit that committed: nothing to undo, and a ROLLBACK
+            # would still cost a round trip to the driver's thread per unit (ADR 0018).
+            return
+        super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
 
 
 registry.register(f"sqlite.{DRIVER_NAME}", __name__, FastpathSQLiteDialect.__name__)
@@ -108,7 +112,6 @@ def defer_transactions(engine: AsyncEngine, begin: str) -> None:
 
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _before_statement(conn: Any, *_args: Any) -> None:
-        sending(conn.connection.info)
         owed = take_pending_begin(conn.connection.info)
         if owed is not None:
             await_only(conn.connection.driver_connection.execute(owed))
@@ -117,7 +120,3 @@ def defer_transactions(engine: AsyncEngine, begin: str) -> None:
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         record.info.pop(PENDING_BEGIN, None)
         record.info.pop(COMMITTED, None)
-
-    @event.listens_for(sync_engine.pool, "checkout")
-    def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        sending(record.info)  # what happened before the pool had it is not known here
