@@ -364,6 +364,17 @@ async def _prepare_timed_out(
     )
 
 
+async def warm_pending_hint(ctx: CommandContext) -> None:
+    """One read at start that spares each agent's first long-poll its probe (ADR 0017)."""
+    hint = ctx.waiters.pending
+    if not hint.enabled:
+        return
+    before = hint.versions()
+    async with ctx.reader() as uow:
+        pending = await uow.commands.agents_with_pending()
+    hint.warm(pending, before)
+
+
 async def poll_commands(
     ctx: CommandContext,
     agent: AgentPrincipal,
@@ -396,7 +407,8 @@ async def poll_commands(
             remaining = deadline - time.monotonic()
             if claimed or wake is None or remaining <= 0:
                 return claimed
-            woke = await ctx.waiters.wait(wake, min(remaining, LONG_POLL_RECHECK_SECONDS))
+            pause = ctx.waiters.recheck_after(remaining, LONG_POLL_RECHECK_SECONDS)
+            woke = await ctx.waiters.wait(wake, pause)
     finally:
         if wake is not None:
             ctx.waiters.unregister(key, wake)
