@@ -32,7 +32,7 @@ function Headers({ headers, dlq }: { headers: Record<string, string>; dlq: boole
   return (
     <Space size={[4, 4]} wrap>
       {Object.entries(dlq ? origin : {}).map(([k, v]) => (
-        <Tag key={k} color="volcano" data-header={k}>
+        <Tag key={k} color="purple" data-header={k}>
           {k.replace(/^opstage\./, "")}={v}
         </Tag>
       ))}

@@ -1,10 +1,10 @@
 // A topic's durable subscriptions (ADR 0015) with their lag per partition and in total.
 // Their changes (created, deleted, acked, dead-lettered) arrive on the live stream.
 import { useCallback, useEffect, useState } from "react";
-import { App, Button, Form, Input, InputNumber, Modal, Popconfirm, Select, Table, Tag, Typography } from "antd";
+import { App, Button, Form, Input, InputNumber, Modal, Popconfirm, Radio, Table, Tag, Typography } from "antd";
 import { del, list, post } from "../../api/client";
 import type { PartitionPosition, TopicSubscription, TopicSubscriptionCreateRequest } from "../../api/types";
-import { ErrorAlert, ShortId, Time } from "../../components/common";
+import { ErrorAlert, Time } from "../../components/common";
 import { useI18n } from "../../i18n";
 import { useLive } from "../../live";
 import { SUBSCRIPTION_NAME } from "../../lib/topics";
@@ -135,8 +135,7 @@ export function SubscriptionsPanel({ topic }: { topic: string }) {
           ),
         }}
         columns={[
-          { title: t("Name"), dataIndex: "name", render: (v: string) => <Typography.Text code>{v}</Typography.Text> },
-          { title: t("Id"), dataIndex: "id", render: (v: string) => <ShortId id={v} /> },
+          { title: t("Name"), dataIndex: "name", render: (v: string) => <Typography.Text code style={{ whiteSpace: "nowrap" }}>{v}</Typography.Text> },
           {
             title: t("Lag"),
             dataIndex: "lag",
@@ -174,7 +173,7 @@ export function SubscriptionsPanel({ topic }: { topic: string }) {
       />
       <Modal open={creating} title={t("New subscription")} onOk={() => void create()} onCancel={() => setCreating(false)} okText={t("Create")} forceRender>
         <ErrorAlert error={createError} />
-        <Form form={form} layout="vertical" initialValues={{ from: "latest" }}>
+        <Form form={form} name="subscription-create" layout="vertical" initialValues={{ from: "latest" }}>
           <Form.Item
             name="name"
             label={t("Name")}
@@ -183,7 +182,7 @@ export function SubscriptionsPanel({ topic }: { topic: string }) {
             <Input />
           </Form.Item>
           <Form.Item name="from" label={t("Start from")}>
-            <Select options={[{ value: "latest", label: t("Latest") }, { value: "earliest", label: t("Earliest") }]} />
+            <Radio.Group options={[{ value: "latest", label: t("Latest") }, { value: "earliest", label: t("Earliest") }]} />
           </Form.Item>
           <Form.Item name="dlqTopic" label={t("DLQ topic")} extra={t("An existing topic of the same tenant.")}>
             <Input placeholder="shop.default.orders-dlq" />

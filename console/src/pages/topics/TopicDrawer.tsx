@@ -98,7 +98,7 @@ export function TopicDrawer({ wire, onClose }: { wire: string; onClose: () => vo
   const { topic, error } = useTopic(wire);
   const [tab, setTab] = useState("overview");
   return (
-    <Drawer open title={<Typography.Text code>{wire}</Typography.Text>} width={920} onClose={onClose} destroyOnClose data-testid="topic-drawer">
+    <Drawer open title={<Typography.Text code>{wire}</Typography.Text>} width={1080} onClose={onClose} destroyOnClose data-testid="topic-drawer">
       <ErrorAlert error={error} />
       {topic && (
         <Tabs

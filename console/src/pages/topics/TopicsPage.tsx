@@ -169,6 +169,7 @@ export default function TopicsPage() {
         <ErrorAlert error={createError} />
         <Form
           form={form}
+          name="topic-create"
           layout="vertical"
           initialValues={{ tenant: "default", partitions: 3, replication: 1, retentionUnit: 24 * HOUR, auditPublish: false }}
         >
