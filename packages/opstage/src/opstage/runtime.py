@@ -17,6 +17,7 @@ from typing import Any
 
 from opstage.app.agents import AgentAuthCache
 from opstage.app.auth import LoginThrottle, bootstrap_owner
+from opstage.app.backup import NoOnlineBackup
 from opstage.app.bus import outcome_subscriber
 from opstage.app.bus_batch import BusIngestWriter, PipelinedBatches, UnitBatches
 from opstage.app.context import AppContext
@@ -156,7 +157,7 @@ class Runtime:
                     settings.login_max_failures, settings.login_lockout_seconds
                 ),
                 one_time_secrets=OneTimeSecrets(),
-                backup=backup_for(settings.database_url),
+                backup=backup_for(settings.database_url) or NoOnlineBackup(engines.kind),
             )
             heartbeats.bind(ctx)
             if settings.topic_bus_enabled:

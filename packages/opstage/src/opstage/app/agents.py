@@ -14,11 +14,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
-from opstage.app.heartbeats import Contact
+from opstage.app.context import Actor, UnitContext
+from opstage.app.heartbeats import Contact, HeartbeatWriter
 from opstage.app.repositories import SortSpec
 from opstage.app.services import (
     HealthReport,
@@ -114,6 +114,19 @@ class AgentAuthCache:
             self._by_hash.pop(key, None)
 
 
+class AgentContext(UnitContext, Protocol):
+    """What agent identity uses of the application context (``AppContext`` is one): the
+    token cache the hot path reads and changes forget (ADR 0010)."""
+
+    agent_auth: AgentAuthCache
+
+
+class ContactContext(UnitContext, Protocol):
+    """What recording an agent's contact uses: the heartbeat group commit (ADR 0010)."""
+
+    heartbeats: HeartbeatWriter
+
+
 def _bearer(authorization: str | None) -> str | None:
     if not authorization:
         return None
@@ -122,7 +135,7 @@ def _bearer(authorization: str | None) -> str | None:
 
 
 async def authenticate_agent(
-    ctx: AppContext, path_agent_id: str, authorization: str | None
+    ctx: AgentContext, path_agent_id: str, authorization: str | None
 ) -> AgentPrincipal:
     raw = _bearer(authorization)
     if raw is None:
@@ -157,7 +170,7 @@ async def authenticate_agent(
     return AgentPrincipal(row["agent_id"], row["token_id"], row["agent_code"])
 
 
-async def register_agent(ctx: AppContext, actor: Actor, body: AgentRegistration) -> Registration:
+async def register_agent(ctx: AgentContext, actor: Actor, body: AgentRegistration) -> Registration:
     raw_reg = body.registration_token
     service_in = body.service
     code = body.code
@@ -325,7 +338,7 @@ def _check_registration_token(reg: RegistrationTokenRow | None, now: datetime) -
 
 
 async def record_contact(
-    ctx: AppContext, agent: AgentPrincipal, health: HealthReport | None, service_id: str | None
+    ctx: ContactContext, agent: AgentPrincipal, health: HealthReport | None, service_id: str | None
 ) -> None:
     await ctx.heartbeats.submit(Contact(agent.agent_id, ctx.clock(), health, service_id))
 
@@ -333,7 +346,7 @@ async def record_contact(
 # --- operator controls -------------------------------------------------------------------
 
 
-async def get_agent(ctx: AppContext, agent_id: str) -> tuple[AgentRow, list[ServiceWithAgent]]:
+async def get_agent(ctx: UnitContext, agent_id: str) -> tuple[AgentRow, list[ServiceWithAgent]]:
     async with ctx.reader() as uow:
         agent = await uow.agents.get(agent_id)
         if agent is None:
@@ -343,7 +356,7 @@ async def get_agent(ctx: AppContext, agent_id: str) -> tuple[AgentRow, list[Serv
 
 
 async def list_agents(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     statuses: Sequence[str],
     q: str | None,
@@ -363,7 +376,9 @@ async def list_agents(
     return rows, total, counts
 
 
-async def set_agent_standing(ctx: AppContext, actor: Actor, agent_id: str, change: str) -> AgentRow:
+async def set_agent_standing(
+    ctx: AgentContext, actor: Actor, agent_id: str, change: str
+) -> AgentRow:
     """``change`` is disable, enable or revoke."""
     now = ctx.clock()
     async with ctx.writer() as uow:

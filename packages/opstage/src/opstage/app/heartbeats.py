@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.app.ports import UnitOfWork
 from opstage.app.services import HealthReport
 from opstage.domain.errors import DomainError
@@ -59,7 +59,7 @@ def _release(
 
 class HeartbeatWriter:
     def __init__(self) -> None:
-        self._ctx: AppContext | None = None
+        self._ctx: UnitContext | None = None
         self._pending: dict[str, Contact] = {}
         # Waiters per agent, so a request is released only by the batch that carried its contact.
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -70,7 +70,7 @@ class HeartbeatWriter:
         self.batches = 0
         self.contacts = 0
 
-    def bind(self, ctx: AppContext) -> None:
+    def bind(self, ctx: UnitContext) -> None:
         self._ctx = ctx
 
     async def submit(self, contact: Contact) -> None:
