@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opstage.app.context import AppContext
 from opstage.app.topic_ports import EngineTopicMissing, TopicEngineError
-from opstage.app.topics import _bus, engine_unavailable, get_topic, topic_not_found
+from opstage.app.topics import (
+    TopicContext,
+    _bus,
+    engine_unavailable,
+    get_topic,
+    topic_not_found,
+)
 from opstage.domain.errors import ValidationFailed
 from opstage.domain.topics import Delivered, PartitionOffsets, Topic
 
@@ -44,7 +49,7 @@ def _check(topic: Topic, partition: int | None, start: int | None) -> None:
 
 
 async def peek(
-    ctx: AppContext, wire: str, partition: int | None, start: int | None, limit: int
+    ctx: TopicContext, wire: str, partition: int | None, start: int | None, limit: int
 ) -> Peek:
     """``wire`` is read for an admin (every tenant); an unknown topic is 404."""
     topic = await get_topic(ctx, wire, None)
