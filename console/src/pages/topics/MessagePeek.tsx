@@ -116,9 +116,10 @@ export function MessagePeek({ topic, dlq = false }: { topic: string; dlq?: boole
         columns={[
           { title: t("Partition"), dataIndex: "partition", width: 90 },
           { title: t("Offset"), dataIndex: "offset", width: 90 },
-          { title: t("Key"), dataIndex: "key", render: (v: string | null) => (v ? <Typography.Text code>{v}</Typography.Text> : "—") },
-          { title: t("Payload"), dataIndex: "payload", render: (v: unknown) => <Typography.Text code>{payloadPreview(v)}</Typography.Text> },
-          { title: dlq ? t("Origin and headers") : t("Headers"), dataIndex: "headers", render: (v: Record<string, string>) => <Headers headers={v} dlq={dlq} /> },
+          { title: t("Key"), dataIndex: "key", render: (v: string | null) => (v ? <Typography.Text code style={{ whiteSpace: "nowrap" }}>{v}</Typography.Text> : "—") },
+          // The whole payload is one click away (the row's expand button).
+          { title: t("Payload"), dataIndex: "payload", ellipsis: true, render: (v: unknown) => <Typography.Text code>{payloadPreview(v)}</Typography.Text> },
+          { title: dlq ? t("Origin and headers") : t("Headers"), dataIndex: "headers", width: "40%", render: (v: Record<string, string>) => <Headers headers={v} dlq={dlq} /> },
           { title: t("Time"), dataIndex: "timestamp", render: (v: string) => <Time value={v} /> },
         ]}
       />
