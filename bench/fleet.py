@@ -16,9 +16,10 @@ before the POST until the agent's long-poll has it. Service level per step: hear
 100 ms, action→agent p99 < 250 ms, no errors. After a ramp (agents start spread over
 ``--ramp`` s) the step measures for ``--duration`` s (default 60).
 
-Per step: server CPU % (of one core), RSS, open fds (max sampled), the load processes' CPU and
-everyone else's on the machine; py-spy samples the server during each step (``--no-profile``
-to skip) and the step that misses is summarised (bench/profile_summary.py).
+Per step: server CPU % (of one core) and per agent call (µs/call), RSS, open fds (max
+sampled), the load processes' CPU and everyone else's on the machine; py-spy samples the
+server during each step (``--no-profile`` to skip) and the step that misses is summarised
+(bench/profile_summary.py).
 
 File descriptors: every parked long-poll holds one socket in the server and one in a load
 process. The bench raises its soft RLIMIT_NOFILE to the hard limit (children inherit it) and
@@ -510,6 +511,7 @@ class Conductor:
         if operator_errors:
             errors["operator submit failed"] = operator_errors
         load_cpu = sum(load["cpu_seconds"] for load in loads)
+        calls = len(heartbeats) + sum(load["reopens"] for load in loads) + len(submitted)
         hb_p99 = 1000 * percentile(heartbeats, 99)
         act_p99 = 1000 * percentile(delays, 99)
         ok = hb_p99 < HEARTBEAT_P99_MS and act_p99 < ACTION_P99_MS and not errors
@@ -528,6 +530,9 @@ class Conductor:
             "heartbeats_per_s": len(heartbeats) / wall,
             "errors": errors,
             "server_cpu_pct": 100 * server_cpu / wall,
+            # Per agent call (heartbeats, long-polls answered, actions): a figure that a busy
+            # machine bends less than latency (ADR 0017).
+            "server_cpu_us_per_call": 1e6 * server_cpu / max(1, calls),
             "server_rss_mb": rss,
             "server_fds": fds,
             "load_cpu_pct": 100 * load_cpu / wall,
@@ -545,7 +550,8 @@ def py_spy() -> str:
 
 HEADER = (
     f"{'agents':>7} {'reg/s':>6} {'hb/s':>5} {'polls/s':>7} {'hb p50':>7} {'hb p99':>7} "
-    f"{'act p50':>7} {'act p99':>7} {'errors':>6} {'srv CPU%':>8} {'RSS MB':>7} {'fds':>6} "
+    f"{'act p50':>7} {'act p99':>7} {'errors':>6} {'srv CPU%':>8} {'µs/call':>7} {'RSS MB':>7} "
+    f"{'fds':>6} "
     f"{'load CPU%':>9} {'others%':>7}  SLO"
 )
 
@@ -556,6 +562,7 @@ def row(r: dict[str, Any]) -> str:
         f"{r['agents']:>7} {reg:>6.0f} {r['heartbeats_per_s']:>5.0f} {r['reopens_per_s']:>7.0f} "
         f"{r['heartbeat_p50_ms']:>7.1f} {r['heartbeat_p99_ms']:>7.1f} {r['action_p50_ms']:>7.1f} "
         f"{r['action_p99_ms']:>7.1f} {sum(r['errors'].values()):>6} {r['server_cpu_pct']:>8.0f} "
+        f"{r.get('server_cpu_us_per_call', float('nan')):>7.0f} "
         f"{r['server_rss_mb']:>7.0f} {r['server_fds']:>6} {r['load_cpu_pct']:>9.0f} "
         f"{r['others_cpu_pct']:>7.0f}  {'PASS' if r['pass'] else 'MISS'}"
     )

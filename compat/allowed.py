@@ -29,6 +29,7 @@ CONTRACT_ROUTES = "Where we follow the contract: routes of the contract the refe
 ERROR_CODES = "Where we follow the contract: errors that name their cause"
 EMPTY_PATCH = "Where we follow the contract: an empty user update"
 PAGE_RANGE = "Where we follow the contract: page and pageSize outside the contract's ranges"
+EMPTY_QUERY = "Where we follow the contract: a query parameter with an empty value"
 CONFIG_ROWS = "Where we follow the contract: configs and health in a service detail"
 SERVICE_CODE = "Deliberate differences: a service code belongs to one agent (issue 6)"
 BUS_SOURCE = "Deliberate differences: a bus publish speaks only for the agent's own services"
@@ -155,13 +156,19 @@ ALLOWED: list[Allowed] = [
     # page=0, -1, 1.5 and pageSize=0, 101: the reference clamps them, the contract's ranges refuse.
     *[
         a
-        for edge in ("page=0", "page=-1", "page=1.5", "pageSize=0", "pageSize=101")
+        for edge in ("page=0", "page=-1", "page=1.5", "page=1e1", "pageSize=0", "pageSize=101")
         for a in refusal("pagination", f"* {edge}", "422/200", "VALIDATION_FAILED/None", PAGE_RANGE)
+    ],
+    # `status=`, `q=`, `page=`: the reference drops an empty value, the contract refuses it.
+    *[
+        a
+        for scenario, label in (("pagination", "* empty"), ("filters", "* empty"))
+        for a in refusal(scenario, label, "422/200", "VALIDATION_FAILED/None", EMPTY_QUERY)
     ],
     # The reference does not paginate bus routes, so it ignores what these say.
     *[
         a
-        for edge in ("page=abc", "page huge", "pageSize=abc")
+        for edge in ("page=abc", "page huge", "pageSize=abc", "pageSize=1.5")
         for a in refusal(
             "pagination",
             f"/api/admin/bus/routes {edge}",

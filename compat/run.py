@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .engine import Outcome, Side, run_both
+from .node_agent_check import demo_entry, run_node_agent_checks
 from .scenarios import SCENARIOS
 from .sdk_check import run_sdk_checks
 from .servers import Server, start_ours, start_reference
@@ -41,13 +42,13 @@ def main(argv: list[str] | None = None) -> int:
                 ref_srv = start_reference(args.ref_repo, work)
                 servers.append(ref_srv)
             print(f"ours: {ours_srv.url}   reference: {ref_srv.url}")
-            return run(ours_srv, ref_srv, args.verbose)
+            return run(ours_srv, ref_srv, args.verbose, demo_entry(args.ref_repo))
         finally:
             for srv in servers:
                 srv.stop()
 
 
-def run(ours_srv: Server, ref_srv: Server, verbose: bool) -> int:
+def run(ours_srv: Server, ref_srv: Server, verbose: bool, node_demo: Path | None = None) -> int:
     ours, ref = Side("ours", ours_srv.url), Side("reference", ref_srv.url)
     passed = failed = allowed = 0
     try:
@@ -70,6 +71,21 @@ def run(ours_srv: Server, ref_srv: Server, verbose: bool) -> int:
             else:
                 failed += 1
             print(f"  {'ok ' if ok else 'FAIL'} sdk: {label}{'' if ok else ' — ' + detail}")
+        # The reference's Node agent against both servers: a check failing on the reference
+        # too is the harness's; one failing on ours alone is ours to fix.
+        if node_demo is None:
+            print("  (node agent: skipped; REF_REPO has no built apps/demo-capsule-service)")
+        sides = () if node_demo is None else (ours_srv, ref_srv)
+        for srv in sides:
+            assert node_demo is not None
+            for label, ok, detail in run_node_agent_checks(srv.name, srv.url, node_demo):
+                if ok:
+                    passed += 1
+                else:
+                    failed += 1
+                print(
+                    f"  {'ok ' if ok else 'FAIL'} node agent: {label}{'' if ok else ' — ' + detail}"
+                )
     finally:
         ours.close()
         ref.close()

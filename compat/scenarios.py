@@ -805,6 +805,7 @@ PAGED = [
     "/api/admin/users",
     "/api/admin/bus/events",
     "/api/admin/bus/routes",
+    "/api/admin/bus/audit",
 ]
 EDGES: list[tuple[str, dict[str, Any]]] = [
     ("page=1 pageSize=1", {"page": 1, "pageSize": 1}),
@@ -819,6 +820,10 @@ EDGES: list[tuple[str, dict[str, Any]]] = [
     ("pageSize=100", {"pageSize": 100}),
     ("pageSize=101", {"pageSize": 101}),
     ("pageSize=abc", {"pageSize": "abc"}),
+    ("page empty", {"page": ""}),
+    ("pageSize empty", {"pageSize": ""}),
+    ("pageSize=1.5", {"pageSize": "1.5"}),
+    ("page=1e1", {"page": "1e1"}),
 ]
 
 
@@ -826,6 +831,53 @@ def pagination(s: Side) -> None:
     for path in PAGED:
         for name, params in EDGES:
             s.call(f"{path} {name}", "GET", path, params=params)
+
+
+# What clients put in a query besides a well-formed value: a filter cleared in a form (empty),
+# spaces, padding, a repeated parameter, dates without a time or with an offset.
+FILTER_EDGES: list[tuple[str, str, dict[str, Any]]] = [
+    ("agents status empty", "/api/admin/agents", {"status": ""}),
+    ("agents q empty", "/api/admin/agents", {"q": ""}),
+    ("agents q spaces", "/api/admin/agents", {"q": "   "}),
+    ("agents q padded", "/api/admin/agents", {"q": "  compat  "}),
+    ("agents status lowercase", "/api/admin/agents", {"status": "online"}),
+    ("services status empty", "/api/admin/capsule-services", {"status": ""}),
+    ("services healthStatus empty", "/api/admin/capsule-services", {"healthStatus": ""}),
+    ("services agentId empty", "/api/admin/capsule-services", {"agentId": ""}),
+    ("services q spaces", "/api/admin/capsule-services", {"q": "  "}),
+    ("services healthStatus bogus", "/api/admin/capsule-services", {"healthStatus": "OK"}),
+    ("commands status empty", "/api/admin/commands", {"status": ""}),
+    ("commands actionName empty", "/api/admin/commands", {"actionName": ""}),
+    ("commands actionName spaces", "/api/admin/commands", {"actionName": "   "}),
+    ("commands actionName padded", "/api/admin/commands", {"actionName": " echo "}),
+    ("commands agentId empty", "/api/admin/commands", {"agentId": ""}),
+    ("commands status repeated", "/api/admin/commands", {"status": ["SUCCEEDED", "FAILED"]}),
+    ("tokens status empty", "/api/admin/registration-tokens", {"status": ""}),
+    ("users role empty", "/api/admin/users", {"role": ""}),
+    ("users status empty", "/api/admin/users", {"status": ""}),
+    ("users q spaces", "/api/admin/users", {"q": "  "}),
+    ("users status bogus", "/api/admin/users", {"status": "GONE"}),
+    ("audit actorType empty", "/api/admin/audit-events", {"actorType": ""}),
+    ("audit action empty", "/api/admin/audit-events", {"action": ""}),
+    ("audit action spaces", "/api/admin/audit-events", {"action": "  "}),
+    ("audit from empty", "/api/admin/audit-events", {"from": ""}),
+    ("audit from date only", "/api/admin/audit-events", {"from": "2020-01-01"}),
+    ("audit to with offset", "/api/admin/audit-events", {"to": "2100-01-01T00:00:00+02:00"}),
+    ("audit from millis", "/api/admin/audit-events", {"from": "2020-01-01T00:00:00.000Z"}),
+    ("audit from > to", "/api/admin/audit-events", {"from": "2100-01-01", "to": "2020-01-01"}),
+    ("audit export from date only", "/api/admin/audit-events/export", {"from": "2020-01-01"}),
+]
+
+
+def filters(s: Side) -> None:
+    for label, path, params in FILTER_EDGES:
+        s.call(label, "GET", path, params=params)
+    s.call(
+        "services agentId repeated",
+        "GET",
+        "/api/admin/capsule-services",
+        params={"agentId": [s.vars["agentId"], s.vars["agentId"]]},
+    )
 
 
 def revoke(s: Side) -> None:
@@ -858,6 +910,7 @@ SCENARIOS: list[tuple[str, Scenario]] = [
     ("operations", operations),
     ("bus", bus),
     ("pagination", pagination),
+    ("filters", filters),
     ("revoke", revoke),
     ("logout", logout),
 ]

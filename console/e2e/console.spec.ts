@@ -1,6 +1,7 @@
 // The issue's walk-through, in one browser session: sign in, create a registration token,
 // watch the demo agent appear live, run actions (the confirmation-gated one included), read
-// the results, export the audit CSV, route a bus event to a command — and a screenshot of
+// the results, export the audit CSV, route a bus event to a command, create a topic and follow
+// a message into a subscription's lag and its DLQ — and a screenshot of
 // each main page into docs/screenshots/.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -57,6 +58,44 @@ async function runAction(name: string) {
   // ACTION_PREPARE done: the form (or the error) replaces the spinner.
   await expect(dialog.getByRole("tab", { name: "Form" })).toBeVisible({ timeout: 30_000 });
   return dialog;
+}
+
+// The topic walk-through talks to the API directly for what an agent does (publish, nack) with
+// the demo agent's own credentials, and for setup an admin does (a DLQ topic, a scratch topic).
+function agentCredentials(): { agentId: string; agentToken: string } {
+  const file = path.join(process.env.E2E_DATA_DIR ?? "/tmp", "demo-agent.token.json");
+  return JSON.parse(readFileSync(file, "utf8")) as { agentId: string; agentToken: string };
+}
+
+async function asAgent(method: string, route: string, body: unknown): Promise<Record<string, unknown>> {
+  const { agentId, agentToken } = agentCredentials();
+  const r = await fetch(`http://127.0.0.1:${port}/api/agents/${agentId}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${agentToken}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = (await r.json()) as { data: Record<string, unknown> };
+  expect(r.status, JSON.stringify(json)).toBe(200);
+  return json.data;
+}
+
+async function asAdmin(method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {
+  const base = `http://127.0.0.1:${port}`;
+  const login = await fetch(`${base}/api/admin/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(ADMIN),
+  });
+  const session = (await login.json()) as { data: { csrfToken: string } };
+  const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+  const r = await fetch(`${base}${route}`, {
+    method,
+    headers: { cookie, "x-csrf-token": session.data.csrfToken, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await r.json()) as { data: Record<string, unknown> };
+  expect(r.status, JSON.stringify(json)).toBe(200);
+  return json.data;
 }
 
 test.beforeAll(async ({ browser }) => {
@@ -246,6 +285,98 @@ test("an existing bus route is edited: mode, filters and target", async () => {
   await axe("bus routes");
 });
 
+test("topics: create one, see a publish, a durable subscription's lag and its dead letter", async () => {
+  await openMenu("Topics");
+  await expect(page.getByRole("heading", { name: "Topics" })).toBeVisible();
+  await page.getByRole("button", { name: "New topic" }).click();
+  const form = page.getByRole("dialog", { name: "New topic" });
+  // Refused in the browser first: dots are reserved in every fragment.
+  await form.getByLabel("Namespace").fill("shop.eu");
+  await form.getByLabel("Name", { exact: true }).fill("orders");
+  await form.getByRole("button", { name: "Create" }).click();
+  await expect(form.getByText("dots are reserved")).toBeVisible();
+  await form.getByLabel("Namespace").fill("shop");
+  await expect(form.getByTestId("wire-preview")).toHaveText("shop.default.orders");
+  await form.getByLabel("Retention", { exact: true }).fill("7");
+  await form.getByLabel("Labels").fill("team=ops, tier=gold");
+  await form.getByRole("button", { name: "Create" }).click();
+  await expect(form).toBeHidden();
+  const row = page.getByRole("row").filter({ hasText: "shop.default.orders" });
+  await expect(row).toBeVisible();
+  await expect(row).toContainText("7 d");
+  await expect(row).toContainText("team=ops");
+  // The server's refusal is shown as it gave it: the same topic twice.
+  await page.getByRole("button", { name: "New topic" }).click();
+  await form.getByLabel("Namespace").fill("shop");
+  await form.getByLabel("Name", { exact: true }).fill("orders");
+  await form.getByRole("button", { name: "Create" }).click();
+  await expect(form.getByRole("alert")).toContainText("TOPIC_EXISTS");
+  await form.getByRole("button", { name: "Cancel" }).click();
+
+  // Topics made elsewhere arrive live (topic.changed), no reload.
+  await asAdmin("POST", "/api/admin/topics", { namespace: "shop", tenant: "default", name: "orders-dlq", partitions: 1 });
+  await asAdmin("POST", "/api/admin/topics", { namespace: "shop", tenant: "default", name: "scratch" });
+  await expect(page.getByRole("row").filter({ hasText: "shop.default.orders-dlq" })).toBeVisible();
+  const scratch = page.getByRole("row").filter({ hasText: "shop.default.scratch" });
+  await expect(scratch).toBeVisible();
+  await scratch.getByRole("button", { name: "Delete" }).click();
+  await page.locator(".ant-popconfirm").getByRole("button", { name: "OK" }).click();
+  await expect(scratch).toHaveCount(0);
+  await shot("topics");
+  await axe("topics");
+
+  // The demo agent publishes; the topic's peek shows it.
+  const receipt = await asAgent("POST", "/topics/publish", {
+    topic: "shop.default.orders",
+    key: "order-17",
+    payload: { orderId: "o-17", total: 42 },
+    headers: { trace: "e2e" },
+  });
+  await page.getByRole("button", { name: "shop.default.orders", exact: true }).click();
+  const drawer = page.locator(".ant-drawer-open");
+  await expect(drawer.getByTestId("partition-bounds")).toContainText("Partition");
+  await drawer.getByRole("tab", { name: "Messages" }).click();
+  const message = drawer.getByTestId("topic-messages").getByRole("row").filter({ hasText: "order-17" });
+  await expect(message).toBeVisible();
+  await expect(message).toContainText('"orderId":"o-17"');
+  await expect(message).toContainText("trace=e2e");
+  expect(new URL(page.url()).searchParams.get("topic")).toBe("shop.default.orders");
+
+  // A durable subscription from the earliest offset: one message not acked, lag 1.
+  await drawer.getByRole("tab", { name: "Subscriptions" }).click();
+  await drawer.getByRole("button", { name: "New subscription" }).click();
+  const subForm = page.getByRole("dialog", { name: "New subscription" });
+  await subForm.getByLabel("Name").fill("billing");
+  await subForm.getByLabel("Earliest").check();
+  await subForm.getByLabel("DLQ topic").fill("shop.default.orders-dlq");
+  await subForm.getByRole("button", { name: "Create" }).click();
+  await expect(subForm).toBeHidden();
+  const sub = drawer.getByTestId("subscriptions").getByRole("row").filter({ hasText: "billing" });
+  await expect(sub.getByTestId("subscription-lag")).toHaveText("1");
+  await expect(sub).toContainText(`${String(receipt.partition)}:1`);
+  await expect(page.locator(".ant-message-notice")).toHaveCount(0); // the toast covers the drawer's title
+  await shot("topic-subscriptions");
+  await axe("topic drawer");
+
+  // The agent nacks it: it goes to the DLQ with its origin headers, and the lag falls live.
+  await asAgent("POST", "/topics/subscriptions/billing/nack", {
+    topic: "shop.default.orders",
+    partition: receipt.partition,
+    offset: receipt.offset,
+    reason: "no such customer",
+  });
+  await expect(sub.getByTestId("subscription-lag")).toHaveText("0");
+  await drawer.getByRole("tab", { name: "Dead letters" }).click();
+  const dead = drawer.getByTestId("dlq-messages").getByRole("row").filter({ hasText: "order-17" });
+  await expect(dead).toBeVisible();
+  await expect(dead).toContainText("origin.topic=shop.default.orders");
+  await expect(dead).toContainText("dlq.reason=nack: no such customer");
+  await shot("topic-dlq");
+  await axe("topic dead letters");
+  await closeDrawer();
+  expect(new URL(page.url()).searchParams.get("topic")).toBeNull();
+});
+
 test("users and settings pages", async () => {
   await openMenu("Users");
   await expect(page.getByRole("row").filter({ hasText: "admin" }).first()).toBeVisible();
@@ -321,6 +452,13 @@ test("a viewer sees no mutation buttons", async ({ browser }) => {
     await expect(viewer.locator("button[data-action]")).toHaveCount(0);
     await viewer.goto("/audit-events");
     await expect(viewer.getByTestId("export-csv")).toHaveCount(0);
+    await viewer.goto("/topics?topic=shop.default.orders");
+    await expect(viewer.getByRole("row").filter({ hasText: "shop.default.orders-dlq" })).toBeVisible();
+    await expect(viewer.getByRole("button", { name: "New topic" })).toHaveCount(0);
+    await expect(viewer.getByRole("button", { name: "Delete" })).toHaveCount(0);
+    await viewer.locator(".ant-drawer-open").getByRole("tab", { name: "Subscriptions" }).click();
+    await expect(viewer.getByTestId("subscriptions").getByRole("row").filter({ hasText: "billing" })).toBeVisible();
+    await expect(viewer.getByRole("button", { name: "New subscription" })).toHaveCount(0);
   } finally {
     await viewer.close();
   }

@@ -17,6 +17,7 @@ const AgentsPage = lazy(() => import("./pages/AgentsPage"));
 const ServicesPage = lazy(() => import("./pages/services/ServicesPage"));
 const CommandsPage = lazy(() => import("./pages/CommandsPage"));
 const BusPage = lazy(() => import("./pages/BusPage"));
+const TopicsPage = lazy(() => import("./pages/topics/TopicsPage"));
 const AuditPage = lazy(() => import("./pages/AuditPage"));
 const TokensPage = lazy(() => import("./pages/TokensPage"));
 const UsersPage = lazy(() => import("./pages/UsersPage"));
@@ -43,6 +44,7 @@ export const MENU = [
   { path: "/services", label: "Capsule Services", element: <ServicesPage /> },
   { path: "/commands", label: "Commands", element: <CommandsPage /> },
   { path: "/bus", label: "Capsule Bus", element: <BusPage /> },
+  { path: "/topics", label: "Topics", element: <TopicsPage /> },
   { path: "/audit-events", label: "Audit Events", element: <AuditPage /> },
   { path: "/registration-tokens", label: "Registration Tokens", element: <TokensPage /> },
   { path: "/users", label: "Users", element: <UsersPage /> },

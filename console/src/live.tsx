@@ -26,6 +26,8 @@ export const KINDS = [
   "user.changed",
   "bus.event.accepted",
   "bus.route.changed",
+  "topic.changed",
+  "topic.subscription_changed",
 ] as const;
 
 export interface LiveEvent {

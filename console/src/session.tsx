@@ -14,6 +14,7 @@ const WRITE = [
   "audit:export",
   "diagnostics:read",
   "bus:write",
+  "topics:write",
 ] as const;
 const OWNER_ONLY = ["users:admin", "settings:write", "backup:create"] as const;
 export type Permission = (typeof WRITE)[number] | (typeof OWNER_ONLY)[number] | "read";

@@ -1092,6 +1092,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/topics/{topic}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Peek Messages */
+        get: operations["peek_messages_api_admin_topics__topic__messages_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2822,6 +2839,50 @@ export interface components {
              */
             auditPublish: boolean;
         };
+        /** TopicMessage */
+        TopicMessage: {
+            /** Partition */
+            partition: number;
+            /** Offset */
+            offset: number;
+            /** Key */
+            key: string | null;
+            /** Payload */
+            payload: unknown;
+            /**
+             * Headers
+             * @description a DLQ message's include opstage.origin.*
+             */
+            headers: {
+                [key: string]: string;
+            };
+            /**
+             * Timestamp
+             * Format: date-time
+             */
+            timestamp: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TopicMessages
+         * @description A read of a topic that consumes nothing (no group, no commit).
+         */
+        TopicMessages: {
+            /** Topic */
+            topic: string;
+            /** Partitions */
+            partitions: components["schemas"]["TopicPartitionBounds"][];
+            /** Messages */
+            messages: components["schemas"]["TopicMessage"][];
+            /**
+             * Nextfrom
+             * @description with partition and from: the offset to ask next; null at the end
+             */
+            nextFrom: number | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** TopicNackRequest */
         TopicNackRequest: {
             /** Topic */
@@ -2842,6 +2903,28 @@ export interface components {
             partition: number;
             /** Offset */
             offset: number;
+        };
+        /** TopicPartitionBounds */
+        TopicPartitionBounds: {
+            /** Partition */
+            partition: number;
+            /**
+             * Firstoffset
+             * @description the first offset still held (endOffset when none)
+             */
+            firstOffset: number;
+            /**
+             * Endoffset
+             * @description the offset the next publish gets (high watermark)
+             */
+            endOffset: number;
+            /**
+             * Messages
+             * @description messages held: endOffset - firstOffset
+             */
+            messages: number;
+        } & {
+            [key: string]: unknown;
         };
         /** TopicPublishRequest */
         TopicPublishRequest: {
@@ -9740,6 +9823,90 @@ export interface operations {
             };
             /** @description Body is not JSON */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed (details.issues) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error (details.requestId only) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable, retry (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    peek_messages_api_admin_topics__topic__messages_get: {
+        parameters: {
+            query?: {
+                partition?: number | null;
+                from?: number | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        data: components["schemas"]["TopicMessages"];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden (role, CSRF, agent standing) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found (or the feature is off) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opstage.app.agents import AgentAuthCache
+from opstage.app.agents import AgentAuthCache, keep_agent_auth_fresh
 from opstage.app.auth import LoginThrottle, bootstrap_owner
+from opstage.app.backup import NoOnlineBackup
 from opstage.app.bus import outcome_subscriber
 from opstage.app.bus_batch import BusIngestWriter, PipelinedBatches, UnitBatches
+from opstage.app.commands import warm_pending_hint
 from opstage.app.context import AppContext
 from opstage.app.cross_node import CrossNode
 from opstage.app.eventbus import DomainEventBus
@@ -156,7 +158,7 @@ class Runtime:
                     settings.login_max_failures, settings.login_lockout_seconds
                 ),
                 one_time_secrets=OneTimeSecrets(),
-                backup=backup_for(settings.database_url),
+                backup=backup_for(settings.database_url) or NoOnlineBackup(engines.kind),
             )
             heartbeats.bind(ctx)
             if settings.topic_bus_enabled:
@@ -176,6 +178,7 @@ class Runtime:
             )
             ctx.command_outcomes.subscribe(outcome_subscriber(ctx))
             runtime = cls(settings, engines, ctx, db_lock=db_lock)
+            await warm_pending_hint(ctx)
             if bootstrap:  # one-off CLI commands (e.g. `admin create-user`) skip it
                 runtime.generated_password = await bootstrap_owner(ctx)
         except BaseException:
@@ -185,6 +188,9 @@ class Runtime:
             raise
         runtime.tasks.append(asyncio.create_task(ctx.waiters.run(bus), name="waiters"))
         runtime.tasks.append(asyncio.create_task(heartbeats.run(), name="heartbeats"))
+        runtime.tasks.append(
+            asyncio.create_task(keep_agent_auth_fresh(ctx), name="agent-auth-refresh")
+        )
         runtime.tasks.append(asyncio.create_task(bus_writer.run(), name="bus-ingest"))
         listener: PgWakeListener | None = None
         if engines.kind == "postgres":  # other nodes may share the database: hear them

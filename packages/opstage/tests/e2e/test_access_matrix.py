@@ -107,6 +107,7 @@ ROUTE_PERMISSIONS: dict[Op, str | None] = {
     ("POST", "/api/admin/topics/{topic}/subscriptions"): "topics:write",
     ("GET", "/api/admin/topics/{topic}/subscriptions/{name}"): READ,
     ("DELETE", "/api/admin/topics/{topic}/subscriptions/{name}"): "topics:write",
+    ("GET", "/api/admin/topics/{topic}/messages"): READ,
 }
 
 
@@ -164,6 +165,7 @@ REQUESTS: dict[Op, Req] = {
     ("POST", "/api/admin/topics/{topic}/subscriptions"): Req(body={}, allowed_status=422),
     ("GET", "/api/admin/topics/{topic}/subscriptions/{name}"): Req(ids="ghost", allowed_status=404),
     ("DELETE", "/api/admin/topics/{topic}/subscriptions/{name}"): GHOST_404,
+    ("GET", "/api/admin/topics/{topic}/messages"): Req(ids="ghost", allowed_status=404),
 }
 
 GHOST_IDS = {

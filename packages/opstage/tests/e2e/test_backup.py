@@ -54,13 +54,15 @@ def test_backup_is_owner_only(server: ServerProcess, admin: AdminClient) -> None
 
 
 @pytest.mark.skipif(ENGINE != "postgres", reason="the PostgreSQL answer")
-def test_backup_on_postgres_points_to_pg_dump(admin: AdminClient) -> None:
+def test_backup_on_postgres_points_to_pg_dump(server: ServerProcess, admin: AdminClient) -> None:
     r = admin.post(BACKUP)
     assert r.status_code == 409, r.text
     error = r.json()["error"]
     assert error["code"] == "BACKUP_UNSUPPORTED_ENGINE"
     assert "pg_dump" in error["message"]
     assert error["details"] == {"engine": "postgres", "tool": "pg_dump"}
+    # Refused before anything is written: no backup directory appears (ADR 0010).
+    assert not (server.data_dir / "backups").exists()
 
 
 @pytest.mark.sqlite_only

@@ -164,6 +164,26 @@ def test_audit_filters(ops: AdminClient, fleet: Fleet) -> None:
     _refused(ops, path, {"targetId": "  "}, "targetId")
 
 
+def test_audit_text_filters_are_trimmed_and_refused_when_blank(
+    ops: AdminClient, fleet: Fleet
+) -> None:
+    # As the reference (`z.string().trim().min(1)`) and as `targetId` already was: `action` and
+    # `targetType` of spaces only were taken as a filter that matches nothing (200, empty page),
+    # and padding around a real action name hid its rows (found by `make compat`).
+    path = "/api/admin/audit-events"
+    created = _ids(ops, path, {"action": "command.created", "targetId": fleet.command_id})
+    assert len(created) == 1
+    padded = {
+        "action": " command.created ",
+        "targetType": " Command ",
+        "targetId": fleet.command_id,
+    }
+    assert _ids(ops, path, padded) == created
+    _refused(ops, path, {"action": "   "}, "action")
+    _refused(ops, path, [("action", "command.created"), ("action", " ")], "action")
+    _refused(ops, path, {"targetType": "  "}, "targetType")
+
+
 def test_token_filters(ops: AdminClient, fleet: Fleet) -> None:
     path = "/api/admin/registration-tokens"
     assert fleet.token_id in _ids(ops, path, {"status": "ACTIVE", "pageSize": 100})

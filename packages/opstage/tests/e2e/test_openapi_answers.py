@@ -347,6 +347,11 @@ def exercise(url: str) -> list[Answer]:
         ids={**aid, "subscriptionId": "s"},
         params={"topic": topic["topic"], "from": "never"},
     )
+    peek = "/api/admin/topics/{topic}/messages"
+    rec(admin, "GET", peek, 200, ids={"topic": topic["topic"]})
+    rec(admin, "GET", peek, 200, ids={"topic": topic["topic"]}, params={"partition": 0, "from": 0})
+    rec(admin, "GET", peek, 422, ids={"topic": topic["topic"]}, params={"limit": 0})
+    rec(admin, "GET", peek, 404, ids={"topic": "a.b.c"})
     _subscriptions(rec, admin, agent, topic["topic"])
     rec(admin, "DELETE", "/api/admin/topics/{topic}", 200, ids={"topic": topic["topic"]})
 

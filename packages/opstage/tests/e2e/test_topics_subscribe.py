@@ -168,6 +168,23 @@ def test_bad_last_event_id_is_422(admin: AdminClient, agent: AgentClient, value:
     assert r.json()["error"]["code"] == "VALIDATION_FAILED"
 
 
+@pytest.mark.parametrize("value", ["3:0", "999:0"])
+def test_last_event_id_of_a_partition_the_topic_lacks_is_422(
+    admin: AdminClient, agent: AgentClient, value: str
+) -> None:
+    # An id this stream could never have sent: resuming from it would silently start elsewhere.
+    topic = new_topic(admin, partitions=3)["topic"]
+    r = agent.get(
+        f"/api/agents/{agent.agent_id}/topics/subscribe/{_sub()}",
+        params={"topic": topic},
+        headers={"Last-Event-ID": value},
+    )
+    assert r.status_code == 422, r.text
+    body = r.json()["error"]
+    assert body["code"] == "VALIDATION_FAILED"
+    assert body["details"]["issues"][0]["path"] == "Last-Event-ID"
+
+
 @pytest.mark.parametrize(
     ("query", "sub"),
     [

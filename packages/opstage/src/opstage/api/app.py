@@ -32,6 +32,7 @@ from opstage.api.routes import (
     services,
     system,
     tokens,
+    topic_messages,
     topic_subscriptions,
     topics,
     users,
@@ -60,6 +61,7 @@ ROUTE_MODULES = (
     backup,
     topics,
     topic_subscriptions,
+    topic_messages,
 )
 
 

@@ -45,6 +45,7 @@ log = logging.getLogger("opstage")
 PREFIX = "/api/agents/"
 JSON_HEADERS = [(b"content-type", b"application/json")]
 EXPERIMENTAL_MARK = {"experimental": EXPERIMENTAL}  # every bus response, as CE v0.4
+BUS_IDEMPOTENCY_KEY_MAX = 200  # bus_events.idempotency_key, like BusEventRequest.eventId
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,15 @@ async def _publish(ctx: AppContext, scope: Scope, receive: Receive, agent_id: st
             "Request body is required.", [{"path": "", "message": "body is required"}]
         )
     body = _parse(scope, raw, BusEventRequest)
-    key = _header(scope, b"idempotency-key") or body.eventId
+    header_key = _header(scope, b"idempotency-key")
+    # The same bound as ``eventId`` (the column holds 200): PostgreSQL refuses a longer value
+    # inside the group commit, which turned one client's header into a 500.
+    if header_key is not None and len(header_key) > BUS_IDEMPOTENCY_KEY_MAX:
+        raise ValidationFailed(
+            "Idempotency-Key is invalid.",
+            [{"path": "Idempotency-Key", "message": f"1-{BUS_IDEMPOTENCY_KEY_MAX} characters"}],
+        )
+    key = header_key or body.eventId
     client = scope.get("client")
     actor = Actor(
         "AGENT",

@@ -9,16 +9,18 @@ disabled. A service code already owned by another live agent cannot be claimed.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
-from opstage.app.heartbeats import Contact
+from opstage.app.context import Actor, UnitContext
+from opstage.app.heartbeats import Contact, HeartbeatWriter
 from opstage.app.repositories import SortSpec
 from opstage.app.services import (
     HealthReport,
@@ -50,8 +52,10 @@ from opstage.domain.status import AgentStatus
 # A fleet agent calls every 25-30 s (long-poll, heartbeat): a shorter life would make every
 # call a miss. Changes on this node forget the agent at commit; another node's reach this one
 # as a wake-up key or a relayed event (app/cross_node.py, ADR 0016), and a listener gap
-# forgets everything; the TTL only bounds what no channel carries.
+# forgets everything; the TTL only bounds what no channel carries. Entries are re-read
+# in bulk before their life ends (``refresh_agent_auth``, ADR 0017), not one miss at a time.
 AUTH_CACHE_TTL_SECONDS = 60.0
+log = logging.getLogger("opstage.agents")
 # ``embedded`` is the contract's; ``ophub`` is our documented extension (docs/compatibility.md).
 AGENT_MODES = ("embedded", "ophub")
 _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
@@ -94,6 +98,11 @@ class AgentAuthCache:
 
     def __init__(self) -> None:
         self._by_hash: dict[str, tuple[AgentCredential, float]] = {}
+        # A read in flight per token hash: an agent's long-poll and heartbeat start together,
+        # so after a start both would miss and read (ADR 0017).
+        self._reading: dict[str, asyncio.Task[AgentCredential | None]] = {}
+        # Moves on every forget: a row read before one may be stale, and is not kept.
+        self.generation = 0
 
     def get(self, token_hash: str) -> AgentCredential | None:
         hit = self._by_hash.get(token_hash)
@@ -106,12 +115,101 @@ class AgentAuthCache:
             self._by_hash.clear()
         self._by_hash[token_hash] = (row, time.monotonic() + AUTH_CACHE_TTL_SECONDS)
 
+    async def load(
+        self, token_hash: str, read: Callable[[], Awaitable[AgentCredential | None]]
+    ) -> AgentCredential | None:
+        """The credential ``read`` finds for ``token_hash``, kept when found; requests that
+        miss the same hash while it runs share its answer (or its error). The read runs as a
+        task of its own, so one waiting request that is cancelled cancels no other's."""
+        task = self._reading.get(token_hash)
+        if task is None:
+
+            async def read_and_keep() -> AgentCredential | None:
+                generation = self.generation
+                row = await read()
+                if row is not None and generation == self.generation:
+                    self.put(token_hash, row)
+                return row
+
+            task = asyncio.ensure_future(read_and_keep())
+            self._reading[token_hash] = task
+            task.add_done_callback(lambda _: self._reading.pop(token_hash, None))
+        return await asyncio.shield(task)
+
+    def expiring(self, within: float) -> list[str]:
+        """The hashes whose entries end within ``within`` seconds."""
+        limit = time.monotonic() + within
+        return [h for h, (_, until) in self._by_hash.items() if until < limit]
+
+    def refreshed(
+        self, asked: Sequence[str], found: dict[str, AgentCredential], generation: int
+    ) -> None:
+        """Entries re-read in bulk (``refresh_agent_auth``) live on; a hash no longer found is
+        dropped. Nothing is kept if anything was forgotten since ``generation``."""
+        if generation != self.generation:
+            return
+        for token_hash in asked:
+            row = found.get(token_hash)
+            if row is None:
+                self._by_hash.pop(token_hash, None)
+            elif token_hash in self._by_hash:
+                self.put(token_hash, row)
+
     def clear(self) -> None:
+        self.generation += 1
         self._by_hash.clear()
 
     def forget(self, agent_id: str) -> None:
+        self.generation += 1
         for key in [k for k, (row, _) in self._by_hash.items() if row["agent_id"] == agent_id]:
             self._by_hash.pop(key, None)
+
+
+class AgentContext(UnitContext, Protocol):
+    """What agent identity uses of the application context (``AppContext`` is one): the
+    token cache the hot path reads and changes forget (ADR 0010)."""
+
+    agent_auth: AgentAuthCache
+
+
+class ContactContext(UnitContext, Protocol):
+    """What recording an agent's contact uses: the heartbeat group commit (ADR 0010)."""
+
+    heartbeats: HeartbeatWriter
+
+
+AUTH_REFRESH_BATCH = 500
+
+
+async def refresh_agent_auth(ctx: AgentContext) -> int:
+    """Re-read, in bulk, the cached credentials that would expire within half their life.
+
+    Without it every agent misses the cache once a life (N/60 reads a second, a few driver
+    hand-offs each: 333/s at 20,000 agents); with it a third of a life apart, the cache's
+    entries are re-read 500 to a statement and a change no channel carried (another process
+    on the same SQLite file) is still seen within a life (ADR 0017). Returns how many it asked.
+    """
+    cache = ctx.agent_auth
+    asked = cache.expiring(AUTH_CACHE_TTL_SECONDS / 2)
+    generation = cache.generation
+    found: dict[str, AgentCredential] = {}
+    for start in range(0, len(asked), AUTH_REFRESH_BATCH):
+        async with ctx.reader() as uow:
+            found.update(
+                await uow.agents.tokens_by_hashes(asked[start : start + AUTH_REFRESH_BATCH])
+            )
+    cache.refreshed(asked, found, generation)
+    return len(asked)
+
+
+async def keep_agent_auth_fresh(ctx: AgentContext) -> None:
+    """``refresh_agent_auth`` every third of the cache's life, for as long as the node runs."""
+    while True:
+        await asyncio.sleep(AUTH_CACHE_TTL_SECONDS / 3)
+        try:
+            await refresh_agent_auth(ctx)
+        except Exception:  # entries then expire and are read one by one; keep refreshing
+            log.warning("agent auth cache refresh failed", exc_info=True)
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -122,7 +220,7 @@ def _bearer(authorization: str | None) -> str | None:
 
 
 async def authenticate_agent(
-    ctx: AppContext, path_agent_id: str, authorization: str | None
+    ctx: AgentContext, path_agent_id: str, authorization: str | None
 ) -> AgentPrincipal:
     raw = _bearer(authorization)
     if raw is None:
@@ -133,11 +231,14 @@ async def authenticate_agent(
     token_hash = hash_token(raw)
     row = ctx.agent_auth.get(token_hash)
     if row is None:
-        async with ctx.reader() as uow:
-            row = await uow.agents.token_by_hash(token_hash)
+
+        async def read() -> AgentCredential | None:
+            async with ctx.reader() as uow:
+                return await uow.agents.token_by_hash(token_hash)
+
+        row = await ctx.agent_auth.load(token_hash, read)
         if row is None:
             raise Unauthorized("Invalid agent token.", code="AGENT_TOKEN_INVALID")
-        ctx.agent_auth.put(token_hash, row)
     if row["agent_status"] == AgentStatus.REVOKED:
         raise Forbidden(
             "Agent is revoked; it must be re-registered by an operator.", code="AGENT_REVOKED"
@@ -157,7 +258,7 @@ async def authenticate_agent(
     return AgentPrincipal(row["agent_id"], row["token_id"], row["agent_code"])
 
 
-async def register_agent(ctx: AppContext, actor: Actor, body: AgentRegistration) -> Registration:
+async def register_agent(ctx: AgentContext, actor: Actor, body: AgentRegistration) -> Registration:
     raw_reg = body.registration_token
     service_in = body.service
     code = body.code
@@ -325,7 +426,7 @@ def _check_registration_token(reg: RegistrationTokenRow | None, now: datetime) -
 
 
 async def record_contact(
-    ctx: AppContext, agent: AgentPrincipal, health: HealthReport | None, service_id: str | None
+    ctx: ContactContext, agent: AgentPrincipal, health: HealthReport | None, service_id: str | None
 ) -> None:
     await ctx.heartbeats.submit(Contact(agent.agent_id, ctx.clock(), health, service_id))
 
@@ -333,7 +434,7 @@ async def record_contact(
 # --- operator controls -------------------------------------------------------------------
 
 
-async def get_agent(ctx: AppContext, agent_id: str) -> tuple[AgentRow, list[ServiceWithAgent]]:
+async def get_agent(ctx: UnitContext, agent_id: str) -> tuple[AgentRow, list[ServiceWithAgent]]:
     async with ctx.reader() as uow:
         agent = await uow.agents.get(agent_id)
         if agent is None:
@@ -343,7 +444,7 @@ async def get_agent(ctx: AppContext, agent_id: str) -> tuple[AgentRow, list[Serv
 
 
 async def list_agents(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     statuses: Sequence[str],
     q: str | None,
@@ -363,7 +464,9 @@ async def list_agents(
     return rows, total, counts
 
 
-async def set_agent_standing(ctx: AppContext, actor: Actor, agent_id: str, change: str) -> AgentRow:
+async def set_agent_standing(
+    ctx: AgentContext, actor: Actor, agent_id: str, change: str
+) -> AgentRow:
     """``change`` is disable, enable or revoke."""
     now = ctx.clock()
     async with ctx.writer() as uow:

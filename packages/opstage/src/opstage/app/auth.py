@@ -15,12 +15,13 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.domain.errors import DomainError, Forbidden, Unauthorized
 from opstage.domain.identity import normalize_username, password_problem, username_key
 from opstage.domain.ids import new_id
@@ -85,7 +86,14 @@ class LoginThrottle:
         self._state.pop(address, None)
 
 
-async def bootstrap_owner(ctx: AppContext) -> str | None:
+class AuthContext(UnitContext, Protocol):
+    """What a login uses beyond units of work (``AppContext`` is one; ADR 0010): the
+    per-address throttle of failed attempts."""
+
+    login_throttle: LoginThrottle
+
+
+async def bootstrap_owner(ctx: UnitContext) -> str | None:
     """Create the first owner when there are no users. Returns a generated password, if any."""
     s = ctx.settings
     async with ctx.writer() as uow:
@@ -137,7 +145,7 @@ async def bootstrap_owner(ctx: AppContext) -> str | None:
 
 
 async def login(
-    ctx: AppContext, actor: Actor, username: str, password: str
+    ctx: AuthContext, actor: Actor, username: str, password: str
 ) -> tuple[str, SessionInfo]:
     address = actor.ip or "unknown"
     wait = ctx.login_throttle.retry_after(address)
@@ -218,7 +226,7 @@ async def login(
     )
 
 
-async def resolve_session(ctx: AppContext, raw: str | None) -> SessionInfo:
+async def resolve_session(ctx: UnitContext, raw: str | None) -> SessionInfo:
     if not raw:
         raise Unauthorized("Authentication required.", code="UNAUTHORIZED")
     now = ctx.clock()
@@ -261,7 +269,7 @@ def check_csrf(session: SessionInfo, header: str | None) -> None:
         raise Forbidden("CSRF token missing or invalid.", code="CSRF_INVALID")
 
 
-async def logout(ctx: AppContext, actor: Actor, session: SessionInfo) -> None:
+async def logout(ctx: UnitContext, actor: Actor, session: SessionInfo) -> None:
     async with ctx.writer() as uow:
         await uow.sessions.delete(session.session_id)
         await write_audit(
@@ -274,7 +282,7 @@ async def logout(ctx: AppContext, actor: Actor, session: SessionInfo) -> None:
         )
 
 
-async def rotate_csrf(ctx: AppContext, actor: Actor, session: SessionInfo) -> str:
+async def rotate_csrf(ctx: UnitContext, actor: Actor, session: SessionInfo) -> str:
     csrf = secrets.token_urlsafe(32)
     async with ctx.writer() as uow:
         await uow.sessions.update(session.session_id, {"csrf_token": csrf})

@@ -3,8 +3,10 @@
 The copy itself is the store's business (``store.backup``), reached through the small
 ``DatabaseBackup`` port that the runtime puts on the context; this module picks the file name,
 writes to a ``.partial`` name first (a half-written backup never looks complete), records size
-and SHA-256, and audits ``backup.sqlite.created``. On PostgreSQL there is no port: the answer is
-``BACKUP_UNSUPPORTED_ENGINE`` naming ``pg_dump``, the tool made for it.
+and SHA-256, and audits ``backup.sqlite.created``. On PostgreSQL the runtime puts
+:class:`NoOnlineBackup` on the context instead: it answers ``BACKUP_UNSUPPORTED_ENGINE`` naming
+``pg_dump``, the tool made for it, before anything is written (ADR 0010: no use case asks which
+engine it runs on).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.domain.errors import DomainError
 from opstage.settings import Settings
 
@@ -27,12 +29,19 @@ UNSUPPORTED = "BACKUP_UNSUPPORTED_ENGINE"
 
 
 class DatabaseBackup(Protocol):
-    @property
-    def kind(self) -> str: ...
+    def check_supported(self) -> None:
+        """Raise the contract's answer when this engine has no online backup through Opstage."""
+        ...
 
     def copy_to(self, destination: Path) -> None:
         """Blocking: write a consistent, checked copy of the live database to ``destination``."""
         ...
+
+
+class BackupContext(UnitContext, Protocol):
+    """What a backup uses beyond units of work (``AppContext`` is one; ADR 0010)."""
+
+    backup: DatabaseBackup
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +63,21 @@ def unsupported(kind: str) -> DomainError:
     )
 
 
-def backup_directory(ctx: AppContext) -> Path:
+@dataclass(frozen=True, slots=True)
+class NoOnlineBackup:
+    """The backup port of an engine with its own tools (PostgreSQL: ``pg_dump``), or of an
+    in-memory database: every backup is refused with the contract's answer."""
+
+    engine: str
+
+    def check_supported(self) -> None:
+        raise unsupported(self.engine)
+
+    def copy_to(self, destination: Path) -> None:
+        raise unsupported(self.engine)
+
+
+def backup_directory(ctx: UnitContext) -> Path:
     return default_backup_dir(ctx.settings)
 
 
@@ -99,11 +122,10 @@ async def copy_database(port: DatabaseBackup, destination: Path) -> tuple[int, s
     return await asyncio.to_thread(_sha256, destination)
 
 
-async def create_backup(ctx: AppContext, actor: Actor) -> BackupFile:
+async def create_backup(ctx: BackupContext, actor: Actor) -> BackupFile:
     """Back up the live database to a new file in the backup directory, audited."""
     port = ctx.backup
-    if port is None or port.kind != "sqlite":
-        raise unsupported(ctx.db_kind)
+    port.check_supported()  # before the backup directory is made
     now = ctx.clock()
     destination = new_backup_path(backup_directory(ctx), now)
     size, sha256 = await copy_database(port, destination)

@@ -39,7 +39,7 @@ from opstage.app.bus_admission import (
     admit,
     release,
 )
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, BusIngest
 from opstage.app.eventbus import DomainEventBus
 from opstage.app.ports import BusSession
 from opstage.domain.errors import DomainError
@@ -58,6 +58,13 @@ class BatchContext(bus.BusContext, Protocol):
     """What the writer uses of the application context (``AppContext`` is one)."""
 
     bus: DomainEventBus
+
+
+class PublishContext(bus.BusContext, Protocol):
+    """What a publish uses (``AppContext`` is one; ADR 0010): this process's group-commit
+    writer, None in one-off CLI runtimes that never start it."""
+
+    bus_ingest: BusIngest | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +305,9 @@ async def _ingest_batch(ctx: BatchContext, batch: Sequence[Publish]) -> list[Row
     return (await bus.admit_in_unit(ctx, batch)).outcomes
 
 
-async def publish(ctx: AppContext, actor: Actor, agent_id: str, body: Row, key: str | None) -> Row:
+async def publish(
+    ctx: PublishContext, actor: Actor, agent_id: str, body: Row, key: str | None
+) -> Row:
     """A publish through the group-commit writer when this process runs one."""
     if ctx.bus_ingest is not None:
         return await ctx.bus_ingest.submit(actor, agent_id, body, key)

@@ -13,18 +13,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, Protocol, cast
 
 import orjson
 
-from opstage.app.agents import AgentPrincipal, record_contact
+from opstage.app.agents import AgentPrincipal, ContactContext, record_contact
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, OperationalCounters, UnitContext
 from opstage.app.dispatch import check_agent_ready, command_row
-from opstage.app.outcomes import CommandOutcome
+from opstage.app.outcomes import CommandOutcome, CommandOutcomes
 from opstage.app.ports import UnitOfWork
 from opstage.app.repositories import SortSpec
-from opstage.app.secrets_once import reveal
+from opstage.app.secrets_once import OneTimeSecrets, reveal
+from opstage.app.waiters import Waiters
 from opstage.domain.actions import (
     holds_scrubbed_values,
     needs_confirmation,
@@ -57,6 +58,18 @@ from opstage.domain.workspace import DEFAULT_WORKSPACE_ID
 LIVE = (CommandStatus.PENDING, CommandStatus.RUNNING)
 POLL_LIMIT_MAX = 10
 LONG_POLL_RECHECK_SECONDS = 5.0  # the last bound if a wake-up from another node was lost
+
+
+class CommandContext(ContactContext, Protocol):
+    """What the command lifecycle uses beyond units of work (``AppContext`` is one; ADR 0010):
+    the waiters parked polls and prepares sleep on, the in-process counters, the one-time
+    secrets a result hands its requester, the subscribers to a command's outcome, and (through
+    ``ContactContext``) the heartbeat writer a poll counts as contact."""
+
+    waiters: Waiters
+    counters: OperationalCounters
+    one_time_secrets: OneTimeSecrets
+    command_outcomes: CommandOutcomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +160,6 @@ async def _scrubbed(uow: UnitOfWork, command: CommandRow) -> CommandChanges:
 
 async def insert_command(
     uow: UnitOfWork,
-    ctx: AppContext,
     *,
     command_id: str,
     agent_id: str,
@@ -182,7 +194,7 @@ async def insert_command(
 
 
 async def request_action(
-    ctx: AppContext,
+    ctx: UnitContext,
     actor: Actor,
     service_id: str,
     action_name: str,
@@ -199,7 +211,6 @@ async def request_action(
         timeout = action["timeout_seconds"] or ctx.settings.command_default_timeout_seconds
         row = await insert_command(
             uow,
-            ctx,
             command_id=command_id,
             agent_id=service["agent_id"],
             service_id=service_id,
@@ -239,7 +250,7 @@ async def request_action(
 
 
 async def prepare_action(
-    ctx: AppContext, actor: Actor, service_id: str, action_name: str
+    ctx: CommandContext, actor: Actor, service_id: str, action_name: str
 ) -> PreparedAction:
     """Create an ACTION_PREPARE command and wait for the agent's answer."""
     now = ctx.clock()
@@ -253,7 +264,6 @@ async def prepare_action(
             check_agent_ready(agent, now, ctx.settings.agent_offline_threshold_seconds)
             await insert_command(
                 uow,
-                ctx,
                 command_id=command_id,
                 agent_id=service["agent_id"],
                 service_id=service_id,
@@ -314,7 +324,7 @@ async def prepare_action(
 
 
 async def _prepare_timed_out(
-    ctx: AppContext, actor: Actor, command: CommandRow, action: ActionRow
+    ctx: CommandContext, actor: Actor, command: CommandRow, action: ActionRow
 ) -> NoReturn:
     now = ctx.clock()
     message = "Action prepare timed out waiting for agent."
@@ -354,8 +364,19 @@ async def _prepare_timed_out(
     )
 
 
+async def warm_pending_hint(ctx: CommandContext) -> None:
+    """One read at start that spares each agent's first long-poll its probe (ADR 0017)."""
+    hint = ctx.waiters.pending
+    if not hint.enabled:
+        return
+    before = hint.versions()
+    async with ctx.reader() as uow:
+        pending = await uow.commands.agents_with_pending()
+    hint.warm(pending, before)
+
+
 async def poll_commands(
-    ctx: AppContext,
+    ctx: CommandContext,
     agent: AgentPrincipal,
     limit: int,
     wait_seconds: float,
@@ -386,14 +407,15 @@ async def poll_commands(
             remaining = deadline - time.monotonic()
             if claimed or wake is None or remaining <= 0:
                 return claimed
-            woke = await ctx.waiters.wait(wake, min(remaining, LONG_POLL_RECHECK_SECONDS))
+            pause = ctx.waiters.recheck_after(remaining, LONG_POLL_RECHECK_SECONDS)
+            woke = await ctx.waiters.wait(wake, pause)
     finally:
         if wake is not None:
             ctx.waiters.unregister(key, wake)
 
 
 async def _claim(
-    ctx: AppContext, agent: AgentPrincipal, limit: int, *, probe: bool = True
+    ctx: CommandContext, agent: AgentPrincipal, limit: int, *, probe: bool = True
 ) -> list[CommandRow]:
     if probe:
         hint = ctx.waiters.pending
@@ -437,7 +459,7 @@ def _result_size(body: ResultReport) -> int:
 
 
 async def report_result(
-    ctx: AppContext, agent: AgentPrincipal, command_id: str, body: ResultReport
+    ctx: CommandContext, agent: AgentPrincipal, command_id: str, body: ResultReport
 ) -> CommandResultRow:
     size = _result_size(body)
     cap = ctx.settings.command_result_max_bytes
@@ -483,7 +505,7 @@ async def report_result(
 
 
 async def _complete(
-    ctx: AppContext,
+    ctx: CommandContext,
     uow: UnitOfWork,
     actor: Actor,
     command: CommandRow,
@@ -592,7 +614,7 @@ async def _expire(
     return moved
 
 
-async def expire_due_commands(ctx: AppContext, limit: int = 500) -> int:
+async def expire_due_commands(ctx: UnitContext, limit: int = 500) -> int:
     """The sweep's step: one batch of overdue commands → EXPIRED, audited as the reference
     does, one ``system.command.expired`` row on the workspace with the count."""
     now = ctx.clock()
@@ -614,7 +636,7 @@ async def expire_due_commands(ctx: AppContext, limit: int = 500) -> int:
     return len(expired)
 
 
-async def cancel_command(ctx: AppContext, actor: Actor, command_id: str) -> CommandRow:
+async def cancel_command(ctx: UnitContext, actor: Actor, command_id: str) -> CommandRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
         command = await uow.commands.get(command_id)
@@ -651,7 +673,7 @@ async def cancel_command(ctx: AppContext, actor: Actor, command_id: str) -> Comm
 
 
 async def retry_command(
-    ctx: AppContext, actor: Actor, command_id: str, confirmation: bool | None
+    ctx: UnitContext, actor: Actor, command_id: str, confirmation: bool | None
 ) -> CommandRow:
     now = ctx.clock()
     async with ctx.writer() as uow:
@@ -686,7 +708,6 @@ async def retry_command(
         timeout = action["timeout_seconds"] or ctx.settings.command_default_timeout_seconds
         row = await insert_command(
             uow,
-            ctx,
             command_id=new_command_id,
             agent_id=service["agent_id"],
             service_id=service["id"],
@@ -725,7 +746,7 @@ async def retry_command(
 
 
 async def list_commands(
-    ctx: AppContext,
+    ctx: UnitContext,
     *,
     statuses: Sequence[str],
     types: Sequence[str],
@@ -750,7 +771,7 @@ async def list_commands(
 
 
 async def get_command(
-    ctx: AppContext, command_id: str, viewer_id: str | None
+    ctx: CommandContext, command_id: str, viewer_id: str | None
 ) -> tuple[CommandRow, CommandResultRow | None]:
     async with ctx.reader() as uow:
         command = await uow.commands.get(command_id)

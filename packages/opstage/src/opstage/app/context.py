@@ -1,4 +1,5 @@
-"""The application context: everything a use case needs, built once by the runtime."""
+"""The application context: built once by the runtime, it satisfies every use case's narrow
+protocol (``UnitContext`` and the ones built on it in each use case's module, ADR 0010)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,9 @@ class MaintenanceState:
 
 @dataclass
 class AppContext:
+    """The composition root's one context: routes, the hot path, the CLI and the workers pass
+    it; use cases never name it, each takes the protocol of what it reads (ADR 0010)."""
+
     settings: Settings
     uow_factory: UnitOfWorkFactory
     bus: DomainEventBus
@@ -107,12 +111,13 @@ class AppContext:
     agent_auth: AgentAuthCache
     login_throttle: LoginThrottle
     one_time_secrets: OneTimeSecrets
+    # Online backup of the database (app/backup.py): SQLite's, or one that refuses
+    # (PostgreSQL has pg_dump), so no use case asks which engine it runs on (ADR 0010).
+    backup: DatabaseBackup
     counters: OperationalCounters = field(default_factory=OperationalCounters)
     bus_windows: IngestWindows = field(default_factory=IngestWindows)
     clock: Callable[[], datetime] = utcnow
     started_at: datetime = field(default_factory=utcnow)
-    # Online backup of the database (SQLite only; None on PostgreSQL): see app/backup.py.
-    backup: DatabaseBackup | None = None
     # Group commit for Capsule Bus publishes (app/bus_batch.py; its strategy per engine);
     # None (one-off CLI runtimes): one transaction each.
     bus_ingest: BusIngest | None = None

@@ -19,9 +19,10 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from opstage.app.context import AppContext
+from opstage.app.context import UnitContext
+from opstage.app.eventbus import DomainEventBus
 
 READ_BATCH = 200
 # The bus subscriptions of live streams, woken by another node's commit (ADR 0016).
@@ -29,6 +30,13 @@ STREAM_SUBSCRIPTION = "event-stream"
 # The cross-node wake-up key of "this unit appended to the event log" (store/pg_wake.py).
 LOG_WAKE_KEY = "event-log"
 PRUNE_BATCH = 5000
+
+
+class FollowContext(UnitContext, Protocol):
+    """What following the log live uses beyond units of work (``AppContext`` is one; ADR 0010):
+    the in-process domain event bus, which only wakes a follower."""
+
+    bus: DomainEventBus
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +72,7 @@ class KeepAlive:
 StreamItem = LoggedEvent | Gap | Ready | KeepAlive
 
 
-async def _start(ctx: AppContext, after: int | None) -> tuple[int, Gap | None]:
+async def _start(ctx: UnitContext, after: int | None) -> tuple[int, Gap | None]:
     async with ctx.reader() as uow:
         oldest, newest, pruned_through = await uow.event_log.bounds()
     head = max(newest or 0, pruned_through)
@@ -79,7 +87,7 @@ async def _start(ctx: AppContext, after: int | None) -> tuple[int, Gap | None]:
 
 
 async def read_after(
-    ctx: AppContext, cursor: int, kinds: Sequence[str] = (), limit: int = READ_BATCH
+    ctx: UnitContext, cursor: int, kinds: Sequence[str] = (), limit: int = READ_BATCH
 ) -> tuple[list[LoggedEvent], int]:
     async with ctx.reader() as uow:
         rows, moved_to = await uow.event_log.after(cursor, limit, kinds)
@@ -88,7 +96,7 @@ async def read_after(
 
 
 async def follow(
-    ctx: AppContext, after: int | None, *, kinds: Sequence[str] = ()
+    ctx: FollowContext, after: int | None, *, kinds: Sequence[str] = ()
 ) -> AsyncIterator[StreamItem]:
     """Events after ``after`` (or from now), then live ones, with keep-alives; never ends."""
     settings = ctx.settings
@@ -121,13 +129,13 @@ async def follow(
                 next_keepalive = loop.time() + keepalive
 
 
-async def log_bounds(ctx: AppContext) -> dict[str, Any]:
+async def log_bounds(ctx: UnitContext) -> dict[str, Any]:
     async with ctx.reader() as uow:
         oldest, newest, pruned_through = await uow.event_log.bounds()
     return {"oldestId": oldest, "lastId": newest, "prunedThrough": pruned_through}
 
 
-async def prune_event_log(ctx: AppContext, now: datetime | None = None) -> int:
+async def prune_event_log(ctx: UnitContext, now: datetime | None = None) -> int:
     """Delete events past retention, in short batches (never one long write lock)."""
     hours = ctx.settings.event_log_retention_hours
     if hours <= 0:

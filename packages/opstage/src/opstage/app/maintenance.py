@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from opstage.app import maintenance_settings
 from opstage.app.audit import prune_audit, write_audit
 from opstage.app.commands import expire_due_commands
-from opstage.app.context import Actor, AppContext, UnitContext
+from opstage.app.context import Actor, UnitContext
 from opstage.app.event_log import prune_event_log
 from opstage.app.ports import UnitOfWork
 from opstage.app.topic_retention import prune_topics
+from opstage.app.topics import TopicContext
 from opstage.domain.events import (
     AgentStatusChanged,
     RegistrationTokenChanged,
@@ -48,6 +49,11 @@ log = logging.getLogger("opstage.maintenance")
 HOUSEKEEPING = frozenset({"ranAt", "expiredSessions", "prunedDomainEvents"})
 BATCH = 500
 MAX_BATCHES = 1000  # a bound, not a target: 500k transitions in one run
+
+
+class SweepContext(maintenance_settings.TunableContext, TopicContext, Protocol):
+    """What a whole sweep uses (``AppContext`` is one; ADR 0010): the steps' units of work,
+    the runtime overrides it reloads first, and the topic bus whose retention it applies."""
 
 
 async def _workspace_audit(
@@ -130,7 +136,9 @@ async def delete_expired_sessions(ctx: UnitContext, now: datetime) -> int:
     return n
 
 
-async def run_maintenance(ctx: AppContext, *, triggered_by: Actor | None = None) -> dict[str, Any]:
+async def run_maintenance(
+    ctx: SweepContext, *, triggered_by: Actor | None = None
+) -> dict[str, Any]:
     """Run every maintenance step once with the current (runtime-adjustable) settings."""
     await maintenance_settings.load(ctx)  # another node may have changed them
     now = ctx.clock()

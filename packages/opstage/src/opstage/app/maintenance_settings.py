@@ -15,10 +15,10 @@ interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.domain.errors import ValidationFailed
 from opstage.settings import Settings
 
@@ -42,7 +42,15 @@ BY_WIRE = {a.wire: a for a in ADJUSTABLE}
 RUNTIME_SETTINGS = frozenset(a.setting for a in ADJUSTABLE)
 
 
-def _environment(ctx: AppContext) -> Settings:
+class TunableContext(UnitContext, Protocol):
+    """A context whose settings an owner may override at runtime (``AppContext`` is one;
+    ADR 0010): ``base_settings`` keeps the environment's, ``settings`` is replaced by a copy
+    carrying the overrides."""
+
+    base_settings: Settings | None
+
+
+def _environment(ctx: TunableContext) -> Settings:
     return ctx.base_settings or ctx.settings
 
 
@@ -60,14 +68,14 @@ def _clean_stored(raw: Any) -> dict[str, int]:
     return out
 
 
-def apply(ctx: AppContext, overrides: dict[str, int]) -> None:
+def apply(ctx: TunableContext, overrides: dict[str, int]) -> None:
     if ctx.base_settings is None:
         ctx.base_settings = ctx.settings
     update = {BY_WIRE[w].setting: v for w, v in overrides.items()}
     ctx.settings = ctx.base_settings.model_copy(update=update)
 
 
-def view(ctx: AppContext, overrides: dict[str, int]) -> dict[str, Any]:
+def view(ctx: TunableContext, overrides: dict[str, int]) -> dict[str, Any]:
     env = _environment(ctx)
     data: dict[str, Any] = {
         a.wire: overrides.get(a.wire, getattr(env, a.setting)) for a in ADJUSTABLE
@@ -78,7 +86,7 @@ def view(ctx: AppContext, overrides: dict[str, int]) -> dict[str, Any]:
     return data
 
 
-async def load(ctx: AppContext) -> dict[str, int]:
+async def load(ctx: TunableContext) -> dict[str, int]:
     """Read the stored overrides and apply them to this process."""
     async with ctx.reader() as uow:
         overrides = _clean_stored(await uow.settings.get(KEY))
@@ -86,7 +94,7 @@ async def load(ctx: AppContext) -> dict[str, int]:
     return overrides
 
 
-async def get_maintenance_settings(ctx: AppContext) -> dict[str, Any]:
+async def get_maintenance_settings(ctx: TunableContext) -> dict[str, Any]:
     return view(ctx, await load(ctx))
 
 
@@ -119,7 +127,7 @@ def parse_patch(body: Any) -> dict[str, int | None]:
 
 
 async def update_maintenance_settings(
-    ctx: AppContext, actor: Actor, patch: dict[str, int | None]
+    ctx: TunableContext, actor: Actor, patch: dict[str, int | None]
 ) -> dict[str, Any]:
     now = ctx.clock()
     async with ctx.writer() as uow:

@@ -16,12 +16,21 @@ import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from opstage import __version__
-from opstage.app.context import AppContext
-from opstage.app.event_log import log_bounds
+from opstage.app.context import (
+    BusIngest,
+    MaintenanceState,
+    OperationalCounters,
+    UnitContext,
+)
+from opstage.app.event_log import FollowContext, log_bounds
+from opstage.app.heartbeats import HeartbeatWriter
+from opstage.app.ports import LeaderLock
+from opstage.app.topics import TopicContext
+from opstage.app.waiters import Waiters
 from opstage.domain.records import DatabaseInfo
 from opstage.domain.timeutil import iso
 from opstage.domain.workspace import default_workspace
@@ -38,6 +47,27 @@ AUDIT_DERIVED = {
     "commandsFailed": "command.failed",
     "actionPrepareRequested": "service.action.prepare_requested",
 }
+
+
+class MetricsContext(UnitContext, Protocol):
+    """What the admin metrics read beyond units of work (``AppContext`` is one; ADR 0010):
+    the in-process counters."""
+
+    counters: OperationalCounters
+
+
+class RuntimeContext(MetricsContext, FollowContext, TopicContext, Protocol):
+    """What the runtime diagnostics and the Prometheus scrape report of this process
+    (``AppContext`` is one; ADR 0010): nearly all of it, since reporting it is their job."""
+
+    started_at: datetime
+    heartbeats: HeartbeatWriter
+    waiters: Waiters
+    bus_ingest: BusIngest | None
+    leader_lock: LeaderLock
+    maintenance: MaintenanceState
+
+    def cross_node_wake(self) -> dict[str, Any] | None: ...
 
 
 def percentile(sorted_values: Sequence[int], p: float) -> int | None:
@@ -75,7 +105,7 @@ def _durations(timings: Sequence[tuple[str, Any, Any]]) -> dict[str, Any]:
     }
 
 
-async def dashboard_summary(ctx: AppContext) -> dict[str, Any]:
+async def dashboard_summary(ctx: UnitContext) -> dict[str, Any]:
     s = ctx.settings
     now = ctx.clock()
     async with ctx.reader() as uow:
@@ -110,7 +140,7 @@ async def dashboard_summary(ctx: AppContext) -> dict[str, Any]:
     }
 
 
-async def admin_metrics(ctx: AppContext) -> dict[str, Any]:
+async def admin_metrics(ctx: MetricsContext) -> dict[str, Any]:
     s = ctx.settings
     now = ctx.clock()
     since = now - timedelta(hours=WINDOW_HOURS)
@@ -210,7 +240,7 @@ def _memory() -> dict[str, int]:
     return out
 
 
-async def runtime_diagnostics(ctx: AppContext) -> dict[str, Any]:
+async def runtime_diagnostics(ctx: RuntimeContext) -> dict[str, Any]:
     s = ctx.settings
     now = ctx.clock()
     async with ctx.reader() as uow:
@@ -257,7 +287,7 @@ async def runtime_diagnostics(ctx: AppContext) -> dict[str, Any]:
     }
 
 
-def _bus_ingest(ctx: AppContext) -> dict[str, int]:
+def _bus_ingest(ctx: RuntimeContext) -> dict[str, int]:
     writer = ctx.bus_ingest
     if writer is None:
         return {"batches": 0, "events": 0, "fallbacks": 0}
@@ -291,7 +321,7 @@ class PrometheusSnapshot:
     topic_lag: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
 
-async def prometheus_snapshot(ctx: AppContext) -> PrometheusSnapshot:
+async def prometheus_snapshot(ctx: RuntimeContext) -> PrometheusSnapshot:
     s = ctx.settings
     now = ctx.clock()
     async with ctx.reader() as uow:

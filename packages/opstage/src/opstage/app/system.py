@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from opstage import __version__
-from opstage.app.context import AppContext
+from opstage.app.context import UnitContext
 
 DEGRADED_LATENCY_MS = 250
 
 
-def version_info(ctx: AppContext) -> dict[str, Any]:
+class SystemContext(UnitContext, Protocol):
+    """What the database probe uses beyond units of work (``AppContext`` is one; ADR 0010):
+    the engine's name, which it reports."""
+
+    db_kind: str
+
+
+def version_info(ctx: UnitContext) -> dict[str, Any]:
     s = ctx.settings
     out: dict[str, Any] = {"version": s.version_override or __version__, "edition": "ce"}
     if s.commit:
@@ -22,7 +29,7 @@ def version_info(ctx: AppContext) -> dict[str, Any]:
     return out
 
 
-def capabilities(ctx: AppContext) -> dict[str, Any]:
+def capabilities(ctx: UnitContext) -> dict[str, Any]:
     s = ctx.settings
     return {
         "longPoll": s.long_poll_enabled,
@@ -30,7 +37,7 @@ def capabilities(ctx: AppContext) -> dict[str, Any]:
     }
 
 
-async def probe_database(ctx: AppContext) -> dict[str, Any]:
+async def probe_database(ctx: SystemContext) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         async with ctx.reader() as uow:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from opstage.app.context import AppContext
 from opstage.app.topic_ports import TopicEngineError
+from opstage.app.topics import TopicContext
 
 log = logging.getLogger("opstage.topics")
 
 
-async def prune_topics(ctx: AppContext, now: datetime) -> int:
+async def prune_topics(ctx: TopicContext, now: datetime) -> int:
     """Messages pruned across every topic with a retention; 0 when the bus is off."""
     if ctx.topics is None:
         return 0

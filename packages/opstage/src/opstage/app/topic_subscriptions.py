@@ -23,9 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor
 from opstage.app.topic_ports import EngineTopicMissing, TopicEngineError
-from opstage.app.topics import _bus, engine_unavailable, get_topic, topic_not_found
+from opstage.app.topics import (
+    TopicContext,
+    _bus,
+    engine_unavailable,
+    get_topic,
+    topic_not_found,
+)
 from opstage.domain.errors import Conflict, DomainError, NotFound, ValidationFailed
 from opstage.domain.events import SubscriptionChanged
 from opstage.domain.ids import new_id
@@ -82,7 +88,7 @@ def _audit_meta(sub: Subscription, **more: Any) -> dict[str, Any]:
     }
 
 
-async def _offsets(ctx: AppContext, wire: str) -> dict[int, PartitionOffsets]:
+async def _offsets(ctx: TopicContext, wire: str) -> dict[int, PartitionOffsets]:
     try:
         return await _bus(ctx).engine.offsets(wire)
     except EngineTopicMissing as exc:
@@ -100,14 +106,14 @@ def _lags(
     ]
 
 
-async def _state(ctx: AppContext, sub: Subscription) -> SubscriptionState:
+async def _state(ctx: TopicContext, sub: Subscription) -> SubscriptionState:
     async with ctx.reader() as uow:
         committed = await uow.subscriptions.offsets(sub.id)
     return SubscriptionState(sub, _lags(committed, await _offsets(ctx, sub.topic)))
 
 
 async def create_subscription(
-    ctx: AppContext,
+    ctx: TopicContext,
     actor: Actor,
     wire: str,
     tenants: tuple[str, ...] | None,
@@ -168,7 +174,7 @@ async def create_subscription(
 
 
 async def find_subscription(
-    ctx: AppContext, wire: str, name: str, tenants: tuple[str, ...] | None
+    ctx: TopicContext, wire: str, name: str, tenants: tuple[str, ...] | None
 ) -> Subscription:
     await get_topic(ctx, wire, tenants)  # 404 for another tenant's topic, as for a missing one
     async with ctx.reader() as uow:
@@ -179,13 +185,13 @@ async def find_subscription(
 
 
 async def get_subscription(
-    ctx: AppContext, wire: str, name: str, tenants: tuple[str, ...] | None
+    ctx: TopicContext, wire: str, name: str, tenants: tuple[str, ...] | None
 ) -> SubscriptionState:
     return await _state(ctx, await find_subscription(ctx, wire, name, tenants))
 
 
 async def list_subscriptions(
-    ctx: AppContext, wire: str | None, tenants: tuple[str, ...] | None, page: int, page_size: int
+    ctx: TopicContext, wire: str | None, tenants: tuple[str, ...] | None, page: int, page_size: int
 ) -> tuple[list[SubscriptionState], int]:
     if wire is not None:
         await get_topic(ctx, wire, tenants)
@@ -195,7 +201,7 @@ async def list_subscriptions(
 
 
 async def delete_subscription(
-    ctx: AppContext, actor: Actor, wire: str, name: str, tenants: tuple[str, ...] | None
+    ctx: TopicContext, actor: Actor, wire: str, name: str, tenants: tuple[str, ...] | None
 ) -> Subscription:
     await get_topic(ctx, wire, tenants)
     now = ctx.clock()
@@ -233,7 +239,7 @@ def _check_offset(
 
 
 async def ack(
-    ctx: AppContext,
+    ctx: TopicContext,
     actor: Actor,
     wire: str,
     name: str,
@@ -260,7 +266,7 @@ async def ack(
 
 
 async def nack(
-    ctx: AppContext,
+    ctx: TopicContext,
     actor: Actor,
     wire: str,
     name: str,
@@ -290,7 +296,9 @@ async def nack(
     return await _state(ctx, sub)
 
 
-async def _message_at(ctx: AppContext, wire: str, partition: int, offset: int) -> Delivered | None:
+async def _message_at(
+    ctx: TopicContext, wire: str, partition: int, offset: int
+) -> Delivered | None:
     try:
         found = await _bus(ctx).engine.read(wire, partition, offset, 1)
     except EngineTopicMissing as exc:
@@ -301,7 +309,7 @@ async def _message_at(ctx: AppContext, wire: str, partition: int, offset: int) -
 
 
 async def dead_letter(
-    ctx: AppContext,
+    ctx: TopicContext,
     actor: Actor,
     sub: Subscription,
     message: Delivered,
@@ -356,7 +364,7 @@ async def dead_letter(
 
 
 async def durable_positions(
-    ctx: AppContext, sub: Subscription, *, count: bool = True
+    ctx: TopicContext, sub: Subscription, *, count: bool = True
 ) -> dict[int, int]:
     """Where a durable stream starts: the committed offsets, after counting this start as one
     delivery of each partition's unacked head and dead-lettering heads past max deliveries
@@ -397,7 +405,7 @@ async def durable_positions(
     return {p: c.committed for p, c in committed.items()}
 
 
-async def subscription_lags(ctx: AppContext) -> list[SubscriptionState]:
+async def subscription_lags(ctx: TopicContext) -> list[SubscriptionState]:
     """Every subscription's lag (bounded), for metrics; an engine failure skips that one."""
     async with ctx.reader() as uow:
         subs = await uow.subscriptions.all_subscriptions(METRICS_LIMIT)

@@ -20,10 +20,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from opstage.app.audit import write_audit
-from opstage.app.context import Actor, AppContext
+from opstage.app.context import Actor, UnitContext
 from opstage.app.topic_ports import (
     EngineTopicExists,
     EngineTopicMissing,
@@ -104,7 +104,15 @@ class TopicBus:
         return next(counter) % topic.partitions
 
 
-def _bus(ctx: AppContext) -> TopicBus:
+class TopicContext(UnitContext, Protocol):
+    """What the topic bus's use cases use beyond units of work (``AppContext`` is one;
+    ADR 0010): the bus, None when ``OPSTAGE_TOPIC_BUS_ENABLED`` is off (a feature, not an
+    engine: ``_bus`` answers ``TOPIC_BUS_DISABLED``)."""
+
+    topics: TopicBus | None
+
+
+def _bus(ctx: TopicContext) -> TopicBus:
     if ctx.topics is None:
         raise topic_bus_disabled()
     return ctx.topics
@@ -133,7 +141,7 @@ def _audit_meta(topic: Topic) -> dict[str, Any]:
     }
 
 
-async def create_topic(ctx: AppContext, actor: Actor, spec: TopicSpec) -> Topic:
+async def create_topic(ctx: TopicContext, actor: Actor, spec: TopicSpec) -> Topic:
     bus = _bus(ctx)
     issues = name_problems(spec.namespace, spec.tenant, spec.name)
     if issues:
@@ -186,7 +194,7 @@ async def create_topic(ctx: AppContext, actor: Actor, spec: TopicSpec) -> Topic:
     return topic
 
 
-async def _roll_back_create(ctx: AppContext, actor: Actor, topic: Topic, reason: str) -> None:
+async def _roll_back_create(ctx: UnitContext, actor: Actor, topic: Topic, reason: str) -> None:
     try:
         async with ctx.writer() as uow:
             await uow.topics.delete(topic.id)
@@ -211,7 +219,7 @@ async def _roll_back_create(ctx: AppContext, actor: Actor, topic: Topic, reason:
         )
 
 
-async def delete_topic(ctx: AppContext, actor: Actor, wire: str) -> tuple[Topic, bool]:
+async def delete_topic(ctx: TopicContext, actor: Actor, wire: str) -> tuple[Topic, bool]:
     """The deleted topic, and whether the engine's copy went too (False: orphaned there)."""
     bus = _bus(ctx)
     now = ctx.clock()
@@ -263,14 +271,14 @@ async def delete_topic(ctx: AppContext, actor: Actor, wire: str) -> tuple[Topic,
 
 
 async def list_topics(
-    ctx: AppContext, where: TopicFilter, page: int, page_size: int
+    ctx: TopicContext, where: TopicFilter, page: int, page_size: int
 ) -> tuple[list[Topic], int]:
     _bus(ctx)
     async with ctx.reader() as uow:
         return await uow.topics.list(where, page, page_size)
 
 
-async def get_topic(ctx: AppContext, wire: str, tenants: tuple[str, ...] | None) -> Topic:
+async def get_topic(ctx: TopicContext, wire: str, tenants: tuple[str, ...] | None) -> Topic:
     """``tenants``: the caller's (an agent's); ``None`` for an admin, who sees every tenant."""
     name = parse_wire(wire)
     if name is None or (tenants is not None and name.tenant not in tenants):
@@ -288,7 +296,7 @@ async def get_topic(ctx: AppContext, wire: str, tenants: tuple[str, ...] | None)
     return topic
 
 
-async def agent_tenants(ctx: AppContext, agent_id: str) -> tuple[str, ...]:
+async def agent_tenants(ctx: TopicContext, agent_id: str) -> tuple[str, ...]:
     bus = _bus(ctx)
     cached = bus._tenants.get(agent_id)
     if cached is not None and cached[1] > time.monotonic():
@@ -300,7 +308,7 @@ async def agent_tenants(ctx: AppContext, agent_id: str) -> tuple[str, ...]:
 
 
 async def list_agent_topics(
-    ctx: AppContext, agent_id: str, where: TopicFilter, page: int, page_size: int
+    ctx: TopicContext, agent_id: str, where: TopicFilter, page: int, page_size: int
 ) -> tuple[list[Topic], int]:
     mine = await agent_tenants(ctx, agent_id)
     asked = where.tenants
@@ -337,7 +345,7 @@ def resolve_name(
 
 
 async def publish(
-    ctx: AppContext,
+    ctx: TopicContext,
     agent_id: str,
     wire: str,
     payload: Any,
@@ -382,7 +390,7 @@ async def publish(
 
 
 async def _audit_publish(
-    ctx: AppContext, agent_id: str, topic: Topic, receipt: Receipt, key: str | None
+    ctx: UnitContext, agent_id: str, topic: Topic, receipt: Receipt, key: str | None
 ) -> None:
     """One audit row per publish, only on topics flagged ``auditPublish`` (ADR 0015): the
     message is stored already, so a failed audit write is logged, not the publish's failure."""
@@ -407,7 +415,7 @@ async def _audit_publish(
 
 
 async def subscribe(
-    ctx: AppContext,
+    ctx: TopicContext,
     agent_id: str,
     wire: str,
     subscription_id: str,
@@ -421,6 +429,17 @@ async def subscribe(
 
     bus = _bus(ctx)
     topic = await get_topic(ctx, wire, await agent_tenants(ctx, agent_id))
+    if resume is not None and resume.partition >= topic.partitions:
+        # No stream of this topic sent that id; resuming from it would quietly start elsewhere.
+        raise ValidationFailed(
+            "Last-Event-ID must be an id this stream sent.",
+            [
+                {
+                    "path": "Last-Event-ID",
+                    "message": f"this topic has partitions 0-{topic.partitions - 1}",
+                }
+            ],
+        )
     async with ctx.reader() as uow:
         durable = await uow.subscriptions.get(topic.wire, subscription_id)
     key = (topic.wire, subscription_id)

@@ -34,16 +34,36 @@ class PendingHint:
         self.enabled = enabled
         self._version: dict[str, int] = defaultdict(int)
         self._clean: dict[str, int] = {}
+        # After ``warm``: the agents that had pending commands then, and the versions read
+        # before that query; every other agent is clean at the version it had.
+        self._warm: tuple[frozenset[str], dict[str, int]] | None = None
         self.skipped = 0
 
     def version(self, agent_id: str) -> int:
         return self._version[agent_id]
 
+    def versions(self) -> dict[str, int]:
+        """Every agent's version now (for ``warm``; an agent not listed is at 0)."""
+        return dict(self._version)
+
     def surely_empty(self, agent_id: str) -> bool:
-        if self.enabled and self._clean.get(agent_id) == self._version[agent_id]:
+        if not self.enabled:
+            return False
+        clean = self._clean.get(agent_id)
+        if clean is None and self._warm is not None and agent_id not in self._warm[0]:
+            clean = self._warm[1].get(agent_id, 0)
+        if clean == self._version[agent_id]:
             self.skipped += 1
             return True
         return False
+
+    def warm(self, pending: frozenset[str], before: dict[str, int]) -> None:
+        """Every agent outside ``pending`` (those with a pending command, read after
+        ``before`` was taken) is clean: the first long-poll of each agent after a start then
+        skips its probe, so a fleet reconnecting at once costs one query, not one per agent
+        (ADR 0017)."""
+        if self.enabled:
+            self._warm = (pending, before)
 
     def mark_clean(self, agent_id: str, version: int) -> None:
         if self.enabled:
@@ -54,6 +74,7 @@ class PendingHint:
 
     def forget(self) -> None:
         self._clean.clear()
+        self._warm = None
 
 
 def wake_keys(events: Sequence[DomainEvent]) -> list[str]:
@@ -119,9 +140,22 @@ class Waiters:
                 else:
                     self.notify_keys(wake_keys([item]))
 
+    def recheck_after(self, remaining: float, recheck: float) -> float:
+        """How long a parked request waits before it re-reads the database unwoken.
+
+        A node that sees every command created (the pending hint on: one node on SQLite)
+        loses no wake-up but to a lag, which wakes everyone: its rechecks would only be
+        answered by the hint, so it waits out ``remaining`` on one timer (ADR 0017). Other
+        nodes' wake-ups can be lost, so there a recheck every ``recheck`` seconds bounds them.
+        """
+        return remaining if self.pending.enabled else min(remaining, recheck)
+
     async def wait(self, event: asyncio.Event, timeout: float) -> bool:
         if timeout <= 0:
             return event.is_set()
+        # A timer on the waiting task, not ``wait_for``'s task per wait: thousands of
+        # long-polls park at once (ADR 0017).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
         return event.is_set()

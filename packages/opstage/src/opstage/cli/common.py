@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import re
 import secrets
 import sys
 import time
@@ -49,13 +50,23 @@ def variable(loc: tuple[int | str, ...]) -> str:
 
 
 def error_code(exc: BaseException) -> str:
+    """A stable code in the contract's style (``DatabaseInUse`` → ``DATABASE_IN_USE``)."""
     from opstage.domain.errors import DomainError
 
     if isinstance(exc, DomainError):
         return exc.code
     if isinstance(exc, SettingsError):
         return "SETTINGS"
-    return type(exc).__name__
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(exc).__name__).upper()
+
+
+def json_message(exc: BaseException) -> str:
+    """``describe`` without the ``(CODE)`` suffix: in JSON the code has its own field."""
+    from opstage.domain.errors import DomainError, ValidationFailed
+
+    if isinstance(exc, DomainError) and not isinstance(exc, ValidationFailed):
+        return describe(exc).removesuffix(f" ({exc.code})")
+    return describe(exc)
 
 
 def describe(exc: BaseException) -> str:
@@ -219,6 +230,38 @@ def require_database(settings: Settings) -> None:
             f"no database at {path.resolve()} (data dir {settings.data_dir.resolve()}): set "
             "OPSTAGE_DATA_DIR or DATABASE_URL to where your database is, or run `opstage "
             "migrate` to create a new one there"
+        )
+
+
+def refuse_without_first_owner(settings: Settings) -> None:
+    """``serve``'s start-up would fail creating the first owner: say so before migrating.
+
+    Outside dev mode the first owner comes from ``OPSTAGE_ADMIN_USERNAME``/``_PASSWORD``; with
+    neither and no user, the server used to create and migrate the SQLite file and then fail in
+    its start-up with a traceback. Only SQLite is read here (the standard library, read-only);
+    on PostgreSQL the start-up's own check still applies.
+    """
+    if settings.dev_mode or (settings.admin_username and settings.admin_password):
+        return
+    path = sqlite_file(settings)
+    if path is None:
+        return
+    users = 0
+    if path.exists():
+        import sqlite3
+
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                return  # unreadable here: the start-up's own check decides
+        finally:
+            conn.close()
+    if users == 0:
+        raise SettingsError(
+            "No admin user exists. Set OPSTAGE_ADMIN_USERNAME and OPSTAGE_ADMIN_PASSWORD for the "
+            "first start (or use OPSTAGE_DEV_MODE=true to have a password generated)."
         )
 
 

@@ -25,9 +25,11 @@ from opstage.cli.common import (
     describe,
     emit,
     error_code,
+    json_message,
     json_option,
     load_settings,
     note,
+    refuse_without_first_owner,
     require_database,
     sqlite_file,
     wants_json,
@@ -38,20 +40,28 @@ class Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise  # --help, usage errors and ^C: click reports those itself
+        except click.ClickException as exc:
+            # Usage errors and refused confirmations: click reports them (exit 2); a script
+            # that asked for JSON reads the failure on stdout too (docs/operations.md).
+            if wants_json():
+                error = {"code": "USAGE", "message": exc.format_message()}
+                click.echo(json.dumps({"error": error}))
+            raise
+        except (click.exceptions.Exit, click.Abort):
+            raise  # --help and ^C
         except Exception as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            message = describe(exc)
             if wants_json():
-                click.echo(json.dumps({"error": {"code": error_code(exc), "message": message}}))
-            click.echo(f"opstage: error: {message}", err=True)
+                error = {"code": error_code(exc), "message": json_message(exc)}
+                click.echo(json.dumps({"error": error}))
+            click.echo(f"opstage: error: {describe(exc)}", err=True)
             sys.exit(1)
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@json_option
 @click.version_option(__version__, "--version", prog_name="opstage", message="%(version)s")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -102,6 +112,7 @@ def serve(host: str | None, port: int | None, dev: bool | None, migrate: bool) -
     # that will not start must not have migrated (or created) a database first.
     kind = engine_kind(settings.database_url)
     settings = settings.resolve_secrets()
+    refuse_without_first_owner(settings)
     logs.configure(settings.log_level, settings.log_format)
     url = f"http://{settings.host}:{settings.port}"
     if settings.secure_cookies:

@@ -83,6 +83,13 @@ class PartitionedLogGroups:
         ``TopicEngineError`` on failure)."""
         raise NotImplementedError
 
+    async def read_many(
+        self, wire: str, starts: dict[int, int], limit: int
+    ) -> dict[int, list[Delivered]]:
+        """``read`` of several partitions (partition → its start); an engine that can read
+        them together overrides it (the embedded one: one hand-off to the database)."""
+        return {p: await self.read(wire, p, start, limit) for p, start in starts.items()}
+
     async def start_positions(
         self, wire: str, start: StartFrom, resume: ResumePoint | None
     ) -> dict[int, int]:
@@ -176,9 +183,14 @@ class PartitionedLogGroups:
                 delivered = False
                 if state.deleted:
                     raise EngineTopicMissing(wire)
-                for partition in state.assigned(me):
-                    batch = await self.read(wire, partition, state.positions[partition], READ_BATCH)
-                    for message in batch:
+                mine = state.assigned(me)
+                # Read together, then delivered partition by partition: positions only move
+                # forward, and the checks below skip what another member delivered meanwhile.
+                batches = await self.read_many(
+                    wire, {p: state.positions[p] for p in mine}, READ_BATCH
+                )
+                for partition in mine:
+                    for message in batches.get(partition, ()):
                         # Another member may own the partition now (a rebalance while this
                         # one was suspended at a yield): it continues from the position.
                         if partition not in state.assigned(me):

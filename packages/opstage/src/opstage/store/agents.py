@@ -18,13 +18,41 @@ from opstage.domain.records import (
     AgentTokenRow,
 )
 from opstage.store.base import Repo, SortSpec, like_pattern
-from opstage.store.fastpath.query import Query
+from opstage.store.engine import json_dumps
+from opstage.store.fastpath.query import Query, in_json_array
+from opstage.store.fastpath.values import writer
 from opstage.store.tables import UtcDateTime, agent_tokens, agents, capsule_services
 
 LIVE_STATUSES = ("ONLINE", "PENDING")
 
 
 AGENT_BY_ID = Query(select(agents).where(agents.c.id == bindparam("id")))
+# The group-committed contact of agents already ONLINE (nearly every heartbeat and poll), on
+# SQLite: one statement text for any batch, compiled once (ADR 0017).
+TOUCH_ONLINE_SQLITE = Query(
+    update(agents)
+    # ``|| ''``: the batch's ids through the primary key, not every ONLINE agent through the
+    # status index, which SQLite's planner prefers to a subquery's list.
+    .where(in_json_array(agents.c.id, "ids"), agents.c.status.concat("") == "ONLINE")
+    .values(last_heartbeat_at=bindparam("at"), updated_at=bindparam("at"))
+    .returning(agents.c.id)
+)
+_stamp_sqlite = writer(agents.c.updated_at.type, "sqlite")
+_CREDENTIAL = select(
+    agent_tokens.c.id.label("token_id"),
+    agent_tokens.c.status.label("token_status"),
+    agent_tokens.c.agent_id,
+    agents.c.status.label("agent_status"),
+    agents.c.code.label("agent_code"),
+).join(agents, agents.c.id == agent_tokens.c.agent_id)
+# Every agent's first call after a start: compiled once, run in one hand-off (ADR 0017).
+TOKEN_BY_HASH = Query(_CREDENTIAL.where(agent_tokens.c.token_hash == bindparam("token_hash")))
+# The auth cache's bulk refresh (app/agents.py refresh_agent_auth), on SQLite (ADR 0017).
+TOKENS_BY_HASHES_SQLITE = Query(
+    _CREDENTIAL.add_columns(agent_tokens.c.token_hash).where(
+        in_json_array(agent_tokens.c.token_hash, "hashes")
+    )
+)
 
 
 class AgentRepo(Repo):
@@ -100,18 +128,26 @@ class AgentRepo(Repo):
 
     # --- tokens ---
     async def token_by_hash(self, token_hash: str) -> AgentCredential | None:
-        stmt = (
-            select(
-                agent_tokens.c.id.label("token_id"),
-                agent_tokens.c.status.label("token_status"),
-                agent_tokens.c.agent_id,
-                agents.c.status.label("agent_status"),
-                agents.c.code.label("agent_code"),
+        found = await TOKEN_BY_HASH.one(self.conn, token_hash=token_hash)
+        return cast("AgentCredential | None", found)
+
+    async def tokens_by_hashes(self, token_hashes: Sequence[str]) -> dict[str, AgentCredential]:
+        if not token_hashes:
+            return {}
+        if self.kind == "sqlite":
+            rows = await TOKENS_BY_HASHES_SQLITE.rows(
+                self.conn, hashes=json_dumps(list(token_hashes))
             )
-            .join(agents, agents.c.id == agent_tokens.c.agent_id)
-            .where(agent_tokens.c.token_hash == token_hash)
-        )
-        return await self.one(stmt, AgentCredential)
+        else:
+            stmt = _CREDENTIAL.add_columns(agent_tokens.c.token_hash).where(
+                agent_tokens.c.token_hash.in_(list(token_hashes))
+            )
+            rows = [dict(r) for r in (await self.conn.execute(stmt)).mappings().all()]
+        out: dict[str, AgentCredential] = {}
+        for row in rows:
+            token_hash = row.pop("token_hash")
+            out[token_hash] = cast(AgentCredential, row)
+        return out
 
     async def insert_token(self, row: AgentTokenRow) -> None:
         await self.conn.execute(agent_tokens.insert().values(**row))
@@ -139,6 +175,10 @@ class AgentRepo(Repo):
 
         Returns how many it touched; the caller handles the others (status transitions).
         """
+        if self.kind == "sqlite":
+            ids = json_dumps(list(agent_ids))
+            assert _stamp_sqlite is not None
+            return len(await TOUCH_ONLINE_SQLITE.rows(self.conn, ids=ids, at=_stamp_sqlite(at)))
         result = await self.conn.execute(
             update(agents)
             .where(agents.c.id.in_(list(agent_ids)), agents.c.status == "ONLINE")

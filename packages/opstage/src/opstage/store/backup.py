@@ -79,7 +79,9 @@ class SqliteBackup:
     """The backup port for a SQLite database file (``app.backup.DatabaseBackup``)."""
 
     database: Path
-    kind: str = "sqlite"
+
+    def check_supported(self) -> None:
+        """SQLite's online backup API is always there."""
 
     def copy_to(self, destination: Path) -> None:
         """Write a consistent, checked, self-contained copy of the live database."""

@@ -43,6 +43,12 @@ class CommandRepo(Repo):
         stmt = select(exists().where(c.c.agent_id == agent_id, c.c.status == "PENDING"))
         return bool((await self.conn.execute(stmt)).scalar())
 
+    async def agents_with_pending(self) -> frozenset[str]:
+        rows = await self.conn.execute(
+            select(c.c.agent_id).where(c.c.status == "PENDING").distinct()
+        )
+        return frozenset(rows.scalars().all())
+
     async def claim_pending(
         self, agent_id: str, limit: int, now: datetime
     ) -> builtins.list[CommandRow]:

@@ -22,7 +22,9 @@ from opstage.domain.records import (
 )
 from opstage.domain.status import HEALTH_TO_SERVICE_STATUS, ServiceStatus, service_status_for_health
 from opstage.store.base import Repo, SortSpec, like_pattern
-from opstage.store.fastpath.query import Query
+from opstage.store.engine import json_dumps
+from opstage.store.fastpath.query import Query, in_json_array
+from opstage.store.fastpath.values import writer
 from opstage.store.tables import action_definitions, agents, capsule_services, config_items
 
 svc = capsule_services
@@ -35,6 +37,23 @@ def status_for_health_sql() -> ColumnElement[Any]:
         *((svc.c.health_status == h.value, st.value) for h, st in HEALTH_TO_SERVICE_STATUS.items()),
         else_="UNKNOWN",
     )
+
+
+# A heartbeat batch's health reads and its unchanged health's refresh, on SQLite: one statement
+# text for any batch, compiled once (ADR 0017).
+HEALTH_TARGETS_SQLITE = Query(
+    select(
+        svc.c.id, svc.c.agent_id, svc.c.health_status, svc.c.health_message, svc.c.health_details
+    ).where(in_json_array(svc.c.agent_id, "ids"))
+)
+REFRESH_HEALTH_SQLITE = Query(
+    update(svc)
+    .where(in_json_array(svc.c.id, "ids"))
+    .values(
+        last_health_at=bindparam("at"), updated_at=bindparam("at"), status=status_for_health_sql()
+    )
+)
+_stamp_sqlite = writer(svc.c.updated_at.type, "sqlite")
 
 
 def effective_service_status_sql(
@@ -196,6 +215,9 @@ class ServiceRepo(Repo):
         return {key: id_ for key, id_ in rows.all()}
 
     async def health_targets(self, agent_ids: Sequence[str]) -> builtins.list[ServiceHealth]:
+        if self.kind == "sqlite":
+            found = await HEALTH_TARGETS_SQLITE.rows(self.conn, ids=json_dumps(list(agent_ids)))
+            return cast("builtins.list[ServiceHealth]", found)
         return await self.all(
             select(
                 svc.c.id,
@@ -209,7 +231,12 @@ class ServiceRepo(Repo):
 
     async def refresh_health(self, service_ids: Sequence[str], at: datetime) -> None:
         """The same health reported again: its time moves, and a report ends a stored STALE."""
-        if service_ids:
+        if service_ids and self.kind == "sqlite":
+            assert _stamp_sqlite is not None
+            stamp = _stamp_sqlite(at)
+            ids = json_dumps(list(service_ids))
+            await REFRESH_HEALTH_SQLITE.rows(self.conn, ids=ids, at=stamp)
+        elif service_ids:
             await self.conn.execute(
                 update(svc)
                 .where(svc.c.id.in_(list(service_ids)))

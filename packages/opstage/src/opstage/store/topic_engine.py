@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,6 +40,9 @@ from opstage.domain.topics import (
 )
 from opstage.pubsub.groups import PartitionedLogGroups
 from opstage.store.engine import Engines
+from opstage.store.fastpath.execution import Sql, commit_in_driver, in_driver
+from opstage.store.fastpath.inserts import insert_statement
+from opstage.store.fastpath.query import Query
 from opstage.store.tables import topic_log as log
 from opstage.store.tables import topic_partitions as parts
 
@@ -55,16 +60,115 @@ class _Pending:
     future: asyncio.Future[Receipt]
 
 
-def _delivered(row: Any) -> Delivered:
+def _delivered(row: dict[str, Any]) -> Delivered:
     return Delivered(
-        topic=row.topic,
-        partition=row.partition,
-        offset=row.offset,
-        key=row.key,
-        payload=row.payload,
-        headers=dict(row.headers or {}),
-        timestamp=row.produced_at,
+        topic=row["topic"],
+        partition=row["partition"],
+        offset=row["offset"],
+        key=row["key"],
+        payload=row["payload"],
+        headers=dict(row["headers"] or {}),
+        timestamp=row["produced_at"],
     )
+
+
+_BUMP = (
+    update(parts)
+    .where(parts.c.topic == bindparam("bump_topic"), parts.c.partition == bindparam("bump_part"))
+    .values(next_offset=parts.c.next_offset + bindparam("bump_by", type_=Integer))
+    .returning(parts.c.next_offset)
+)
+_READ = Query(
+    select(log)
+    .where(
+        log.c.topic == bindparam("topic"),
+        log.c.partition == bindparam("partition"),
+        log.c.offset >= bindparam("start"),
+    )
+    .order_by(log.c.offset)
+    .limit(bindparam("limit", type_=Integer))
+)
+_BUMP_PLANS: dict[str, tuple[str, tuple[str, ...]]] = {}
+_BY_KEY = Query(
+    select(log.c.partition, log.c.offset, log.c.produced_at).where(
+        log.c.topic == bindparam("topic"), log.c.idempotency_key == bindparam("key")
+    )
+)
+
+
+def _bump(dialect: Dialect, wire: str, partition: int, by: int) -> tuple[str, tuple[Any, ...]]:
+    """The partition's ``next_offset`` bump (``RETURNING`` the new end), compiled once."""
+    plan = _BUMP_PLANS.get(dialect.name)
+    if plan is None:
+        compiled = _BUMP.compile(dialect=dialect)
+        plan = _BUMP_PLANS[dialect.name] = (str(compiled), tuple(compiled.positiontup or ()))
+    values = {"bump_topic": wire, "bump_part": partition, "bump_by": by}
+    return plan[0], tuple(values[name] for name in plan[1])
+
+
+def _batch_work(
+    dialect: Dialect, batch: list[_Pending], now: datetime
+) -> Callable[[Sql], list[Receipt | TopicEngineError]]:
+    """A batch's reads and writes, as work for the driver's thread: its idempotency keys
+    looked up (one indexed read each), one offset bump per partition touched, one insert."""
+
+    def work(sql: Sql) -> list[Receipt | TopicEngineError]:
+        results: list[Receipt | TopicEngineError | None] = [None] * len(batch)
+        twins: dict[int, int] = {}  # a later member with an earlier member's key → that member
+        first_with_key: dict[tuple[str, str], int] = {}
+        by_partition: dict[tuple[str, int], list[int]] = {}
+        for i, p in enumerate(batch):
+            key = p.message.idempotency_key
+            if key is not None:
+                if (p.wire, key) in first_with_key:
+                    twins[i] = first_with_key[(p.wire, key)]
+                    continue
+                found = sql.fetch(*_BY_KEY.bind(dialect, topic=p.wire, key=key))
+                if found:
+                    row = _BY_KEY.decode(dialect, found)[0]
+                    results[i] = Receipt(
+                        p.wire,
+                        int(row["partition"]),
+                        int(row["offset"]),
+                        row["produced_at"],
+                        replayed=True,
+                    )
+                    continue
+                first_with_key[(p.wire, key)] = i
+            by_partition.setdefault((p.wire, p.partition), []).append(i)
+        rows: list[dict[str, Any]] = []
+        for (wire, partition), members in by_partition.items():
+            bumped = sql.fetch(*_bump(dialect, wire, partition, len(members)))
+            if not bumped:
+                for i in members:
+                    results[i] = EngineTopicMissing(wire)
+                continue
+            first = int(bumped[0][0]) - len(members)
+            for n, i in enumerate(members):  # queue order: one key's messages stay in order
+                m = batch[i].message
+                rows.append(
+                    {
+                        "topic": wire,
+                        "partition": partition,
+                        "offset": first + n,
+                        "key": m.key,
+                        "payload": m.payload,
+                        "headers": m.headers or None,
+                        "idempotency_key": m.idempotency_key,
+                        "produced_at": now,
+                    }
+                )
+                results[i] = Receipt(wire, partition, first + n, now)
+        if rows:
+            sql.insert(insert_statement(dialect, log, rows))
+        for i, j in twins.items():
+            original = results[j]
+            results[i] = (
+                replace(original, replayed=True) if isinstance(original, Receipt) else original
+            )
+        return [r for r in results if r is not None]
+
+    return work
 
 
 class EmbeddedTopicEngine(PartitionedLogGroups):
@@ -182,82 +286,13 @@ class EmbeddedTopicEngine(PartitionedLogGroups):
             return exc
 
     async def _write_batch(self, batch: list[_Pending]) -> list[Receipt | TopicEngineError]:
-        results: list[Receipt | TopicEngineError | None] = [None] * len(batch)
-        twins: dict[int, int] = {}  # a later member with an earlier member's key → that member
-        first_with_key: dict[tuple[str, str], int] = {}
-        by_partition: dict[tuple[str, int], list[int]] = {}
+        # The whole batch is one hand-off to the driver, COMMIT included on SQLite (ADR 0008):
+        # a statement each through Core cost a thread round trip and SQLAlchemy's execution
+        # machinery apiece, which made the embedded engine, not HTTP, the publish path's
+        # bottleneck at 16 publishers (ADR 0018).
+        now = utcnow()
         async with self._engines.writer.begin() as conn:
-            keyed = {(p.wire, key) for p in batch if (key := p.message.idempotency_key) is not None}
-            stored = await self._stored_keys(conn, keyed) if keyed else {}
-            for i, p in enumerate(batch):
-                key = p.message.idempotency_key
-                if key is not None:
-                    if (p.wire, key) in stored:
-                        results[i] = stored[(p.wire, key)]
-                        continue
-                    if (p.wire, key) in first_with_key:
-                        twins[i] = first_with_key[(p.wire, key)]
-                        continue
-                    first_with_key[(p.wire, key)] = i
-                by_partition.setdefault((p.wire, p.partition), []).append(i)
-            now = utcnow()
-            rows: list[dict[str, Any]] = []
-            for (wire, partition), members in by_partition.items():
-                bumped = await conn.execute(
-                    update(parts)
-                    .where(parts.c.topic == wire, parts.c.partition == partition)
-                    .values(next_offset=parts.c.next_offset + len(members))
-                    .returning(parts.c.next_offset)
-                )
-                row = bumped.first()
-                if row is None:
-                    for i in members:
-                        results[i] = EngineTopicMissing(wire)
-                    continue
-                first = int(row[0]) - len(members)
-                for n, i in enumerate(members):  # queue order: one key's messages stay in order
-                    m = batch[i].message
-                    rows.append(
-                        {
-                            "topic": wire,
-                            "partition": partition,
-                            "offset": first + n,
-                            "key": m.key,
-                            "payload": m.payload,
-                            "headers": m.headers or None,
-                            "idempotency_key": m.idempotency_key,
-                            "produced_at": now,
-                        }
-                    )
-                    results[i] = Receipt(wire, partition, first + n, now)
-            if rows:
-                await conn.execute(insert(log), rows)
-        for i, j in twins.items():
-            original = results[j]
-            results[i] = (
-                replace(original, replayed=True) if isinstance(original, Receipt) else original
-            )
-        assert all(r is not None for r in results)
-        return [r for r in results if r is not None]
-
-    @staticmethod
-    async def _stored_keys(
-        conn: AsyncConnection, keyed: set[tuple[str, str]]
-    ) -> dict[tuple[str, str], Receipt]:
-        wires = sorted({w for w, _ in keyed})
-        keys = sorted({k for _, k in keyed})
-        rows = await conn.execute(
-            select(
-                log.c.topic, log.c.idempotency_key, log.c.partition, log.c.offset, log.c.produced_at
-            ).where(log.c.topic.in_(wires), log.c.idempotency_key.in_(keys))
-        )
-        return {
-            (r.topic, r.idempotency_key): Receipt(
-                r.topic, int(r.partition), int(r.offset), r.produced_at, replayed=True
-            )
-            for r in rows
-            if (r.topic, r.idempotency_key) in keyed
-        }
+            return await commit_in_driver(conn, _batch_work(conn.dialect, batch, now))
 
     async def _publish_one(self, wire: str, partition: int, message: OutgoingMessage) -> Receipt:
         try:
@@ -331,15 +366,34 @@ class EmbeddedTopicEngine(PartitionedLogGroups):
         except SQLAlchemyError as exc:
             raise TopicEngineError(str(exc)) from exc
 
+    async def read_many(
+        self, wire: str, starts: dict[int, int], limit: int
+    ) -> dict[int, list[Delivered]]:
+        """Every partition's read in one hand-off: a publish wakes each group reading the
+        topic, and each then reads all its partitions (ADR 0018)."""
+        if not starts:
+            return {}
+        try:
+            async with self._engines.reader.connect() as conn:
+                dialect = conn.dialect
+                asked = [
+                    _READ.bind(dialect, topic=wire, partition=p, start=start, limit=limit)
+                    for p, start in starts.items()
+                ]
+                found = await in_driver(conn, lambda sql: [sql.fetch(q, v) for q, v in asked])
+        except SQLAlchemyError as exc:
+            raise TopicEngineError(str(exc)) from exc
+        return {
+            p: [_delivered(r) for r in _READ.decode(dialect, raw)]
+            for p, raw in zip(starts, found, strict=True)
+        }
+
     async def _read(self, wire: str, partition: int, start: int, limit: int) -> list[Delivered]:
+        # One hand-off (ADR 0008's compiled read): every publish wakes each group reading the
+        # topic, so this read is on the publish → subscriber latency path (ADR 0018).
         async with self._engines.reader.connect() as conn:
-            rows = await conn.execute(
-                select(log)
-                .where(log.c.topic == wire, log.c.partition == partition, log.c.offset >= start)
-                .order_by(log.c.offset)
-                .limit(limit)
-            )
-            return [_delivered(r) for r in rows]
+            rows = await _READ.rows(conn, topic=wire, partition=partition, start=start, limit=limit)
+        return [_delivered(r) for r in rows]
 
     async def offsets(self, wire: str) -> dict[int, PartitionOffsets]:
         try:

@@ -159,6 +159,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("DELETE", "/api/admin/topics/{topic}/subscriptions/{name}"): Op(
         wire.DeletedSubscription, errors=(404,)
     ),
+    ("GET", "/api/admin/topics/{topic}/messages"): Op(wire.TopicMessages, errors=(404, 503)),
     ("POST", "/api/agents/{agentId}/topics/subscriptions"): Op(
         wire.TopicSubscription, req.TopicSubscriptionCreateRequest, errors=(409,)
     ),

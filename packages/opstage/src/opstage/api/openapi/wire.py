@@ -509,6 +509,33 @@ class TopicSubscription(Wire):
     partitions: list[PartitionPosition]
 
 
+class TopicPartitionBounds(Wire):
+    partition: int
+    firstOffset: int = Field(description="the first offset still held (endOffset when none)")
+    endOffset: int = Field(description="the offset the next publish gets (high watermark)")
+    messages: int = Field(description="messages held: endOffset - firstOffset")
+
+
+class TopicMessage(Wire):
+    partition: int
+    offset: int
+    key: str | None
+    payload: Any
+    headers: dict[str, str] = Field(description="a DLQ message's include opstage.origin.*")
+    timestamp: Timestamp
+
+
+class TopicMessages(Wire):
+    """A read of a topic that consumes nothing (no group, no commit)."""
+
+    topic: str
+    partitions: list[TopicPartitionBounds]
+    messages: list[TopicMessage]
+    nextFrom: int | None = Field(
+        description="with partition and from: the offset to ask next; null at the end"
+    )
+
+
 class DeletedSubscription(Wire):
     id: str
     topic: str

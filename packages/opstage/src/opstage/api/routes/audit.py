@@ -85,14 +85,22 @@ def audit_filters(
             until = last
     if since and until and since > until:
         issues.append({"path": "from", "message": "from must be before or equal to to"})
-    if target_id is not None and not target_id.strip():
-        issues.append({"path": "targetId", "message": "targetId must not be blank"})
+    # Text filters are trimmed and a blank one is refused, as the reference's
+    # `z.string().trim().min(1)` does (docs/compatibility.md, "Untrusted input at the edge").
+    actions = tuple(a.strip() for a in action or ())
+    for name, values in (
+        ("action", actions),
+        ("targetType", (target_type,)),
+        ("targetId", (target_id,)),
+    ):
+        if any(v is not None and not v.strip() for v in values):
+            issues.append({"path": name, "message": f"{name} must not be blank"})
     if issues:
         raise ValidationFailed("Audit event query validation failed.", issues)
     return audit.AuditFilters(
         actor_types=tuple(actor_type or ()),
         results=tuple(result or ()),
-        actions=tuple(action or ()),
+        actions=actions,
         target_type=target_type.strip() if target_type else None,
         target_id=target_id.strip() if target_id else None,
         since=since,

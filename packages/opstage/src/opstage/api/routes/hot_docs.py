@@ -46,7 +46,7 @@ async def poll(
 @router.post("/api/agents/{agentId}/bus/events", tags=["CapsuleBus"])
 async def bus_publish(
     agentId: str,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> Response:
     _unreachable("bus publish")
 

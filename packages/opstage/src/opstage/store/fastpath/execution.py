@@ -86,16 +86,15 @@ async def in_driver(conn: AsyncConnection, work: Callable[[Sql], T]) -> T:
     return await conn.run_sync(lambda sync_conn: work(CoreSql(sync_conn)))
 
 
-async def commit_in_driver(conn: AsyncConnection, work: Callable[[Sql], None]) -> None:
+async def commit_in_driver(conn: AsyncConnection, work: Callable[[Sql], T]) -> T:
     """``work`` and then ``COMMIT`` in one hand-off (SQLite; ``sqlite_dialect.py``).
 
     The caller then commits the unit as usual; SQLAlchemy only does its bookkeeping. On
     PostgreSQL this is ``in_driver``, and the unit's commit commits.
     """
     if conn.dialect.name == "sqlite":
-        await _on_sqlite_thread(conn, work, commit=True)
-    else:
-        await in_driver(conn, work)
+        return await _on_sqlite_thread(conn, work, commit=True)
+    return await in_driver(conn, work)
 
 
 def _pooled(conn: AsyncConnection) -> Any:

@@ -14,7 +14,9 @@ SQLite:
   ``OperationalError`` (``DATABASE_UNAVAILABLE``).
 - a unit whose last driver work ends with ``COMMIT`` (``execution.commit_in_driver``) marks the
   connection ``COMMITTED``; SQLAlchemy's own commit then only does its bookkeeping.
-- a unit that issued no statement neither begins nor ends anything in SQLite.
+- a unit that issued no statement neither begins nor ends anything in SQLite, and a
+  connection that holds no transaction (a unit committed) is not rolled back when the pool
+  takes it back.
 
 The commit and rollback that honour those flags are ``do_commit``/``do_rollback`` of a dialect
 subclass, ``FastpathSQLiteDialect``, registered with SQLAlchemy's dialect registry under
@@ -54,6 +56,17 @@ def _info(dbapi_connection: Any) -> dict[Any, Any]:
     return info
 
 
+def _in_transaction(dbapi_connection: Any) -> bool:
+    """Whether SQLite holds a transaction open on this connection (True when unsure).
+
+    Read on the event loop's thread from sqlite3's flag, without a hand-off: a rollback comes
+    after the unit's driver work was awaited, so nothing of this connection is running."""
+    try:
+        return bool(dbapi_connection.driver_connection.in_transaction)
+    except Exception:
+        return True
+
+
 class FastpathSQLiteDialect(SQLiteDialect_aiosqlite):
     """aiosqlite's dialect whose commit and rollback honour the deferred ``BEGIN`` and a
     ``COMMIT`` already issued in the driver (see module). Everything else is inherited."""
@@ -70,6 +83,10 @@ class FastpathSQLiteDialect(SQLiteDialect_aiosqlite):
         info = _info(dbapi_connection)
         info.pop(COMMITTED, None)
         if take_pending_begin(info) is not None:
+            return
+        if not _in_transaction(dbapi_connection):
+            # The pool's reset after a unit that committed: nothing to undo, and a ROLLBACK
+            # would still cost a round trip to the driver's thread per unit (ADR 0018).
             return
         super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
 
