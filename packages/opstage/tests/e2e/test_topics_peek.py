@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from opstage_testing.clients import AdminClient, AgentClient
+from opstage_testing.server import ServerProcess
 
-from ..support.clients import AdminClient, AgentClient
-from ..support.server import ServerProcess
 from ..support.topics import TOPICS, new_topic, published
 
 
