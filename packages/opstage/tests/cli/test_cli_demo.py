@@ -206,7 +206,7 @@ def test_demo_port_check_still_refuses_a_listening_port(tmp_path: Path) -> None:
         cli = demo(opstage_executable(), "demo")
         script = demo(*LAUNCHERS["make demo's launch.py"]())
     assert cli.returncode == 1 and f"127.0.0.1:{port} is in use" in cli.stderr, cli.stderr
-    assert json.loads(cli.stdout)["error"]["code"] == "DemoError"
+    assert json.loads(cli.stdout)["error"]["code"] == "DEMO_ERROR"
     assert script.returncode == 1 and script.stderr.startswith("demo: 127.0.0.1:"), script.stderr
 
 

@@ -16,18 +16,39 @@ import os
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+import pytest
 from opstage.domain.ids import new_token
 from opstage_testing.clients import AdminClient, AgentClient, action, register, service
+from opstage_testing.fixtures import DatabaseFactory
 from opstage_testing.server import ServerProcess, opstage_executable
 
 from ..conftest import unique
 
 REDACTED = "[REDACTED]"
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    database_factory: DatabaseFactory,
+    topic_engine_env: dict[str, str],
+) -> Iterator[ServerProcess]:
+    """A server process of this module's own, never the shared in-process one: these tests read
+    the live database file with plain file I/O, and closing any descriptor of a file drops every
+    POSIX lock the process holds on it, SQLite's included (ADR 0013). In the server's own
+    process that left its connections failing with ``disk I/O error``."""
+    data_dir = tmp_path_factory.mktemp("scrubbing-server")
+    srv = ServerProcess(data_dir, database_factory(data_dir, migrated=True), dict(topic_engine_env))
+    yield srv.start()
+    srv.stop()
+
+
 SCHEMA = {
     "type": "object",
     "properties": {
