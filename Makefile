@@ -92,10 +92,10 @@ PYTEST_WORKERS ?= 3
 TESTS := packages/opstage/tests packages/opstage-agent/tests
 
 pytest: $(STAMP)
-	$(BIN)/pytest $(TESTS) -n $(PYTEST_WORKERS)
+	$(BIN)/pytest $(TESTS) -n $(PYTEST_WORKERS) --durations=15
 
 pytest-postgres: $(STAMP)
-	OPSTAGE_TEST_ENGINE=postgres $(BIN)/pytest $(TESTS) -n $(PYTEST_WORKERS) -m 'not sqlite_only'
+	OPSTAGE_TEST_ENGINE=postgres $(BIN)/pytest $(TESTS) -n $(PYTEST_WORKERS) -m 'not sqlite_only' --durations=15
 
 test: lint types layers console-test e2e pytest pytest-postgres
 
