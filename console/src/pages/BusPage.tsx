@@ -3,7 +3,7 @@ import { Alert, App, Button, Form, Input, Modal, Popconfirm, Select, Space, Swit
 import { useSearchParams } from "react-router-dom";
 import { ApiError, del, post, put } from "../api/client";
 import type { AuditEvent, BusEvent, BusRoute, BusRouteRequest } from "../api/types";
-import { ErrorAlert, JsonBlock, PageTitle, ShortId, Status, Time } from "../components/common";
+import { ErrorAlert, expandIcon, JsonBlock, PageTitle, ShortId, Status, Time } from "../components/common";
 import { useI18n } from "../i18n";
 import { useServerTable } from "../lib/useServerTable";
 import { useCan } from "../session";
@@ -191,18 +191,7 @@ function EventsTab() {
         pagination={table.pagination}
         expandable={{
           expandedRowRender: (e) => <JsonBlock value={e.payload} />,
-          // Ant Design's own expand button has no accessible name (axe: button-name).
-          expandIcon: ({ expanded, onExpand, record }) => (
-            <Button
-              size="small"
-              type="text"
-              aria-expanded={expanded}
-              aria-label={expanded ? t("Hide payload") : t("Show payload")}
-              onClick={(e) => onExpand(record, e)}
-            >
-              {expanded ? "−" : "+"}
-            </Button>
-          ),
+          expandIcon: expandIcon(t("Show payload"), t("Hide payload")),
         }}
         columns={[
           { title: t("Id"), dataIndex: "id", render: (v: string) => <ShortId id={v} /> },

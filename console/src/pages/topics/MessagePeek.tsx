@@ -4,7 +4,7 @@ import { useCallback, useEffect, useState } from "react";
 import { Button, InputNumber, Select, Space, Table, Tag, Typography } from "antd";
 import { get } from "../../api/client";
 import type { TopicMessage, TopicMessages } from "../../api/types";
-import { ErrorAlert, JsonBlock, Time } from "../../components/common";
+import { ErrorAlert, expandIcon, JsonBlock, Time } from "../../components/common";
 import { useI18n } from "../../i18n";
 import { payloadPreview, splitHeaders } from "../../lib/topics";
 
@@ -101,17 +101,7 @@ export function MessagePeek({ topic, dlq = false }: { topic: string; dlq?: boole
         locale={{ emptyText: t("No messages") }}
         expandable={{
           expandedRowRender: (m) => <JsonBlock value={m.payload} />,
-          expandIcon: ({ expanded, onExpand, record }) => (
-            <Button
-              size="small"
-              type="text"
-              aria-expanded={expanded}
-              aria-label={expanded ? t("Hide payload") : t("Show payload")}
-              onClick={(e) => onExpand(record, e)}
-            >
-              {expanded ? "−" : "+"}
-            </Button>
-          ),
+          expandIcon: expandIcon(t("Show payload"), t("Hide payload")),
         }}
         columns={[
           { title: t("Partition"), dataIndex: "partition", width: 90 },

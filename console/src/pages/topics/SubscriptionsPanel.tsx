@@ -4,7 +4,7 @@ import { useCallback, useEffect, useState } from "react";
 import { App, Button, Form, Input, InputNumber, Modal, Popconfirm, Radio, Table, Tag, Typography } from "antd";
 import { del, list, post } from "../../api/client";
 import type { PartitionPosition, TopicSubscription, TopicSubscriptionCreateRequest } from "../../api/types";
-import { ErrorAlert, Time } from "../../components/common";
+import { ErrorAlert, expandIcon, Time } from "../../components/common";
 import { useI18n } from "../../i18n";
 import { useLive } from "../../live";
 import { SUBSCRIPTION_NAME } from "../../lib/topics";
@@ -122,17 +122,7 @@ export function SubscriptionsPanel({ topic }: { topic: string }) {
               ]}
             />
           ),
-          expandIcon: ({ expanded, onExpand, record }) => (
-            <Button
-              size="small"
-              type="text"
-              aria-expanded={expanded}
-              aria-label={expanded ? t("Hide partitions") : t("Show partitions")}
-              onClick={(e) => onExpand(record, e)}
-            >
-              {expanded ? "−" : "+"}
-            </Button>
-          ),
+          expandIcon: expandIcon(t("Show partitions"), t("Hide partitions")),
         }}
         columns={[
           { title: t("Name"), dataIndex: "name", render: (v: string) => <Typography.Text code style={{ whiteSpace: "nowrap" }}>{v}</Typography.Text> },
