@@ -28,7 +28,7 @@ from opstage.app.context import (
 )
 from opstage.app.event_log import FollowContext, log_bounds
 from opstage.app.heartbeats import HeartbeatWriter
-from opstage.app.pauses import PauseStats
+from opstage.app.pauses import LAG_BUCKETS, PauseStats
 from opstage.app.ports import LeaderLock
 from opstage.app.topics import TopicContext
 from opstage.app.waiters import Waiters
@@ -277,7 +277,7 @@ async def runtime_diagnostics(ctx: RuntimeContext) -> dict[str, Any]:
             "lagWakeups": ctx.waiters.lag_wakeups,
             "crossNode": ctx.cross_node_wake(),
         },
-        "pauses": ctx.pauses.view(),
+        "pauses": _pauses_view(ctx.pauses),
         "maintenance": {
             # PostgreSQL: one elected node runs the scheduled sweeps (ADR 0007).
             "election": ctx.leader_lock.election,
@@ -287,6 +287,31 @@ async def runtime_diagnostics(ctx: RuntimeContext) -> dict[str, Any]:
         },
         "config": s.masked(),
         "generatedAt": iso(now),
+    }
+
+
+def _pauses_view(p: PauseStats) -> dict[str, Any]:
+    """The runtime diagnostics' ``pauses`` (milliseconds, as people read them; ADR 0019)."""
+    over = LAG_BUCKETS.index(0.1) + 1
+    return {
+        "gc": [
+            {
+                "generation": g,
+                "passes": p.gc_passes[g],
+                "totalMs": round(p.gc_seconds[g] * 1000, 1),
+                "maxMs": round(p.gc_max_seconds[g] * 1000, 1),
+            }
+            for g in range(len(p.gc_passes))
+        ],
+        "scheduledFullPasses": p.scheduled_full_passes,
+        "thresholds": list(p.thresholds),
+        "fullIntervalSeconds": p.full_interval_seconds,
+        "loopLag": {
+            "sampleSeconds": p.sample_seconds,
+            "samples": p.lag_samples,
+            "maxMs": round(p.lag_max_seconds * 1000, 1),
+            "over100Ms": sum(p.lag_counts[over:]),
+        },
     }
 
 

@@ -49,26 +49,3 @@ class PauseStats:
         self.lag_seconds += seconds
         if seconds > self.lag_max_seconds:
             self.lag_max_seconds = seconds
-
-    def view(self) -> dict[str, object]:
-        """The runtime diagnostics' ``pauses`` (milliseconds, as people read them)."""
-        return {
-            "gc": [
-                {
-                    "generation": g,
-                    "passes": self.gc_passes[g],
-                    "totalMs": round(self.gc_seconds[g] * 1000, 1),
-                    "maxMs": round(self.gc_max_seconds[g] * 1000, 1),
-                }
-                for g in range(GENERATIONS)
-            ],
-            "scheduledFullPasses": self.scheduled_full_passes,
-            "thresholds": list(self.thresholds),
-            "fullIntervalSeconds": self.full_interval_seconds,
-            "loopLag": {
-                "sampleSeconds": self.sample_seconds,
-                "samples": self.lag_samples,
-                "maxMs": round(self.lag_max_seconds * 1000, 1),
-                "over100Ms": sum(self.lag_counts[LAG_BUCKETS.index(0.1) + 1 :]),
-            },
-        }
