@@ -19,7 +19,9 @@ before the POST until the agent's long-poll has it. Service level per step: hear
 Per step: server CPU % (of one core) and per agent call (µs/call), RSS, open fds (max
 sampled), the load processes' CPU and everyone else's on the machine; py-spy samples the
 server during each step (``--no-profile`` to skip) and the step that misses is summarised
-(bench/profile_summary.py).
+(bench/profile_summary.py). And where the server's event loop stopped, from its runtime
+diagnostics (ADR 0019): full collector passes in the step, the collector's time in ms, and how
+many of the loop-lag samples (one per 0.1 s) came more than 100 ms late.
 
 File descriptors: every parked long-poll holds one socket in the server and one in a load
 process. The bench raises its soft RLIMIT_NOFILE to the hard limit (children inherit it) and
@@ -309,6 +311,12 @@ class Conductor:
         r.raise_for_status()
         self.admin.headers["X-CSRF-Token"] = r.json()["data"]["csrfToken"]
 
+    async def pauses(self) -> dict[str, Any]:
+        """The server's collector passes and loop lag so far (runtime diagnostics, ADR 0019)."""
+        r = await self.admin.get("/api/admin/diagnostics/runtime")
+        r.raise_for_status()
+        return dict(r.json()["data"]["pauses"])
+
     async def register_until(self, n: int) -> tuple[int, float]:
         """Agents up to ``n``, each with one service and a `restart` action; (added, seconds)."""
         import httpx
@@ -484,6 +492,7 @@ class Conductor:
                 quiet=True,
             )  # fmt: skip
         await asyncio.sleep(max(0.0, measure_at - time.monotonic()))
+        pauses0 = await self.pauses()
         server0, busy0, wall0 = process_cpu_seconds(self.pid), machine_busy_seconds(), time.time()
         sampling = asyncio.create_task(self.sample(end_at))
         submitted, operator_errors = await self.operator(measure_at, end_at)
@@ -492,6 +501,7 @@ class Conductor:
         busy = machine_busy_seconds() - busy0
         wall = time.time() - wall0
         rss, fds = await sampling
+        pauses = pause_delta(pauses0, await self.pauses())
         for p in procs:
             p.wait(timeout=120)
         if profiler is not None:
@@ -538,8 +548,26 @@ class Conductor:
             "load_cpu_pct": 100 * load_cpu / wall,
             "others_cpu_pct": max(0.0, 100 * (busy - server_cpu - load_cpu) / wall),
             "pass": ok,
+            **pauses,
             "profile": str(profile) if profiler is not None else None,
         }
+
+
+def pause_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What the step added: full passes and their time, young passes' time, the loop's lag."""
+    full0, full1 = before["gc"][2], after["gc"][2]
+    young = sum(g["totalMs"] for g in after["gc"][:2]) - sum(g["totalMs"] for g in before["gc"][:2])
+    lag0, lag1 = before["loopLag"], after["loopLag"]
+    return {
+        "gc_full_passes": full1["passes"] - full0["passes"],
+        "gc_full_ms": full1["totalMs"] - full0["totalMs"],
+        # The longest pass since the server started (a maximum has no per-step delta).
+        "gc_max_ms_since_start": max(g["maxMs"] for g in after["gc"]),
+        "gc_young_ms": young,
+        "lag_samples": lag1["samples"] - lag0["samples"],
+        "lag_over_100ms": lag1["over100Ms"] - lag0["over100Ms"],
+        "lag_max_ms_since_start": lag1["maxMs"],
+    }
 
 
 def py_spy() -> str:
@@ -552,7 +580,7 @@ HEADER = (
     f"{'agents':>7} {'reg/s':>6} {'hb/s':>5} {'polls/s':>7} {'hb p50':>7} {'hb p99':>7} "
     f"{'act p50':>7} {'act p99':>7} {'errors':>6} {'srv CPU%':>8} {'µs/call':>7} {'RSS MB':>7} "
     f"{'fds':>6} "
-    f"{'load CPU%':>9} {'others%':>7}  SLO"
+    f"{'load CPU%':>9} {'others%':>7} {'full GC':>7} {'GC ms':>6} {'lag>0.1s':>8}  SLO"
 )
 
 
@@ -564,7 +592,9 @@ def row(r: dict[str, Any]) -> str:
         f"{r['action_p99_ms']:>7.1f} {sum(r['errors'].values()):>6} {r['server_cpu_pct']:>8.0f} "
         f"{r.get('server_cpu_us_per_call', float('nan')):>7.0f} "
         f"{r['server_rss_mb']:>7.0f} {r['server_fds']:>6} {r['load_cpu_pct']:>9.0f} "
-        f"{r['others_cpu_pct']:>7.0f}  {'PASS' if r['pass'] else 'MISS'}"
+        f"{r['others_cpu_pct']:>7.0f} {r.get('gc_full_passes', 0):>7} "
+        f"{r.get('gc_full_ms', 0) + r.get('gc_young_ms', 0):>6.0f} "
+        f"{r.get('lag_over_100ms', 0):>8}  {'PASS' if r['pass'] else 'MISS'}"
     )
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from opstage.api.app import create_app
 from opstage.app.context import AppContext
 from opstage.settings import Settings
+from opstage.workers.collector import run_collector
 from opstage.workers.maintenance import MaintenanceSweeper
 
 
@@ -18,4 +19,4 @@ async def maintenance(ctx: AppContext) -> None:
 
 
 def create_server_app(settings: Settings) -> FastAPI:
-    return create_app(settings, background=[maintenance])
+    return create_app(settings, background=[maintenance, run_collector])

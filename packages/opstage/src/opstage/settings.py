@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     event_bus_capacity: int = Field(
         1000, ge=1, description="Per-subscriber buffer of the domain event bus."
     )
+    gc_full_interval_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="Run the cyclic garbage collector's full pass on this schedule instead of "
+        "CPython's (0: CPython's own policy); ADR 0019.",
+    )
 
     # --- Capsule Bus (event → command routing) ---
     capsule_bus_enabled: bool = Field(

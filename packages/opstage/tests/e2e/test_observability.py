@@ -350,6 +350,37 @@ def test_prometheus_exposition(fresh: tuple[ServerProcess, AdminClient]) -> None
     agent.close()
 
 
+def test_collector_passes_and_loop_lag_are_reported(make_server: Callable[..., Any]) -> None:
+    """ADR 0019: full passes run on the server's schedule, and every pause is measured."""
+    srv = make_server(OPSTAGE_GC_FULL_INTERVAL_SECONDS="0.3")
+    with AdminClient(srv.url) as owner:
+        owner.login()
+        deadline = time.monotonic() + 15
+        while True:
+            pauses = owner.data("GET", "/api/admin/diagnostics/runtime")["pauses"]
+            if pauses["scheduledFullPasses"] >= 2 and pauses["loopLag"]["samples"] >= 3:
+                break
+            assert time.monotonic() < deadline, pauses
+            time.sleep(0.05)
+        assert pauses["fullIntervalSeconds"] == 0.3
+        assert pauses["thresholds"][2] == 1 << 30  # CPython starts no full pass itself
+        full = pauses["gc"][2]
+        assert full["generation"] == 2 and full["passes"] >= 2 and full["totalMs"] > 0
+        assert pauses["loopLag"]["sampleSeconds"] == 0.1
+
+        f = _scrape(srv.url)
+        assert _value(f["opstage_gc_passes"], "opstage_gc_passes_total", generation="2") >= 2  # type: ignore[operator]
+        assert (
+            _value(f["opstage_gc_pause_seconds"], "opstage_gc_pause_seconds_total", generation="2")
+            > 0
+        )  # type: ignore[operator]
+        assert "opstage_gc_pause_max_seconds" in f
+        lag = f["opstage_event_loop_lag_seconds"]
+        count = _value(lag, "opstage_event_loop_lag_seconds_count")
+        assert count is not None and count >= 3
+        assert _value(lag, "opstage_event_loop_lag_seconds_bucket", le="+Inf") == count
+
+
 def test_metrics_bearer_token(make_server_process: ServerFactory) -> None:
     token = "scrape-" + secrets.token_hex(16)
     srv = make_server_process(OPSTAGE_METRICS_TOKEN=token)

@@ -44,7 +44,6 @@ log = logging.getLogger("opstage")
 SWITCH_INTERVAL_SECONDS = 0.001
 # Routes match in this order.
 ROUTE_MODULES = (
-    hot_docs,  # documentation only: api/hotpath.py answers these first (ADR 0001)
     agent_api,
     system,
     auth,
@@ -62,6 +61,9 @@ ROUTE_MODULES = (
     topics,
     topic_subscriptions,
     topic_messages,
+    # Documentation only: api/hotpath.py answers these before FastAPI (ADR 0001). Last, so
+    # that no other request pays for matching them.
+    hot_docs,
 )
 
 

@@ -29,6 +29,7 @@ from opstage.api.errors import (
     internal_error_body,
     issues_from,
 )
+from opstage.api.http_protocol import CONNECTION_LOST
 from opstage.api.inputs import health_report
 from opstage.api.json_bounds import check_storable
 from opstage.api.models import BusEventRequest, HeartbeatRequest, TopicPublishRequest
@@ -255,10 +256,17 @@ async def _poll(ctx: AppContext, scope: Scope, receive: Receive, agent_id: str) 
     s = ctx.settings
     wait = min(wait, s.long_poll_max_seconds) if s.long_poll_enabled else 0.0
     limit = commands.clamp_poll_limit(query.get("limit"))
-    gone = asyncio.ensure_future(_disconnect(receive)) if wait > 0 else None
+    gone: asyncio.Future[Any] | None = None
+    reader: asyncio.Future[Any] | None = None
+    if wait > 0:
+        lost = scope.get(CONNECTION_LOST)  # opstage's protocol: no task per parked poll
+        if lost is not None:
+            gone = lost()
+        else:  # another ASGI server: read ``receive()`` until it says so
+            gone = reader = asyncio.ensure_future(_disconnect(receive))
     try:
         claimed = await commands.poll_commands(ctx, principal, limit, wait, gone)
     finally:
-        if gone is not None:
-            gone.cancel()
+        if reader is not None:
+            reader.cancel()
     return [command_view(c, for_agent=True) for c in claimed]

@@ -12,10 +12,16 @@ drifts from what the console shows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -24,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from opstage import __version__
 from opstage.app.observability import PrometheusSnapshot
+from opstage.app.pauses import LAG_BUCKETS, PauseStats
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 UNMATCHED_ROUTE = "<unmatched>"
@@ -184,6 +191,46 @@ class SnapshotCollector(Collector):
         for (topic, name, partition), value in sorted(s.topic_lag.items()):
             lag.add_metric([topic, name, str(partition)], value)
         yield lag
+        yield from _pauses(s.pauses)
+
+
+def _pauses(p: PauseStats) -> Iterator[Metric]:
+    """The collector's passes and the loop's lag (app/pauses.py, ADR 0019)."""
+    passes = CounterMetricFamily(
+        "opstage_gc_pause_seconds",
+        "Time the cyclic garbage collector stopped this process, by generation, since start.",
+        labels=["generation"],
+    )
+    longest = GaugeMetricFamily(
+        "opstage_gc_pause_max_seconds",
+        "Longest pass of the cyclic garbage collector since start, by generation.",
+        labels=["generation"],
+    )
+    count = CounterMetricFamily(
+        "opstage_gc_passes",
+        "Passes of the cyclic garbage collector since start.",
+        labels=["generation"],
+    )
+    for g in range(len(p.gc_passes)):
+        passes.add_metric([str(g)], p.gc_seconds[g])
+        longest.add_metric([str(g)], p.gc_max_seconds[g])
+        count.add_metric([str(g)], p.gc_passes[g])
+    yield passes
+    yield longest
+    yield count
+    buckets: list[tuple[str, float]] = []
+    seen = 0
+    for bound, n in zip((*LAG_BUCKETS, math.inf), p.lag_counts, strict=True):
+        seen += n
+        buckets.append(("+Inf" if bound == math.inf else repr(bound), seen))
+    lag = HistogramMetricFamily(
+        "opstage_event_loop_lag_seconds",
+        "How late the event loop ran a timer due every 0.1 s: time every request waited for "
+        "the loop.",
+        buckets=buckets,
+        sum_value=p.lag_seconds,
+    )
+    yield lag
 
 
 class PrometheusMetrics:

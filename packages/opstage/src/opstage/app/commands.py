@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, Protocol, cast
@@ -392,8 +392,10 @@ async def poll_commands(
     await record_contact(ctx, agent, None, None)
     key = f"agent:{agent.agent_id}"
     wake = ctx.waiters.register(key) if wait_seconds > 0 else None
+    on_gone: Callable[[asyncio.Future[Any]], None] | None = None
     if wake is not None and gone is not None:
-        gone.add_done_callback(lambda _: wake.set())
+        on_gone = lambda _: wake.set()  # noqa: E731
+        gone.add_done_callback(on_gone)
     deadline = time.monotonic() + wait_seconds
     woke = False
     try:
@@ -412,6 +414,9 @@ async def poll_commands(
     finally:
         if wake is not None:
             ctx.waiters.unregister(key, wake)
+        if on_gone is not None and gone is not None:
+            # ``gone`` may be the connection's, shared by its next polls (api/http_protocol.py).
+            gone.remove_done_callback(on_gone)
 
 
 async def _claim(

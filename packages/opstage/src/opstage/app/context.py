@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from opstage.app.bus_window import IngestWindows
 from opstage.app.eventbus import DomainEventBus
 from opstage.app.outcomes import CommandOutcomes
+from opstage.app.pauses import PauseStats
 from opstage.app.ports import LeaderLock, UnitOfWork, UnitOfWorkFactory
 from opstage.domain.timeutil import utcnow
 from opstage.settings import Settings
@@ -132,6 +133,8 @@ class AppContext:
     # sweeps (ADR 0007); on SQLite, one node, it always leads.
     leader_lock: LeaderLock = field(default_factory=SoleNode)
     maintenance: MaintenanceState = field(default_factory=MaintenanceState)
+    # The collector's passes and the event loop's lag (workers/collector.py, ADR 0019).
+    pauses: PauseStats = field(default_factory=PauseStats)
     # The settings as started; ``settings`` may carry runtime overrides (app/maintenance_settings).
     base_settings: Settings | None = None
 

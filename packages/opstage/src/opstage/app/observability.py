@@ -28,6 +28,7 @@ from opstage.app.context import (
 )
 from opstage.app.event_log import FollowContext, log_bounds
 from opstage.app.heartbeats import HeartbeatWriter
+from opstage.app.pauses import PauseStats
 from opstage.app.ports import LeaderLock
 from opstage.app.topics import TopicContext
 from opstage.app.waiters import Waiters
@@ -66,6 +67,7 @@ class RuntimeContext(MetricsContext, FollowContext, TopicContext, Protocol):
     bus_ingest: BusIngest | None
     leader_lock: LeaderLock
     maintenance: MaintenanceState
+    pauses: PauseStats
 
     def cross_node_wake(self) -> dict[str, Any] | None: ...
 
@@ -275,6 +277,7 @@ async def runtime_diagnostics(ctx: RuntimeContext) -> dict[str, Any]:
             "lagWakeups": ctx.waiters.lag_wakeups,
             "crossNode": ctx.cross_node_wake(),
         },
+        "pauses": ctx.pauses.view(),
         "maintenance": {
             # PostgreSQL: one elected node runs the scheduled sweeps (ADR 0007).
             "election": ctx.leader_lock.election,
@@ -317,6 +320,7 @@ class PrometheusSnapshot:
     bus_ingest_events: int = 0
     bus_ingest_fallbacks: int = 0
     uptime_seconds: float = 0.0
+    pauses: PauseStats = field(default_factory=PauseStats)
     # Durable topic subscriptions' lag: (topic, subscription, partition) → messages (ADR 0015).
     topic_lag: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
@@ -352,6 +356,7 @@ async def prometheus_snapshot(ctx: RuntimeContext) -> PrometheusSnapshot:
     snap.bus_ingest_events = ingest["events"]
     snap.bus_ingest_fallbacks = ingest["fallbacks"]
     snap.uptime_seconds = (now - ctx.started_at).total_seconds()
+    snap.pauses = ctx.pauses
     if ctx.topics is not None:
         from opstage.app.topic_subscriptions import subscription_lags
 

@@ -238,16 +238,21 @@ def refuse_without_first_owner(settings: Settings) -> None:
 
     Outside dev mode the first owner comes from ``OPSTAGE_ADMIN_USERNAME``/``_PASSWORD``; with
     neither and no user, the server used to create and migrate the SQLite file and then fail in
-    its start-up with a traceback. Only SQLite is read here (the standard library, read-only);
-    on PostgreSQL the start-up's own check still applies.
+    its start-up with a traceback. SQLite is read with the standard library, read-only;
+    PostgreSQL with one short read-only connection (no schema counts as no user). When the
+    database cannot be read here, the start-up's own check decides.
     """
     if settings.dev_mode or (settings.admin_username and settings.admin_password):
         return
     path = sqlite_file(settings)
+    users: int | None = 0
     if path is None:
-        return
-    users = 0
-    if path.exists():
+        if settings.database_url.startswith("sqlite"):
+            return  # in memory: created empty by the start-up itself
+        users = _postgres_users(settings.database_url)
+        if users is None:
+            return
+    elif path.exists():
         import sqlite3
 
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
@@ -263,6 +268,29 @@ def refuse_without_first_owner(settings: Settings) -> None:
             "No admin user exists. Set OPSTAGE_ADMIN_USERNAME and OPSTAGE_ADMIN_PASSWORD for the "
             "first start (or use OPSTAGE_DEV_MODE=true to have a password generated)."
         )
+
+
+def _postgres_users(url: str) -> int | None:
+    """Users in a PostgreSQL database: 0 without Opstage's schema, None when unreadable."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from opstage.store.engine import create_engines
+
+    async def count() -> int | None:
+        engines = create_engines(url)
+        try:
+            async with engines.reader.connect() as conn:
+                if (await conn.execute(text("SELECT to_regclass('users')"))).scalar() is None:
+                    return 0
+                return int((await conn.execute(text("SELECT count(*) FROM users"))).scalar_one())
+        except Exception:  # unreachable, refused, …: the start-up reports it
+            return None
+        finally:
+            await engines.dispose()
+
+    return asyncio.run(count())
 
 
 @contextlib.asynccontextmanager

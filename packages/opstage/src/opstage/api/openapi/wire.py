@@ -358,6 +358,7 @@ class RuntimeDiagnostics(Wire):
     heartbeats: Json
     busIngest: Json
     waiters: Json
+    pauses: Json = Field(description="the cyclic collector's passes and the event loop's lag")
     maintenance: Json
     config: Json = Field(description="the effective settings, secrets masked")
     generatedAt: Timestamp
