@@ -86,7 +86,7 @@ class ServerProcess:
         self.log_path = self.data_dir / f"server-{self.port}.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [opstage_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            self.command(),
             env=self.environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -107,6 +107,10 @@ class ServerProcess:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"opstage did not become healthy in {timeout}s:\n{self.log()}")
+
+    def command(self) -> list[str]:
+        """How the process is started (a bench serves the same app another way)."""
+        return [opstage_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
 
     def pick_port(self) -> int:
         return free_port()

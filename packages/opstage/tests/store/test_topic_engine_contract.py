@@ -350,6 +350,31 @@ async def test_latest_after_a_burst_starts_after_its_last_message(engine: TopicE
         await resumed.aclose()
 
 
+async def test_a_subscriber_far_down_a_long_partition_gets_what_follows(nodes: Node) -> None:
+    # Thousands of messages in one partition, published one at a time by several nodes (on
+    # Kafka each is a batch of its own): a reader that starts at their end must still be
+    # answered. Tansu spends a fetch's max_wait listing the partition's batches; a 1 ms fetch
+    # came back empty past about 2,000 of them and the subscriber waited forever (bench/README).
+    publishers, each = 8, 500
+    here, *others = [nodes() for _ in range(publishers)]
+    topic = _topic(1)
+    await here.create_topic(topic)
+
+    async def fill(node: TopicEngine) -> None:
+        for i in range(each):
+            await node.publish(topic.wire, 0, OutgoingMessage(i))
+
+    await asyncio.gather(fill(here), *(fill(node) for node in others))
+    late = await here.subscribe(topic.wire, "late", "latest", None, 5)
+    try:
+        receipt = await here.publish(topic.wire, 0, OutgoingMessage("after"))
+        assert receipt.offset == publishers * each
+        [message] = await _take(late, 1)
+        assert (message.offset, message.payload) == (publishers * each, "after")
+    finally:
+        await late.aclose()
+
+
 async def _drop_first(engine: TopicEngine, wire: str, partition: int, keep_from: int) -> None:
     """Drops a partition's messages before ``keep_from``, as retention does in each engine."""
     if isinstance(engine, NatsTopicEngine):

@@ -45,6 +45,9 @@ TOPIC_ALREADY_EXISTS = 36
 UNKNOWN_TOPIC_OR_PARTITION = 3
 OFFSET_OUT_OF_RANGE = 1
 FETCH_MAX_BYTES = 1 << 20
+# A fetch's max_wait when it must be answered at once: 1 ms, not 0, since Tansu answers a 0 ms
+# fetch before it has read anything (see ``_fetch`` for its longer reads).
+AT_ONCE_MS = 1
 # How stale a publish's knowledge that its topic exists may be (see ``_send``).
 VERIFY_SECONDS = 1.0
 
@@ -95,6 +98,8 @@ class KafkaTopicEngine(PartitionedLogGroups):
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
         self._timeout_ms = request_timeout_ms
+        # Half the request timeout: the client gives up on the fetch only after the broker has.
+        self._read_wait_ms = max(AT_ONCE_MS, request_timeout_ms // 2)
         self._producer: Any = None
         self._admin: Any = None
         self._lock = asyncio.Lock()
@@ -312,11 +317,29 @@ class KafkaTopicEngine(PartitionedLogGroups):
 
     # --- read (pubsub/groups.py) ----------------------------------------------------------
 
-    async def _fetch(self, wire: str, partition: int, start: int) -> tuple[list[Any], int]:
-        """One fetch of ``partition`` from ``start`` that the broker answers at once: its
-        records and the partition's high watermark. No long poll: a publish on this node wakes
-        the readers and the rest is polled (pubsub/groups.py); a consumer would long-poll in
-        the background from a position of its own, where the groups keep one per group."""
+    async def _fetch(
+        self, wire: str, partition: int, start: int, *, records: bool = True
+    ) -> tuple[list[Any], int]:
+        """``partition``'s records from ``start`` and its high watermark, by a fetch the broker
+        answers at once. No long poll: a publish on this node wakes the readers and the rest is
+        polled (pubsub/groups.py); a consumer would long-poll in the background from a position
+        of its own, where the groups keep one per group.
+
+        An answer without records whose high watermark is past ``start`` is asked again with
+        time to read them (``records=False``: only the watermark is wanted). Tansu spends a
+        fetch's ``max_wait`` on listing the partition's batches as well: a 1 ms fetch past a few
+        thousand batches comes back empty before the listing reaches ``start``, every time, and
+        the subscriber waited forever (bench/README.md, "Topic bus"). Kafka answers a fetch
+        with records at once, so the second one waits on neither broker longer than reading
+        them takes; its wait only bounds Tansu's listing."""
+        out, highwater = await self._fetch_once(wire, partition, start, AT_ONCE_MS)
+        if records and not out and highwater > start:
+            out, highwater = await self._fetch_once(wire, partition, start, self._read_wait_ms)
+        return out, highwater
+
+    async def _fetch_once(
+        self, wire: str, partition: int, start: int, max_wait_ms: int
+    ) -> tuple[list[Any], int]:
         from aiokafka.protocol.fetch import FetchRequest
         from aiokafka.record.memory_records import MemoryRecords
         from aiokafka.structs import TopicPartition
@@ -329,9 +352,12 @@ class KafkaTopicEngine(PartitionedLogGroups):
             node = client.cluster.leader_for_partition(TopicPartition(wire, partition))
             if node is None or node == -1:
                 node = client.get_random_node()
-            # max_wait 1 ms, not 0: Tansu answers a 0 ms fetch before it has read anything.
             request = FetchRequest(
-                1, 1, FETCH_MAX_BYTES, 0, [(wire, [(partition, start, FETCH_MAX_BYTES)])]
+                max_wait_ms,
+                1,  # min_bytes
+                FETCH_MAX_BYTES,
+                0,  # read uncommitted
+                [(wire, [(partition, start, FETCH_MAX_BYTES)])],
             )
             response = await client.send(node, request)
         except Exception as exc:
@@ -386,9 +412,9 @@ class KafkaTopicEngine(PartitionedLogGroups):
         for tp in tps:
             first = int(firsts[tp])
             try:
-                _, end = await self._fetch(wire, tp.partition, first)
+                _, end = await self._fetch(wire, tp.partition, first, records=False)
             except _OutOfRange:  # pruned between the two requests
-                _, end = await self._fetch(wire, tp.partition, first + 1)
+                _, end = await self._fetch(wire, tp.partition, first + 1, records=False)
             out[tp.partition] = PartitionOffsets(min(first, end), end)
         return out
 
