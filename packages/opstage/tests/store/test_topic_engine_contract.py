@@ -268,6 +268,20 @@ async def test_concurrent_publishes_are_dense_in_order_and_fail_alone(
         await stream.aclose()
 
 
+async def test_a_cancelled_publish_does_not_fail_the_ones_beside_it(engine: TopicEngine) -> None:
+    topic = _topic(1)
+    await engine.create_topic(topic)
+    if isinstance(engine, KafkaTopicEngine):
+        engine._verified.pop(topic.wire, None)  # due for its shared existence check
+    tasks = [
+        asyncio.ensure_future(engine.publish(topic.wire, 0, OutgoingMessage(i))) for i in range(8)
+    ]
+    await asyncio.sleep(0)  # every publish reaches its first wait (on Kafka: the shared check)
+    tasks[0].cancel()
+    results = await asyncio.gather(*tasks[1:], return_exceptions=True)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+
+
 async def test_deleting_a_topic_ends_its_streams(engine: TopicEngine) -> None:
     topic = _topic(1)
     await engine.create_topic(topic)

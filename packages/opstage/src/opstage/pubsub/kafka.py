@@ -272,7 +272,9 @@ class KafkaTopicEngine(PartitionedLogGroups):
         # (Kafka refuses them): the topic is seen again at least every VERIFY_SECONDS, so such
         # a delete is refused here within that bound, for one metadata request per second.
         stale = time.monotonic() - self._verified.get(wire, 0.0) > VERIFY_SECONDS
-        if stale and not await self._confirm(wire):
+        # Shielded: the check is shared, and a cancelled publisher must not cancel it for the
+        # others awaiting it.
+        if stale and not await asyncio.shield(self._confirm(wire)):
             raise EngineTopicMissing(wire)
         value = orjson.dumps(message.payload)
         headers = [(k, v.encode()) for k, v in message.headers.items()]
