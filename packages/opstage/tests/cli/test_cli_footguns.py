@@ -21,10 +21,6 @@ from ..conftest import ENGINE
 from ..support.cli import json_out, one_line_error
 from .conftest import Run
 
-# Every step is a fresh `opstage` process (1-6 s each on a loaded two-core machine, most of it
-# imports); a test here runs dozens of them.
-pytestmark = pytest.mark.timeout(600)
-
 
 def _tables(env: dict[str, str]) -> set[str]:
     """The tables in the test's database (SQLite file or PostgreSQL database)."""

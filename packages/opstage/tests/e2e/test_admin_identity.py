@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from opstage_testing.cli import run_cli
 from opstage_testing.clients import AdminClient
-from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess, opstage_executable
+from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 
 
 def _serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -28,14 +28,7 @@ def test_short_session_secret_refuses_to_start(tmp_path: Path) -> None:
         OPSTAGE_ADMIN_USERNAME="admin",
         OPSTAGE_ADMIN_PASSWORD="a-long-enough-password",
     )
-    out = subprocess.run(
-        [opstage_executable(), "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run_cli(["serve", "--port", "1"], env)
     assert out.returncode != 0
     assert "OPSTAGE_SESSION_SECRET" in out.stderr
     assert "Traceback" not in out.stderr
