@@ -1,7 +1,8 @@
 """Dashboard, admin metrics, runtime diagnostics, Prometheus ``/metrics`` and the process logs.
 
-Every test runs against a real server process; the ones that count things get a server of their
-own (``make_server_process``) so the numbers are exact.
+Every test runs against a real server; the ones that count things get a server of their own
+(``make_server``) so the numbers are exact, and the ones about the process (its pid, its log
+lines on a terminal or a file) a process (``make_server_process``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ ServerFactory = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def fresh(make_server_process: ServerFactory) -> Iterator[tuple[ServerProcess, AdminClient]]:
-    srv = make_server_process()
+def fresh(make_server: InProcessFactory) -> Iterator[tuple[ServerProcess, AdminClient]]:
+    srv = make_server()
     with AdminClient(srv.url) as owner:
         yield srv, owner.login()
 
@@ -353,9 +354,9 @@ def test_prometheus_exposition(fresh: tuple[ServerProcess, AdminClient]) -> None
     agent.close()
 
 
-def test_metrics_bearer_token(make_server_process: ServerFactory) -> None:
+def test_metrics_bearer_token(make_server: InProcessFactory) -> None:
     token = "scrape-" + secrets.token_hex(16)
-    srv = make_server_process(OPSTAGE_METRICS_TOKEN=token)
+    srv = make_server(OPSTAGE_METRICS_TOKEN=token)
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {token}"}):
         r = httpx.get(srv.url + "/metrics", headers=headers, timeout=30)
         assert r.status_code == 401, (headers, r.text)
@@ -367,8 +368,8 @@ def test_metrics_bearer_token(make_server_process: ServerFactory) -> None:
     assert token not in srv.log()
 
 
-def test_metrics_can_be_disabled(make_server_process: ServerFactory) -> None:
-    srv = make_server_process(OPSTAGE_METRICS_ENABLED="false")
+def test_metrics_can_be_disabled(make_server: InProcessFactory) -> None:
+    srv = make_server(OPSTAGE_METRICS_ENABLED="false")
     r = httpx.get(srv.url + "/metrics", timeout=30)
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "NOT_FOUND"
