@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from opstage_testing.clients import AdminClient
+from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ServerProcess, opstage_executable
 
 from ..conftest import ENGINE
@@ -172,8 +173,7 @@ def test_a_server_does_not_start_while_a_restore_holds_the_database(
             assert "is being restored" in one_line_error(busy)
     finally:
         blocked.stop()  # only if it started after all
-    srv = ServerProcess(data_dir).start()
-    srv.stop()
+    InProcessServer(data_dir).start().stop()  # and once the restore is done, it does
 
 
 # ------------------------------------------------------------------------- no database here

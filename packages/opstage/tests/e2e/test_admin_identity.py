@@ -98,8 +98,8 @@ def test_csrf_required_and_rotated(admin: AdminClient) -> None:
     assert admin.post("/api/admin/registration-tokens", json={}).status_code == 200
 
 
-def test_wrong_password_is_audited_and_throttled(make_server_process: Any) -> None:
-    srv = make_server_process(OPSTAGE_LOGIN_MAX_FAILURES="3")
+def test_wrong_password_is_audited_and_throttled(make_server: Any) -> None:
+    srv = make_server(OPSTAGE_LOGIN_MAX_FAILURES="3")
     bad = {"username": ADMIN_USERNAME, "password": "wrong-password"}
     codes = []
     for _ in range(5):
@@ -122,8 +122,8 @@ def test_wrong_password_is_audited_and_throttled(make_server_process: Any) -> No
     assert "wrong-password" not in str(failed)
 
 
-def test_unknown_user_and_wrong_password_look_the_same(make_server_process: Any) -> None:
-    srv = make_server_process()
+def test_unknown_user_and_wrong_password_look_the_same(make_server: Any) -> None:
+    srv = make_server()
     a = httpx.post(
         srv.url + "/api/admin/auth/login", json={"username": "nobody", "password": "whatever"}
     )
