@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from opstage_agent import AgentConfig
 from opstage_testing.clients import AdminClient
+from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ServerProcess, free_port
 
 __all__ = [
@@ -177,8 +178,11 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 def stop_server(server: ServerProcess) -> None:
     """Tear down a test server quickly. A long-poll left parked by an agent that stopped keeps
-    uvicorn's graceful shutdown waiting 5 s; a throwaway SQLite server can simply be killed."""
-    if ENGINE == "sqlite":
+    uvicorn's graceful shutdown waiting 5 s; a throwaway SQLite server can simply be killed, and
+    one in this process stops without waiting for open connections."""
+    if isinstance(server, InProcessServer):
+        server.stop(wait_for_connections=False)
+    elif ENGINE == "sqlite":
         server.kill()
     else:
         server.stop()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opstage_testing.clients import AdminClient, AgentClient, register
+from opstage_testing.clients import AdminClient, AgentClient, OwnerSessions, register
 from opstage_testing.fixtures import ENGINE, DatabaseFactory, database_factory, pg_admin_dsn
 from opstage_testing.inprocess import InProcessServer
 from opstage_testing.kafka import BrokerUnavailable, KafkaBroker
@@ -140,10 +140,17 @@ def server(
     srv.stop()
 
 
+@pytest.fixture(scope="session")
+def owner_sessions() -> OwnerSessions:
+    return OwnerSessions()
+
+
 @pytest.fixture
-def admin(server: ServerProcess) -> Iterator[AdminClient]:
-    with AdminClient(server.url) as client:
-        yield client.login()
+def admin(server: ServerProcess, owner_sessions: OwnerSessions) -> Iterator[AdminClient]:
+    """The owner on the shared server: a new client, on a session logged in once per worker."""
+    client = owner_sessions.client(server.url)
+    yield client
+    client.close()
 
 
 @pytest.fixture

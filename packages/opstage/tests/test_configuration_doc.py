@@ -8,7 +8,7 @@ from pathlib import Path
 
 from opstage.cli.config_docs import env_names, render
 from opstage.settings import Settings
-from opstage_testing.server import opstage_executable
+from opstage_testing.cli import run_cli
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 REGENERATE = ".venv/bin/opstage config docs --output docs/configuration.md"
@@ -32,14 +32,7 @@ def test_the_cli_writes_and_checks_the_same_text(tmp_path: Path) -> None:
     out = tmp_path / "configuration.md"
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [opstage_executable(), "config", "docs", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_cli(["config", "docs", *args], env)
 
     printed = run()
     assert printed.returncode == 0 and printed.stdout == render()

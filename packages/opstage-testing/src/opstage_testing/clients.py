@@ -123,6 +123,34 @@ class AgentClient(httpx.Client):
         return self.post(f"/api/agents/{self.agent_id}/commands/{command_id}/result", json=body)
 
 
+class OwnerSessions:
+    """The owner's session on each server, logged in once and resumed by every test after.
+
+    A login is an argon2 check (0.1-0.5 s on a loaded machine) and most tests only need to be
+    the owner: the fixtures that hand out an owner client resume the saved session cookie on a
+    new client instead, with the session's current CSRF token from ``GET /auth/me``. A session
+    a test ended (logout) or a server that is no longer the one on that URL answers 401 there,
+    and the client logs in afresh. The login itself is tested where it is the point.
+    """
+
+    def __init__(self) -> None:
+        self._cookies: dict[str, httpx.Cookies] = {}
+
+    def client(self, base_url: str) -> AdminClient:
+        client = AdminClient(base_url)
+        saved = self._cookies.get(base_url)
+        if saved is not None:
+            client.cookies.update(saved)
+            me = client.get("/api/admin/auth/me")
+            if me.status_code == 200:
+                client.csrf = me.json()["data"]["csrfToken"]
+                return client
+            client.cookies.clear()
+        client.login()
+        self._cookies[base_url] = httpx.Cookies(client.cookies)
+        return client
+
+
 def register(
     base_url: str, registration_token: str, code: str, *, online: bool = True, **extra: Any
 ) -> AgentClient:

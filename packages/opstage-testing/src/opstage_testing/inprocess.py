@@ -166,13 +166,19 @@ class InProcessServer(ServerProcess):
         self.stop()
         raise RuntimeError(f"the in-process server did not become healthy in {timeout}s")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+    def stop(
+        self, sig: int = signal.SIGTERM, timeout: float = 10.0, *, wait_for_connections: bool = True
+    ) -> int | None:
+        """``opstage serve``'s SIGTERM: a graceful shutdown. Without ``wait_for_connections``
+        uvicorn does not wait (up to its 5 s) for open connections and tasks, a parked long
+        poll or a stream, to end; the app's lifespan still shuts down."""
         if sig != signal.SIGTERM:
             raise NotImplementedError(
                 "an in-process server cannot be signalled: this test needs ServerProcess"
             )
         if self.thread is None or not self.thread.is_alive():
             return 0
+        self.server.force_exit = not wait_for_connections
         self.server.should_exit = True
         self.thread.join(timeout)
         if self.thread.is_alive():

@@ -1,4 +1,9 @@
-"""The ``opstage`` command as a user runs it: a subprocess with its own environment."""
+"""The ``opstage`` command as a user runs it: its own environment, stdin, stdout and stderr.
+
+``run`` calls the click command in this process (``opstage_testing.cli.run_cli``: it answers as
+the process would, traceback and stray warnings included); a test that needs a real process
+(signals, a terminal, another process's lock) starts ``opstage_executable()`` itself (ADR 0013).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from opstage_testing.server import opstage_executable
+from opstage_testing.cli import run_cli
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -29,14 +34,6 @@ def env(tmp_path: Path, database_factory: Callable[[Path], str | None]) -> dict[
 @pytest.fixture
 def run(env: dict[str, str]) -> Run:
     def go(*args: str, stdin: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [opstage_executable(), *args],
-            env={**env, **extra},
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_cli(args, {**env, **extra}, stdin)
 
     return go

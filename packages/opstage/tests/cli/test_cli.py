@@ -1,4 +1,4 @@
-"""The ``opstage`` command, run as a user runs it: a subprocess with environment variables."""
+"""The ``opstage`` command, run as a user runs it: arguments, environment variables, stdin."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 from opstage.cli.main import cli
 from opstage_testing.clients import AdminClient, register
-from opstage_testing.server import ServerProcess
+from opstage_testing.inprocess import InProcessServer
 
 from ..conftest import ENGINE
 from ..support.cli import one_line_error
@@ -156,7 +156,7 @@ def test_admin_commands_and_token_create(run: Run, env: dict[str, str], tmp_path
     assert "Traceback" not in run("token", "create", "--expires-in", "5").stderr
 
     # A server on the same database: the CLI's users and token work, and the CLI was audited.
-    srv = ServerProcess(Path(env["OPSTAGE_DATA_DIR"]), env.get("DATABASE_URL"), {}).start()
+    srv = InProcessServer(Path(env["OPSTAGE_DATA_DIR"]), env.get("DATABASE_URL"), {}).start()
     try:
         old = httpx.post(
             srv.url + "/api/admin/auth/login", json={"username": "root", "password": password}

@@ -15,15 +15,12 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from opstage_testing.clients import AdminClient
+from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ServerProcess, opstage_executable
 
 from ..conftest import ENGINE
 from ..support.cli import json_out, one_line_error
 from .conftest import Run
-
-# Every step is a fresh `opstage` process (1-6 s each on a loaded two-core machine, most of it
-# imports); a test here runs dozens of them.
-pytestmark = pytest.mark.timeout(600)
 
 
 def _tables(env: dict[str, str]) -> set[str]:
@@ -176,8 +173,7 @@ def test_a_server_does_not_start_while_a_restore_holds_the_database(
             assert "is being restored" in one_line_error(busy)
     finally:
         blocked.stop()  # only if it started after all
-    srv = ServerProcess(data_dir).start()
-    srv.stop()
+    InProcessServer(data_dir).start().stop()  # and once the restore is done, it does
 
 
 # ------------------------------------------------------------------------- no database here

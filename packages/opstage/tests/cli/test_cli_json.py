@@ -7,15 +7,10 @@ import subprocess
 from pathlib import Path
 
 import click
-import pytest
 from opstage.cli.main import cli
 
 from ..support.cli import json_out, one_line_error
 from .conftest import Run
-
-# Every step is a fresh `opstage` process (1-6 s each on a loaded two-core machine, most of it
-# imports); a test here runs dozens of them.
-pytestmark = pytest.mark.timeout(600)
 
 
 def _leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

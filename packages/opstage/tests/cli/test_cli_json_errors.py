@@ -15,8 +15,6 @@ from opstage.store.db_lock import DatabaseLock
 from ..support.cli import json_out, one_line_error
 from .conftest import Run
 
-pytestmark = pytest.mark.timeout(300)
-
 
 def _error(out: subprocess.CompletedProcess[str]) -> dict[str, str]:
     body = json.loads(out.stdout)

@@ -14,10 +14,6 @@ from ..support.cli import json_out
 from ..support.sql import audit_row, insert_audit
 from .conftest import Run
 
-# Every step is a fresh `opstage` process (1-6 s each on a loaded two-core machine, most of it
-# imports); a test here runs dozens of them.
-pytestmark = pytest.mark.timeout(600)
-
 
 def _plant(env: dict[str, str], n: int, age: timedelta) -> None:
     """``n`` audit rows ``age`` old, written straight into the test's database."""

@@ -13,7 +13,6 @@ import pytest
 from ..support.cli import one_line_error
 from .conftest import Run
 
-pytestmark = pytest.mark.timeout(300)
 SECRET = "s" * 40
 
 

@@ -11,16 +11,11 @@ import secrets
 from pathlib import Path
 
 import httpx
-import pytest
 from opstage_testing.clients import AdminClient, register
-from opstage_testing.server import ServerProcess
+from opstage_testing.inprocess import InProcessServer
 
 from ..support.cli import json_out, one_line_error
 from .conftest import Run
-
-# Every step is a fresh `opstage` process (1-6 s each on a loaded two-core machine, most of it
-# imports); a test here runs dozens of them.
-pytestmark = pytest.mark.timeout(600)
 
 
 def test_token_create_list_revoke(run: Run, env: dict[str, str]) -> None:
@@ -59,7 +54,7 @@ def test_token_create_list_revoke(run: Run, env: dict[str, str]) -> None:
 
     # The server sees it the same way: the revoked token no longer registers, the plain one
     # does, and once used it cannot be revoked from the CLI either.
-    srv = ServerProcess(Path(env["OPSTAGE_DATA_DIR"]), env.get("DATABASE_URL"), {}).start()
+    srv = InProcessServer(Path(env["OPSTAGE_DATA_DIR"]), env.get("DATABASE_URL"), {}).start()
     try:
         refused = httpx.post(
             srv.url + "/api/agents/register",
@@ -86,14 +81,14 @@ def test_token_create_list_revoke(run: Run, env: dict[str, str]) -> None:
 
 
 def test_user_commands_keep_the_api_rules(run: Run, env: dict[str, str]) -> None:
-    srv = ServerProcess(Path(env["OPSTAGE_DATA_DIR"]), env.get("DATABASE_URL"), {}).start()
+    srv = InProcessServer(Path(env["OPSTAGE_DATA_DIR"]), env.get("DATABASE_URL"), {}).start()
     try:
         _user_commands(run, srv)
     finally:
         srv.stop()
 
 
-def _user_commands(run: Run, srv: ServerProcess) -> None:
+def _user_commands(run: Run, srv: InProcessServer) -> None:
     # The server created its bootstrap owner "admin"; it is the only owner.
     password = "cli-user-" + secrets.token_hex(6)
     made = json_out(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opstage_testing.clients import AdminClient, action
+from opstage_testing.clients import AdminClient, OwnerSessions, action
 from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ServerProcess
 
@@ -29,9 +29,10 @@ def bus_server(
 
 
 @pytest.fixture
-def ops(bus_server: ServerProcess) -> Iterator[AdminClient]:
-    with AdminClient(bus_server.url) as c:
-        yield c.login()
+def ops(bus_server: ServerProcess, owner_sessions: OwnerSessions) -> Iterator[AdminClient]:
+    client = owner_sessions.client(bus_server.url)
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from opstage_testing.cli import run_cli
 from opstage_testing.clients import AdminClient
-from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess, opstage_executable
+from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 
 
 def _serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -28,14 +28,7 @@ def test_short_session_secret_refuses_to_start(tmp_path: Path) -> None:
         OPSTAGE_ADMIN_USERNAME="admin",
         OPSTAGE_ADMIN_PASSWORD="a-long-enough-password",
     )
-    out = subprocess.run(
-        [opstage_executable(), "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run_cli(["serve", "--port", "1"], env)
     assert out.returncode != 0
     assert "OPSTAGE_SESSION_SECRET" in out.stderr
     assert "Traceback" not in out.stderr
@@ -105,8 +98,8 @@ def test_csrf_required_and_rotated(admin: AdminClient) -> None:
     assert admin.post("/api/admin/registration-tokens", json={}).status_code == 200
 
 
-def test_wrong_password_is_audited_and_throttled(make_server_process: Any) -> None:
-    srv = make_server_process(OPSTAGE_LOGIN_MAX_FAILURES="3")
+def test_wrong_password_is_audited_and_throttled(make_server: Any) -> None:
+    srv = make_server(OPSTAGE_LOGIN_MAX_FAILURES="3")
     bad = {"username": ADMIN_USERNAME, "password": "wrong-password"}
     codes = []
     for _ in range(5):
@@ -129,8 +122,8 @@ def test_wrong_password_is_audited_and_throttled(make_server_process: Any) -> No
     assert "wrong-password" not in str(failed)
 
 
-def test_unknown_user_and_wrong_password_look_the_same(make_server_process: Any) -> None:
-    srv = make_server_process()
+def test_unknown_user_and_wrong_password_look_the_same(make_server: Any) -> None:
+    srv = make_server()
     a = httpx.post(
         srv.url + "/api/admin/auth/login", json={"username": "nobody", "password": "whatever"}
     )

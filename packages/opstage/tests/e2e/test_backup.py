@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from opstage_testing.cli import run_cli
 from opstage_testing.clients import AdminClient, register
-from opstage_testing.server import ServerProcess, opstage_executable
+from opstage_testing.inprocess import InProcessServer
+from opstage_testing.server import ServerProcess
 
 from ..conftest import ENGINE, unique
 from ..support.sql import audit_row, insert_audit
@@ -28,14 +30,7 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSTAGE_")}
     env.pop("DATABASE_URL", None)
     env["OPSTAGE_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [opstage_executable(), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(args, env)
 
 
 def _all(admin: AdminClient, path: str) -> set[str]:
@@ -143,7 +138,7 @@ def test_backup_under_writes_restores_every_acknowledged_row(
     fresh = tmp_path / "restored"
     out = _cli(fresh, "restore", str(downloaded))
     assert out.returncode == 0, out.stderr
-    restored = ServerProcess(fresh, None, {"OPSTAGE_MAINTENANCE_INTERVAL_SECONDS": "0"}).start()
+    restored = InProcessServer(fresh, None, {"OPSTAGE_MAINTENANCE_INTERVAL_SECONDS": "0"}).start()
     try:
         with AdminClient(restored.url) as c:
             c.login()

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from opstage_testing.clients import AdminClient, action
+from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ServerProcess
 from opstage_testing.sse import Frame, Sse, kind_is, open_stream
 
@@ -27,7 +28,7 @@ def _server(
     factory: pytest.TempPathFactory, database_factory: Any, env: dict[str, str]
 ) -> ServerProcess:
     data_dir: Path = factory.mktemp("bus-live")
-    return ServerProcess(data_dir, database_factory(data_dir), env).start()
+    return InProcessServer(data_dir, database_factory(data_dir, migrated=True), env).start()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from opstage_testing.clients import AdminClient, action, service
-from opstage_testing.server import ServerProcess
+from opstage_testing.inprocess import InProcessServer
 
 from ..conftest import unique
 from ..support.bus import World
@@ -30,9 +30,9 @@ def tight(tmp_path_factory: pytest.TempPathFactory, database_factory: Any) -> It
     Budgets are per agent, so each test brings its own publisher (a fresh ``World``).
     """
     data_dir: Path = tmp_path_factory.mktemp("bus-tight")
-    srv = ServerProcess(
+    srv = InProcessServer(
         data_dir,
-        database_factory(data_dir),
+        database_factory(data_dir, migrated=True),
         {
             "OPSTAGE_CAPSULE_BUS_ENABLED": "true",
             "OPSTAGE_CAPSULE_BUS_INGEST_PER_MIN": str(LIMIT),

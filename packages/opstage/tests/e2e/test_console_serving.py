@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opstage_testing.fixtures import DatabaseFactory
+from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ServerProcess, free_port
 
 INDEX = (
@@ -44,13 +46,13 @@ def fake_build(root: Path) -> Path:
 
 def _start(
     tmp_path_factory: pytest.TempPathFactory,
-    database_factory: Callable[[Path], str | None],
+    database_factory: DatabaseFactory,
     static: Callable[[Path], Path],
 ) -> ServerProcess:
     data_dir = tmp_path_factory.mktemp("console")
     static_dir = static(data_dir / "site" / "dist")
     env = {"OPSTAGE_STATIC_DIR": str(static_dir)}
-    return ServerProcess(data_dir, database_factory(data_dir), env).start()
+    return InProcessServer(data_dir, database_factory(data_dir, migrated=True), env).start()
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from opstage_testing.clients import AdminClient, AgentClient
 from opstage_testing.contracts import contract_dir
+from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ADMIN_PASSWORD, ADMIN_USERNAME, ServerProcess
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -555,7 +556,7 @@ def run_flow(srv: ServerProcess) -> Flow:
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory, database_factory: Any) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("contract-server")
-    server = ServerProcess(data_dir, database_factory(data_dir), {}).start()
+    server = InProcessServer(data_dir, database_factory(data_dir, migrated=True), {}).start()
     yield server
     server.stop()
 

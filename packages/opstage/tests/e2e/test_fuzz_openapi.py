@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from opstage_testing.clients import AdminClient, register, service
+from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ServerProcess
 
 MAX_SECONDS = 70  # schemathesis' own budget; the server start and set-up add ~5 s
@@ -34,9 +35,9 @@ def fuzz_server(
     tmp_path_factory: pytest.TempPathFactory, database_factory: Any
 ) -> Iterator[ServerProcess]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
-    srv = ServerProcess(
+    srv = InProcessServer(
         data_dir,
-        database_factory(data_dir),
+        database_factory(data_dir, migrated=True),
         {
             "OPSTAGE_CAPSULE_BUS_ENABLED": "true",
             "OPSTAGE_CAPSULE_BUS_INGEST_PER_MIN": "100000",

@@ -1,7 +1,8 @@
 """Dashboard, admin metrics, runtime diagnostics, Prometheus ``/metrics`` and the process logs.
 
-Every test runs against a real server process; the ones that count things get a server of their
-own (``make_server_process``) so the numbers are exact.
+Every test runs against a real server; the ones that count things get a server of their own
+(``make_server``) so the numbers are exact, and the ones about the process (its pid, its log
+lines on a terminal or a file) a process (``make_server_process``).
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from opstage_testing.clients import AdminClient, AgentClient, action, register, 
 from opstage_testing.server import ADMIN_PASSWORD, ServerProcess, free_port, opstage_executable
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..conftest import ENGINE, unique
+from ..conftest import ENGINE, InProcessFactory, unique
 from .test_contract_shapes import CONTRACTS, response_errors
 
 ServerFactory = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def fresh(make_server_process: ServerFactory) -> Iterator[tuple[ServerProcess, AdminClient]]:
-    srv = make_server_process()
+def fresh(make_server: InProcessFactory) -> Iterator[tuple[ServerProcess, AdminClient]]:
+    srv = make_server()
     with AdminClient(srv.url) as owner:
         yield srv, owner.login()
 
@@ -141,26 +142,29 @@ def test_admin_metrics_durations_error_codes_and_operational_counters(
     agent.close()
 
 
-def test_stale_agents_are_reported_before_any_sweep(make_server_process: ServerFactory) -> None:
-    srv = make_server_process(
-        OPSTAGE_AGENT_OFFLINE_THRESHOLD_SECONDS="2", OPSTAGE_MAINTENANCE_INTERVAL_SECONDS="0"
+def test_stale_agents_are_reported_before_any_sweep(make_server: InProcessFactory) -> None:
+    # The fake clock runs on with the wall clock after `advance`, and so does every read's
+    # cutoff: the alive agent must stay fresh for as long as the reads below take. A threshold
+    # of 2 s was not enough on a loaded PostgreSQL pass (the second read counted the alive agent
+    # in staleOnlineAgents), whatever the clock; a minute is.
+    srv = make_server(
+        OPSTAGE_AGENT_OFFLINE_THRESHOLD_SECONDS="60", OPSTAGE_MAINTENANCE_INTERVAL_SECONDS="0"
     )
+    clock = srv.fake_clock()
     with AdminClient(srv.url) as owner:
         owner.login()
         silent = register(srv.url, owner.create_token(name="a"), unique("silent"))
         alive = register(srv.url, owner.create_token(name="b"), unique("alive"))
-        # A real wait: with a fake clock, PostgreSQL's pass counted the fresh agent stale in
-        # staleOnlineAgents (not yet explained; ADR 0013, "Not yet").
-        time.sleep(2.5)
+        clock.advance(61)
         alive.heartbeat()
 
         stale = owner.data("GET", "/api/admin/metrics")["staleAgents"]
-        assert stale["thresholdSeconds"] == 2
+        assert stale["thresholdSeconds"] == 60
         assert stale["count"] == 1
         (item,) = stale["items"]
         assert item["id"] == silent.agent_id
         assert item["status"] == "ONLINE"  # stored; the sweep is off
-        assert item["silentSeconds"] >= 2
+        assert item["silentSeconds"] >= 61
         assert owner.data("GET", "/api/admin/metrics")["operational"]["staleOnlineAgents"] == 1
         # As the reference: an agent reads ONLINE until the sweep stores OFFLINE.
         counts = owner.data("GET", "/api/admin/dashboard/summary")["agentCounts"]
@@ -350,7 +354,7 @@ def test_prometheus_exposition(fresh: tuple[ServerProcess, AdminClient]) -> None
     agent.close()
 
 
-def test_collector_passes_and_loop_lag_are_reported(make_server: Callable[..., Any]) -> None:
+def test_collector_passes_and_loop_lag_are_reported(make_server: InProcessFactory) -> None:
     """ADR 0019: full passes run on the server's schedule, and every pause is measured."""
     srv = make_server(OPSTAGE_GC_FULL_INTERVAL_SECONDS="0.3")
     with AdminClient(srv.url) as owner:
@@ -381,9 +385,9 @@ def test_collector_passes_and_loop_lag_are_reported(make_server: Callable[..., A
         assert _value(lag, "opstage_event_loop_lag_seconds_bucket", le="+Inf") == count
 
 
-def test_metrics_bearer_token(make_server_process: ServerFactory) -> None:
+def test_metrics_bearer_token(make_server: InProcessFactory) -> None:
     token = "scrape-" + secrets.token_hex(16)
-    srv = make_server_process(OPSTAGE_METRICS_TOKEN=token)
+    srv = make_server(OPSTAGE_METRICS_TOKEN=token)
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {token}"}):
         r = httpx.get(srv.url + "/metrics", headers=headers, timeout=30)
         assert r.status_code == 401, (headers, r.text)
@@ -395,8 +399,8 @@ def test_metrics_bearer_token(make_server_process: ServerFactory) -> None:
     assert token not in srv.log()
 
 
-def test_metrics_can_be_disabled(make_server_process: ServerFactory) -> None:
-    srv = make_server_process(OPSTAGE_METRICS_ENABLED="false")
+def test_metrics_can_be_disabled(make_server: InProcessFactory) -> None:
+    srv = make_server(OPSTAGE_METRICS_ENABLED="false")
     r = httpx.get(srv.url + "/metrics", timeout=30)
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "NOT_FOUND"

@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 from opstage_testing.clients import AdminClient, AgentClient, action, service
+from opstage_testing.inprocess import InProcessServer
 from opstage_testing.server import ServerProcess
 
 from ..conftest import ENGINE, unique
@@ -34,9 +35,9 @@ class Answer:
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory, database_factory: Any) -> Iterator[ServerProcess]:
     data_dir: Path = tmp_path_factory.mktemp("openapi")
-    server = ServerProcess(
+    server = InProcessServer(
         data_dir,
-        database_factory(data_dir),
+        database_factory(data_dir, migrated=True),
         {"OPSTAGE_CAPSULE_BUS_ENABLED": "true", "OPSTAGE_LONG_POLL_MAX_SECONDS": "1"},
     ).start()
     yield server

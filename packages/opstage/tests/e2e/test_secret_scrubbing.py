@@ -24,9 +24,10 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 from opstage.domain.ids import new_token
+from opstage_testing.cli import run_cli
 from opstage_testing.clients import AdminClient, AgentClient, action, register, service
 from opstage_testing.fixtures import DatabaseFactory
-from opstage_testing.server import ServerProcess, opstage_executable
+from opstage_testing.server import ServerProcess
 
 from ..conftest import unique
 
@@ -129,7 +130,14 @@ def _checkpoint(srv: ServerProcess) -> bytes:
     if srv.database_url is None:
         conn = sqlite3.connect(srv.data_dir / "opstage.db", timeout=30)
         try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # While another connection checkpoints (the server's own WalCheckpointer, every
+            # 0.1 s: store/checkpoint.py) SQLite answers (1, -1, -1) at once, copying nothing
+            # and calling no busy handler; the raw secret then was not in the file. Again
+            # until a checkpoint is whole.
+            deadline = time.monotonic() + 30
+            while (row := conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())[0]:
+                assert time.monotonic() < deadline, f"the checkpoint stays busy: {row}"
+                time.sleep(0.05)
         finally:
             conn.close()
         return (srv.data_dir / "opstage.db").read_bytes()
@@ -152,14 +160,7 @@ def _backup_bytes(srv: ServerProcess, admin: AdminClient, tmp_path: Path) -> lis
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSTAGE_")}
     env.pop("DATABASE_URL", None)
     env["OPSTAGE_DATA_DIR"] = str(srv.data_dir)
-    out = subprocess.run(
-        [opstage_executable(), "backup", "--output", str(target)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    out = run_cli(["backup", "--output", str(target)], env)
     assert out.returncode == 0, out.stderr
     return [r.content, target.read_bytes()]
 

@@ -20,13 +20,13 @@ import pytest
 from opstage_testing.clients import AdminClient, AgentClient, action, register, service
 from opstage_testing.server import ServerProcess
 
-from ..conftest import ServerFactory, unique
+from ..conftest import InProcessFactory, unique
 from ..support.sql import corrupt_timestamp
 
 
 @pytest.fixture
-def srv(make_server_process: ServerFactory) -> ServerProcess:
-    return make_server_process()
+def srv(make_server: InProcessFactory) -> ServerProcess:
+    return make_server()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from opstage.store.fastpath.execution import insert_rows
 from opstage.store.fastpath.query import Query
 from opstage.store.tables import audit_events, domain_event_log
 from opstage.store.uow import SqlUnitOfWork
-from opstage_testing.server import opstage_executable
+from opstage_testing.cli import run_cli
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -32,13 +31,8 @@ _AUDIT_BY_ID = Query(select(audit_events).where(audit_events.c.id == bindparam("
 
 
 def _migrated(url: str) -> None:
-    subprocess.run(
-        [opstage_executable(), "migrate", "up"],
-        env={"DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    out = run_cli(["migrate", "up"], {"DATABASE_URL": url, "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
 
 
 def _audit(i: int, created_at: datetime, metadata: Any) -> dict[str, Any]:

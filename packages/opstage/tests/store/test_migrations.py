@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from opstage.store.engine import normalize_url
 from opstage.store.migrate import head_revision
 from opstage.store.tables import metadata
+from opstage_testing.cli import run_cli
 from opstage_testing.server import opstage_executable
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -26,14 +27,7 @@ from sqlalchemy.pool import NullPool
 def _cli(url: str, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSTAGE_")}
     env["DATABASE_URL"] = url
-    out = subprocess.run(
-        [opstage_executable(), "migrate", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    out = run_cli(["migrate", *args], env)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
