@@ -115,6 +115,9 @@ class InProcessServer(ServerProcess):
         if not self.env.get("OPSTAGE_SESSION_SECRET"):
             # One secret across restarts of this server, so sessions survive them.
             self.env["OPSTAGE_SESSION_SECRET"] = "s" * 16 + secrets.token_hex(16)
+        # The collector's thresholds are the process's, and this process is the test's: it keeps
+        # CPython's policy unless a test asks for the server's (ADR 0019).
+        self.env.setdefault("OPSTAGE_GC_FULL_INTERVAL_SECONDS", "0")
         settings = settings_from_environment(self.environment())
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -38,7 +38,8 @@ class CollectorPolicy:
     """One server's hold on the process-wide collector policy.
 
     The thresholds belong to the process, and tests run several servers in one: the first
-    install saves CPython's thresholds and the last uninstall puts them back.
+    server on a schedule saves CPython's thresholds and the last one to stop puts them back; a
+    server with interval 0 only measures.
     """
 
     _lock = threading.Lock()
@@ -59,11 +60,11 @@ class CollectorPolicy:
 
     def install(self) -> None:
         cls = type(self)
-        with cls._lock:
-            if cls._holders == 0:
-                cls._saved = gc.get_threshold()
-            cls._holders += 1
-            if self.full_interval > 0:
+        if self.full_interval > 0:  # only a holder of the schedule changes the thresholds
+            with cls._lock:
+                if cls._holders == 0:
+                    cls._saved = gc.get_threshold()
+                cls._holders += 1
                 young, middle, _ = cls._saved
                 gc.set_threshold(young, middle, NO_AUTOMATIC_FULL_PASS)
         self.stats.thresholds = gc.get_threshold()
@@ -73,11 +74,12 @@ class CollectorPolicy:
     def uninstall(self) -> None:
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
-        cls = type(self)
-        with cls._lock:
-            cls._holders -= 1
-            if cls._holders == 0:
-                gc.set_threshold(*cls._saved)
+        if self.full_interval > 0:
+            cls = type(self)
+            with cls._lock:
+                cls._holders -= 1
+                if cls._holders == 0:
+                    gc.set_threshold(*cls._saved)
 
     def full_pass(self) -> None:
         self.stats.scheduled_full_passes += 1
