@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from ..support.cli import one_line_error
 from .conftest import Run
 
