@@ -13,8 +13,19 @@ what the SDK (`opstage_agent.aio`) does:
 
 and, from this process, an operator action to a random agent every second, timed from just
 before the POST until the agent's long-poll has it. Service level per step: heartbeat p99 <
-100 ms, action→agent p99 < 250 ms, no errors. After a ramp (agents start spread over
-``--ramp`` s) the step measures for ``--duration`` s (default 60).
+100 ms, action→agent p99 < 250 ms, no errors. After a ramp the step measures for
+``--duration`` s (default 60).
+
+The ramp: agents start at ``--start-rate`` per second (default 250), so a step of N agents
+ramps over N / rate seconds; ``--ramp S`` spreads every step's start over S seconds instead.
+Each starting agent opens two connections (its long-poll and its first heartbeat) and makes
+two calls at once; a node takes only so many of those a second. Past that the listen queue
+overflows, the kernel drops SYNs, the clients resend them after 1, 3, 7 s, time out and come
+back, and the step collapses (ADR 0020). The SDK's reconnects back off with jitter, which is
+what spreads a real fleet's start; a fixed 15 s ramp for 20,000 agents is a herd no SDK makes.
+The kernel's counters say whether it happened: ``acc ovf`` is the listen-queue overflows
+(TcpExt ListenOverflows) in the measured window; overflows in the ramp are printed below the
+row.
 
 Per step: server CPU % (of one core) and per agent call (µs/call), RSS, open fds (max
 sampled), the load processes' CPU and everyone else's on the machine; py-spy samples the
@@ -28,7 +39,7 @@ process. The bench raises its soft RLIMIT_NOFILE to the hard limit (children inh
 says how many agents that allows; a step beyond it is still run, to show what happens.
 
     .venv/bin/python bench/fleet.py [--steps 1000,5000,10000,20000] [--duration 60] \
-        [--ramp 20] [--load-procs 3] [--no-profile]
+        [--start-rate 250 | --ramp S] [--load-procs 3] [--no-profile]
 """
 
 from __future__ import annotations
@@ -263,13 +274,27 @@ def raise_fd_limit() -> int:
 
 
 def process_cpu_seconds(pid: int) -> float:
+    return sum(process_user_system_seconds(pid))
+
+
+def process_user_system_seconds(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def machine_busy_seconds() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def tcp_counters() -> dict[str, int]:
+    """The kernel's TcpExt counters (machine-wide; on loopback the server is the listener)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return dict(zip(names.split()[1:], map(int, values.split()[1:]), strict=True))
+    return {"ListenOverflows": 0, "TCPSynRetrans": 0}
 
 
 def rss_mb(pid: int) -> float:
@@ -311,10 +336,22 @@ class Conductor:
         r.raise_for_status()
         self.admin.headers["X-CSRF-Token"] = r.json()["data"]["csrfToken"]
 
+    def ramp_of(self, n: int) -> float:
+        if self.args.ramp is not None:
+            return float(self.args.ramp)
+        return n / self.args.start_rate
+
     async def pauses(self) -> dict[str, Any]:
-        """The server's collector passes and loop lag so far (runtime diagnostics, ADR 0019)."""
-        r = await self.admin.get("/api/admin/diagnostics/runtime")
-        r.raise_for_status()
+        """The server's collector passes and loop lag so far (runtime diagnostics, ADR 0019);
+        empty when a swamped server did not answer in time."""
+        import httpx
+
+        try:
+            r = await self.admin.get("/api/admin/diagnostics/runtime", timeout=20)
+            r.raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"  runtime diagnostics: {type(exc).__name__}", file=sys.stderr)
+            return {}
         return dict(r.json()["data"]["pauses"])
 
     async def register_until(self, n: int) -> tuple[int, float]:
@@ -382,15 +419,18 @@ class Conductor:
     async def _seed(self, ctx: Any, actor: Any, todo: list[int]) -> None:
         from opstage.domain.errors import Unavailable
 
-        for i in todo:
+        async def seed(i: int) -> tuple[str, str, str]:
             for attempt in range(20):  # the server writes too: wait out a busy database
                 try:
-                    self.agents.append(await self.seed_one(ctx, actor, i))
-                    break
+                    return await self.seed_one(ctx, actor, i)
                 except Unavailable:
                     await asyncio.sleep(0.2 * (attempt + 1))
-            else:
-                raise RuntimeError("the database stayed busy: could not seed the agents")
+            raise RuntimeError("the database stayed busy: could not seed the agents")
+
+        # A few at a time: each registration's transaction waits on its commit, and the
+        # ones beside it are written meanwhile.
+        for at in range(0, len(todo), 16):
+            self.agents.extend(await asyncio.gather(*(seed(i) for i in todo[at : at + 16])))
 
     @staticmethod
     async def seed_one(ctx: Any, actor: Any, i: int) -> tuple[str, str, str]:
@@ -463,8 +503,9 @@ class Conductor:
             added, reg_seconds = await self.seed_until(n)
         agents_file = self.workdir / "agents.txt"
         agents_file.write_text("".join(" ".join(a) + "\n" for a in self.agents[:n]))
+        ramp = self.ramp_of(n)
         now = time.monotonic()
-        measure_at = now + 2.0 + self.args.ramp
+        measure_at = now + 2.0 + ramp
         end_at = measure_at + self.args.duration
         host, port = self.url.removeprefix("http://").split(":")
         procs, outs = [], []
@@ -474,7 +515,7 @@ class Conductor:
             cmd = [
                 sys.executable, __file__, "--load", "--agents-file", str(agents_file),
                 "--index", str(i), "--procs", str(self.args.load_procs), "--host", host,
-                "--port", port, "--ramp", str(self.args.ramp), "--measure-at", repr(measure_at),
+                "--port", port, "--ramp", str(ramp), "--measure-at", repr(measure_at),
                 "--end-at", repr(end_at), "--out", str(out),
             ]  # fmt: skip
             procs.append(spawn(cmd))
@@ -491,17 +532,25 @@ class Conductor:
                 ],
                 quiet=True,
             )  # fmt: skip
+        tcp0 = tcp_counters()
         await asyncio.sleep(max(0.0, measure_at - time.monotonic()))
-        pauses0 = await self.pauses()
+        # The window's figures are taken at its edges, before anything that asks the server:
+        # a swamped server answers late, and a late start would shrink the window to nothing.
         server0, busy0, wall0 = process_cpu_seconds(self.pid), machine_busy_seconds(), time.time()
+        system0 = process_user_system_seconds(self.pid)[1]
+        tcp1 = tcp_counters()
         sampling = asyncio.create_task(self.sample(end_at))
+        pausing = asyncio.create_task(self.pauses())
         submitted, operator_errors = await self.operator(measure_at, end_at)
         await asyncio.sleep(max(0.0, end_at - time.monotonic()))
         server_cpu = process_cpu_seconds(self.pid) - server0
+        server_system = process_user_system_seconds(self.pid)[1] - system0
         busy = machine_busy_seconds() - busy0
         wall = time.time() - wall0
+        tcp2 = tcp_counters()
         rss, fds = await sampling
-        pauses = pause_delta(pauses0, await self.pauses())
+        pauses0, pauses1 = await pausing, await self.pauses()
+        pauses = pause_delta(pauses0, pauses1) if pauses0 and pauses1 else {}
         for p in procs:
             p.wait(timeout=120)
         if profiler is not None:
@@ -540,6 +589,8 @@ class Conductor:
             "heartbeats_per_s": len(heartbeats) / wall,
             "errors": errors,
             "server_cpu_pct": 100 * server_cpu / wall,
+            # In the kernel: accepting, reading, writing and closing sockets, epoll, fsync.
+            "server_system_pct": 100 * server_system / wall,
             # Per agent call (heartbeats, long-polls answered, actions): a figure that a busy
             # machine bends less than latency (ADR 0017).
             "server_cpu_us_per_call": 1e6 * server_cpu / max(1, calls),
@@ -548,6 +599,11 @@ class Conductor:
             "load_cpu_pct": 100 * load_cpu / wall,
             "others_cpu_pct": max(0.0, 100 * (busy - server_cpu - load_cpu) / wall),
             "pass": ok,
+            "ramp_seconds": ramp,
+            "ramp_listen_overflows": tcp1["ListenOverflows"] - tcp0["ListenOverflows"],
+            "ramp_syn_retransmits": tcp1["TCPSynRetrans"] - tcp0["TCPSynRetrans"],
+            "listen_overflows": tcp2["ListenOverflows"] - tcp1["ListenOverflows"],
+            "syn_retransmits": tcp2["TCPSynRetrans"] - tcp1["TCPSynRetrans"],
             **pauses,
             "profile": str(profile) if profiler is not None else None,
         }
@@ -578,23 +634,28 @@ def py_spy() -> str:
 
 HEADER = (
     f"{'agents':>7} {'reg/s':>6} {'hb/s':>5} {'polls/s':>7} {'hb p50':>7} {'hb p99':>7} "
-    f"{'act p50':>7} {'act p99':>7} {'errors':>6} {'srv CPU%':>8} {'µs/call':>7} {'RSS MB':>7} "
+    f"{'act p50':>7} {'act p99':>7} {'errors':>6} {'srv CPU%':>8} {'sys%':>5} {'µs/call':>7} "
+    f"{'RSS MB':>7} "
     f"{'fds':>6} "
-    f"{'load CPU%':>9} {'others%':>7} {'full GC':>7} {'GC ms':>6} {'lag>0.1s':>8}  SLO"
+    f"{'load CPU%':>9} {'others%':>7} {'full GC':>7} {'GC ms':>6} {'lag>0.1s':>8} "
+    f"{'acc ovf':>7}  SLO"
 )
 
 
 def row(r: dict[str, Any]) -> str:
+    nan = float("nan")
     reg = r["registered"] / r["register_seconds"] if r["registered"] else float("nan")
     return (
         f"{r['agents']:>7} {reg:>6.0f} {r['heartbeats_per_s']:>5.0f} {r['reopens_per_s']:>7.0f} "
         f"{r['heartbeat_p50_ms']:>7.1f} {r['heartbeat_p99_ms']:>7.1f} {r['action_p50_ms']:>7.1f} "
         f"{r['action_p99_ms']:>7.1f} {sum(r['errors'].values()):>6} {r['server_cpu_pct']:>8.0f} "
+        f"{r.get('server_system_pct', nan):>5.0f} "
         f"{r.get('server_cpu_us_per_call', float('nan')):>7.0f} "
         f"{r['server_rss_mb']:>7.0f} {r['server_fds']:>6} {r['load_cpu_pct']:>9.0f} "
-        f"{r['others_cpu_pct']:>7.0f} {r.get('gc_full_passes', 0):>7} "
-        f"{r.get('gc_full_ms', 0) + r.get('gc_young_ms', 0):>6.0f} "
-        f"{r.get('lag_over_100ms', 0):>8}  {'PASS' if r['pass'] else 'MISS'}"
+        f"{r['others_cpu_pct']:>7.0f} {r.get('gc_full_passes', '?'):>7} "
+        f"{r.get('gc_full_ms', nan) + r.get('gc_young_ms', nan):>6.0f} "
+        f"{r.get('lag_over_100ms', '?'):>8} {r.get('listen_overflows', 0):>7}  "
+        f"{'PASS' if r['pass'] else 'MISS'}"
     )
 
 
@@ -610,7 +671,8 @@ async def conduct(args: argparse.Namespace) -> int:
         f"RLIMIT_NOFILE raised to its hard limit, {fd_limit}, for the server and the "
         f"{args.load_procs} load processes: one node can park at most ~{most} long-polls\n"
         f"SLO: heartbeat p99 < {HEARTBEAT_P99_MS:g} ms, action->agent p99 < {ACTION_P99_MS:g} ms, "
-        f"no errors; {args.duration:g} s per step after a {args.ramp:g} s ramp"
+        f"no errors; {args.duration:g} s per step after a ramp of "
+        + (f"{args.ramp:g} s" if args.ramp is not None else f"N / {args.start_rate:g} s")
     )
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="opstage-fleet-") as tmp:
@@ -626,6 +688,13 @@ async def conduct(args: argparse.Namespace) -> int:
                 print(row(result), flush=True)
                 if result["errors"]:
                     print(f"        errors: {result['errors']}", flush=True)
+                if result["ramp_listen_overflows"]:
+                    print(
+                        f"        ramp ({result['ramp_seconds']:.0f} s): "
+                        f"{result['ramp_listen_overflows']} listen-queue overflows, "
+                        f"{result['ramp_syn_retransmits']} SYNs resent",
+                        flush=True,
+                    )
                 if not result["pass"] and not args.keep_going:
                     break
                 if args.keep_going and n >= args.listed[-1]:
@@ -665,7 +734,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", dest="steps_text", default="1000,5000,10000,20000")
     parser.add_argument("--duration", type=float, default=60.0)
-    parser.add_argument("--ramp", type=float, default=20.0)
+    parser.add_argument(
+        "--start-rate",
+        type=float,
+        default=250.0,
+        help="agents started per second in a step's ramp (default 250: N agents ramp N/250 s)",
+    )
+    parser.add_argument(
+        "--ramp", type=float, default=None, help="a fixed ramp in seconds for every step instead"
+    )
     parser.add_argument("--load-procs", type=int, default=3)
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument(
