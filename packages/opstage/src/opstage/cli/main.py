@@ -101,6 +101,7 @@ def serve(host: str | None, port: int | None, dev: bool | None, migrate: bool) -
 
     from opstage import logs
     from opstage.api.http_protocol import DeadlineHttpProtocol
+    from opstage.cli.open_files import WARN_BELOW_AGENTS, agents_within, raise_open_files_limit
     from opstage.server import create_server_app
     from opstage.store.engine import engine_kind
     from opstage.store.migrate import upgrade
@@ -123,11 +124,26 @@ def serve(host: str | None, port: int | None, dev: bool | None, migrate: bool) -
             "behind an HTTPS proxy, or set OPSTAGE_COOKIE_SECURE=false on a trusted network.",
             url,
         )
+    open_files = raise_open_files_limit()
+    if agents_within(open_files) < WARN_BELOW_AGENTS:
+        logging.getLogger("opstage").warning(
+            "the open-file limit is %d, so this node can hold at most ~%d connected agents "
+            "(each parks a long-poll on a socket of its own). Raise the hard limit: "
+            "`ulimit -Hn 65536` before starting, or LimitNOFILE=65536 in a systemd unit.",
+            open_files,
+            agents_within(open_files),
+        )
     if migrate:
         upgrade(settings.database_url)
     app = create_server_app(settings)
     emit(
-        {"version": __version__, "url": url, "database": kind, "devMode": settings.dev_mode},
+        {
+            "version": __version__,
+            "url": url,
+            "database": kind,
+            "devMode": settings.dev_mode,
+            "openFilesLimit": open_files,
+        },
         None,
     )
     if not wants_json():
