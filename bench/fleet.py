@@ -72,7 +72,6 @@ RESULT_BODY = (
     b'"finishedAt":"2026-01-01T00:00:00.000Z"}'
 )
 SERVER_ENV = {"OPSTAGE_ACCESS_LOG": "false", "OPSTAGE_LOG_LEVEL": "WARNING"}
-FD_HEADROOM = 200  # the server's own files, database, listening socket, heartbeats in flight
 PROFILE_DIR = BENCH / "results"
 
 
@@ -267,10 +266,10 @@ def load_main(args: argparse.Namespace) -> None:
 
 # --- the conductor -----------------------------------------------------------------------------
 def raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    # The server's own rule (ADR 0020), so the bench's processes get what `opstage serve` gets.
+    from opstage.cli.open_files import raise_open_files_limit
+
+    return raise_open_files_limit()
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -663,7 +662,9 @@ async def conduct(args: argparse.Namespace) -> int:
     from opstage_testing.server import ServerProcess
 
     fd_limit = raise_fd_limit()
-    most = fd_limit - FD_HEADROOM
+    from opstage.cli.open_files import agents_within
+
+    most = agents_within(fd_limit)
     load_ave = os.getloadavg()
     print(
         f"Opstage fleet bench  {time.strftime('%Y-%m-%d %H:%M:%S')}  {os.cpu_count()} CPU, "
